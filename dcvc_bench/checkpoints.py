@@ -1,0 +1,100 @@
+"""Checkpoint names and metadata sidecars. Pure Python: readable without torch.
+
+Names follow the DCVC convention (shared/DESIGN.md)::
+
+    model_dcvc_lambda_{lambda:.1f}_quality_{q}_stage_{s}_{kind}.pth
+
+The names carry no GOP size, so the GOP steps of a stage share one ``latest``. To tell
+them apart every checkpoint stores ``step_id`` (``s1g3``, ``s4g7-opt``) and ``gop_size``,
+and the writer puts a JSON *sidecar* next to it (``<name>.pth.json``) with the same
+metadata, so the runner, ``status`` and the TUI can read a checkpoint's state without
+importing torch. The sidecar records the size and mtime of the ``.pth`` it describes;
+:func:`read_meta` rejects a sidecar that does not match its file (a crash between the
+two atomic replaces), and callers then fall back to loading the checkpoint itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+KINDS = ("latest", "best", "best_ema", "global_best", "final")
+SIDECAR_SUFFIX = ".json"
+
+
+def checkpoint_name(lambda_value: float, quality_index: int, stage: int, kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
+    return f"model_dcvc_lambda_{float(lambda_value):.1f}_quality_{int(quality_index)}_stage_{int(stage)}_{kind}.pth"
+
+
+def checkpoint_path(checkpoint_dir: str | os.PathLike[str], lambda_value: float,
+                    quality_index: int, stage: int, kind: str) -> Path:
+    return Path(checkpoint_dir) / checkpoint_name(lambda_value, quality_index, stage, kind)
+
+
+def sidecar_path(pth: str | os.PathLike[str]) -> Path:
+    return Path(str(pth) + SIDECAR_SUFFIX)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, replace,
+    fsync the folder. A reader sees the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def write_sidecar(pth: str | os.PathLike[str], meta: dict[str, Any]) -> None:
+    """Describe the checkpoint file that now exists at ``pth`` (call after replacing it)."""
+    st = os.stat(pth)
+    atomic_write_json(sidecar_path(pth), {**meta, "file_size": st.st_size,
+                                          "file_mtime_ns": st.st_mtime_ns})
+
+
+def read_meta(pth: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Metadata of a checkpoint from its sidecar, or None when the checkpoint is missing,
+    the sidecar is missing/unreadable, or the sidecar describes another version of it."""
+    try:
+        st = os.stat(pth)
+        meta = json.loads(sidecar_path(pth).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("file_size") != st.st_size or meta.get("file_mtime_ns") != st.st_mtime_ns:
+        return None
+    return meta
