@@ -1,0 +1,82 @@
+"""The one checkpoint writer and loader.
+
+Writes are atomic (temp file in the same folder, fsync, ``os.replace``) and followed by a
+JSON sidecar (see :mod:`dcvc_bench.checkpoints`). Loads use ``weights_only=True``: a
+checkpoint is data, never code, and one that carries a pickled callable is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dcvc_bench.checkpoints import fsync_dir, write_sidecar
+from dcvc_bench.errors import UserError
+
+#: Keys of the seed protocol's checkpoints plus the ones dcvc-bench adds.
+REQUIRED_KEYS = ("epoch", "model_state_dict", "optimizer_state_dict", "loss", "best_loss",
+                 "global_best_loss", "stage", "quality_index", "lambda_value",
+                 "ema_state_dict", "scheduler_state_dict", "is_finetuning", "gop_size",
+                 "step_id", "rng_state")
+
+#: Sidecar fields copied from the checkpoint (everything the control plane needs).
+META_KEYS = ("epoch", "epochs", "loss", "best_loss", "global_best_loss", "stage", "gop_size",
+             "step_id", "lambda_value", "quality_index", "finished", "kind", "lr",
+             "model_preset")
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Atomically write ``state`` to ``path`` and its sidecar. Returns the path."""
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state is missing {missing}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    write_sidecar(path, {k: state.get(k) for k in META_KEYS})
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], flag: str = "--resume") -> dict[str, Any]:
+    """Load a checkpoint as data. Errors are one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{flag}: checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{flag}: {path} carries pickled objects that weights_only loading "
+                        f"refuses ({first[:160]}); dcvc-bench never runs code from a "
+                        "checkpoint — re-save it as plain tensors") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"{flag}: {path} is not a readable checkpoint "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
+                        "it may be truncated — use another one") from None
+    if not isinstance(state, dict) or "model_state_dict" not in state:
+        raise UserError(f"{flag}: {path} has no model_state_dict; it is not a dcvc-bench/DCVC checkpoint")
+    return state
+
+
+def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model's state dict, without a DDP/compile prefix if one slipped in."""
+    weights = state["model_state_dict"]
+    for prefix in ("module.", "_orig_mod."):
+        if weights and all(k.startswith(prefix) for k in weights):
+            weights = {k[len(prefix):]: v for k, v in weights.items()}
+    return weights

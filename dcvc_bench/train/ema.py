@@ -1,0 +1,51 @@
+"""Exponential moving average of the model's floating-point parameters.
+
+Created AFTER the weights are loaded (the reference script built it before, so its EMA
+tracked the random initialisation). Its state is a plain dict of tensors, so it lives in
+the checkpoint next to the model and loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+
+class EMA:
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()
+                       if p.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.num_updates += 1
+        for name, p in model.named_parameters():
+            if name in self.shadow:
+                self.shadow[name].lerp_(p.detach(), 1.0 - self.decay)
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "num_updates": self.num_updates,
+                "shadow": {n: t.clone() for n, t in self.shadow.items()}}
+
+    def load_state_dict(self, state: dict) -> bool:
+        """Load a saved EMA; False (and nothing changed) if it belongs to another model."""
+        shadow = state.get("shadow") if isinstance(state, dict) else None
+        if not shadow or shadow.keys() != self.shadow.keys() or any(
+                shadow[n].shape != t.shape for n, t in self.shadow.items()):
+            return False
+        for n, t in shadow.items():
+            self.shadow[n].copy_(t)
+        self.num_updates = int(state.get("num_updates", 0))
+        return True
+
+    def averaged_copy(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A copy of ``model`` carrying the averaged weights (buffers copied as they are)."""
+        averaged = copy.deepcopy(model)
+        with torch.no_grad():
+            for name, p in averaged.named_parameters():
+                if name in self.shadow:
+                    p.copy_(self.shadow[name])
+        return averaged
