@@ -1,0 +1,157 @@
+"""Run-folder paths and the `accelerate launch` command line of a step. Pure Python.
+
+Commands are argv lists, never shell strings; ``shlex.join(argv)`` is only for display
+(``plan`` prints it so a user can copy a step and run it by hand).
+
+Trainer flags are rendered from ``{name: value}``: ``None`` is left out, a float keeps
+its exact ``repr``, and booleans follow the trainer's argparse: the flags in
+:data:`NEGATABLE_FLAGS` are ``BooleanOptionalAction`` (``--use_ema`` / ``--no-use_ema``);
+every other boolean is a ``store_true`` switch, passed only when true.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from dcvc_bench.checkpoints import checkpoint_name
+from dcvc_bench.curriculum.schema import Curriculum
+from dcvc_bench.curriculum.steps import StartKind, Step
+
+NEGATABLE_FLAGS = frozenset({"i_frame_pretrained", "use_scheduler", "use_ema", "evaluate_both"})
+RUN_FLAGS = ("checkpoint_dir", "events_file", "resume", "load_pretrained", "force_learning_rate")
+"""Trainer flags that depend on the run folder and on how a step starts: the runner adds them."""
+
+TRAINER_MODULE = "dcvc_bench.train"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where things live in a run folder (shared/DESIGN.md). Relative paths stay relative
+    to the current directory, as in the curriculum; the runner launches steps from it."""
+
+    run_dir: Path
+    data_dirs: tuple[Path, Path]  # (train, val) clip folders the steps read
+
+    @property
+    def frozen_curriculum(self) -> Path:
+        return self.run_dir / "curriculum.toml"
+
+    def checkpoints_dir(self, track: str) -> Path:
+        return self.run_dir / "checkpoints" / track
+
+    def step_dir(self, step_id: str) -> Path:
+        return self.run_dir / "steps" / step_id
+
+    def events_file(self, step_id: str) -> Path:
+        return self.step_dir(step_id) / "events.jsonl"
+
+    def stdout_log(self, step_id: str) -> Path:
+        return self.step_dir(step_id) / "stdout.log"
+
+    def final_checkpoint(self, step_id: str) -> Path:
+        """Where the runner archives a finished step's ``final`` checkpoint: the GOP steps
+        of a stage share one ``latest``, so the next step resumes from this copy."""
+        return self.step_dir(step_id) / "final.pth"
+
+
+def run_paths(cur: Curriculum) -> RunPaths:
+    """The run folder layout; synthetic clips live in ``<run_dir>/data/{train,val}``."""
+    run_dir = cur.run_dir
+    if cur.data.synthetic is not None:
+        data_dirs = (run_dir / "data" / "train", run_dir / "data" / "val")
+    else:
+        assert cur.data.train_dir is not None and cur.data.val_dir is not None
+        data_dirs = (Path(cur.data.train_dir), Path(cur.data.val_dir))
+    return RunPaths(run_dir=run_dir, data_dirs=data_dirs)
+
+
+def planned_run_flags(cur: Curriculum, step: Step, steps: Sequence[Step]) -> dict[str, object]:
+    """The run-dependent flags of ``step`` on a fresh run folder (its ``planned_start``):
+
+    - fresh: none beyond the checkpoint folder and events file;
+    - previous stage's best: ``--load_pretrained`` (weights only, fresh optimizer);
+    - GOP increase / GOP optimisation: ``--resume`` the previous step's archived final
+      checkpoint and ``--force_learning_rate`` the reset LR.
+    """
+    paths = run_paths(cur)
+    flags: dict[str, object] = {"checkpoint_dir": str(paths.checkpoints_dir(step.track)),
+                                "events_file": str(paths.events_file(step.id))}
+    start = step.planned_start
+    if start is StartKind.PREVIOUS_STAGE_BEST:
+        assert step.previous_stage is not None
+        best = checkpoint_name(step.lambda_value, step.quality_index, step.previous_stage, "best")
+        flags["load_pretrained"] = str(paths.checkpoints_dir(step.track) / best)
+    elif start is StartKind.STAGE_LATEST_LR_RESET:
+        flags["resume"] = str(paths.final_checkpoint(previous_step(step, steps).id))
+        flags["force_learning_rate"] = step.reset_learning_rate
+    return flags
+
+
+def previous_step(step: Step, steps: Sequence[Step]) -> Step:
+    """The step before ``step`` in its track (the one whose weights it continues)."""
+    before = [s for s in steps if s.track == step.track and s.index < step.index]
+    if not before:
+        raise ValueError(f"step {step.id} has no previous step in track {step.track}")
+    return max(before, key=lambda s: s.index)
+
+
+def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object],
+                    python: Optional[str] = None, *, gpu_ids: Optional[Sequence[int]] = None,
+                    cpu_threads: Optional[int] = None) -> list[str]:
+    """``accelerate launch <accelerate flags> -m dcvc_bench.train <trainer flags>``.
+
+    ``python``: launch accelerate as ``python -m accelerate.commands.launch`` with that
+    interpreter (accelerate then starts the trainer with the same one) instead of the
+    ``accelerate`` found on PATH. ``gpu_ids`` and ``cpu_threads`` override the
+    curriculum's settings (tracks run in parallel get one GPU and a share of the CPUs each).
+
+    Every launcher setting is passed explicitly: accelerate warns about each default it
+    fills in, and a bare launch sets ``OMP_NUM_THREADS=1``, which makes CPU training
+    several times slower — hence ``--num_cpu_threads_per_process`` always (default: the
+    available CPUs divided by the processes).
+    """
+    overlap = set(run_flags) & set(step.train_flags)
+    if overlap:
+        raise ValueError(f"run flags {sorted(overlap)} are already set by the curriculum")
+    acc = cur.accelerate
+    threads = cpu_threads or acc.cpu_threads_per_process or max(1, available_cpus() // acc.num_processes)
+    gpus = list(gpu_ids) if gpu_ids is not None else acc.gpu_ids
+    argv = [python, "-m", "accelerate.commands.launch"] if python else ["accelerate", "launch"]
+    argv += ["--num_processes", str(acc.num_processes), "--num_machines", "1",
+             "--mixed_precision", acc.mixed_precision, "--dynamo_backend", "no",
+             "--num_cpu_threads_per_process", str(threads)]
+    if gpus:
+        argv += ["--gpu_ids", ",".join(str(g) for g in gpus)]
+    if acc.device == "cpu":
+        argv.append("--cpu")
+    elif acc.num_processes > 1:
+        argv.append("--multi_gpu")
+    argv += ["-m", TRAINER_MODULE, *render_flags(step.train_flags), *render_flags(run_flags)]
+    return argv
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a Slurm allocation), not
+    every core of the machine: more threads than that only oversubscribe."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def render_flags(flags: Mapping[str, object]) -> list[str]:
+    """``{name: value}`` -> ``["--name", "value", ...]`` (see the module docstring)."""
+    argv: list[str] = []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            if name in NEGATABLE_FLAGS:
+                argv.append(f"--{name}" if value else f"--no-{name}")
+            elif value:
+                argv.append(f"--{name}")
+            continue
+        argv += [f"--{name}", repr(value) if isinstance(value, float) else str(value)]
+    return argv

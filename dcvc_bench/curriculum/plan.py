@@ -1,0 +1,89 @@
+"""What `dcvc-bench plan` shows: one row per step, as a rich table, plain commands or JSON.
+
+Pure functions of the curriculum; the CLI adds the run folder's status per step (from the
+ledger) through the ``statuses`` arguments. rich is imported only when a table is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+
+from dcvc_bench.curriculum.command import accelerate_argv, planned_run_flags
+from dcvc_bench.curriculum.expand import step_config_hash
+from dcvc_bench.curriculum.schema import Curriculum
+from dcvc_bench.curriculum.steps import StartKind, Step
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def describe_start(step: Step, kind: Optional[StartKind] = None) -> str:
+    """How a step starts, in words. ``kind`` defaults to the fresh-folder plan; the runner
+    passes its actual decision (e.g. ``RESUME_OWN_LATEST`` after an interruption)."""
+    kind = step.planned_start if kind is None else kind
+    if kind is StartKind.FRESH:
+        return "fresh (random init)"
+    if kind is StartKind.PREVIOUS_STAGE_BEST:
+        return f"stage {step.previous_stage}'s best (weights only, fresh optimizer)"
+    if kind is StartKind.STAGE_LATEST_LR_RESET:
+        return f"stage {step.stage} latest + LR reset to {step.reset_learning_rate!r}"
+    return "resume own latest (same epoch counter, optimizer, LR)"
+
+
+def plan_rows(cur: Curriculum, steps: Sequence[Step]) -> list[dict[str, Any]]:
+    """One JSON-ready dict per step, with the exact command of a fresh run folder."""
+    rows = []
+    for step in steps:
+        argv = accelerate_argv(cur, step, planned_run_flags(cur, step, steps))
+        rows.append({
+            "id": step.id,
+            "index": step.index,
+            "track": step.track,
+            "stage": step.stage,
+            "gop": step.gop,
+            "gop_opt": step.gop_opt,
+            "lambda": step.lambda_value,
+            "quality_index": step.quality_index,
+            "epochs": step.epochs,
+            "start": step.planned_start.value,
+            "start_description": describe_start(step),
+            "config_hash": step_config_hash(cur, step),
+            "argv": argv,
+            "command": shlex.join(argv),
+        })
+    return rows
+
+
+def render_plan_table(rows: Sequence[Mapping[str, Any]], statuses: Optional[Mapping[str, str]] = None) -> Table:
+    """The steps as a table; a ``status`` column when ``statuses`` (step id -> text) is given.
+    Commands are too long for a table cell: print :func:`render_plan_commands` below it."""
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} steps", title_justify="left")
+    for header, justify in (("#", "right"), ("step", "left"), ("stage", "right"), ("GOP", "right"),
+                            ("λ", "right"), ("epochs", "right"), ("starts from", "left")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    if statuses is not None:
+        table.add_column("status")
+    for row in rows:
+        gop = f"{row['gop']} opt" if row["gop_opt"] else str(row["gop"])
+        cells = [str(row["index"] + 1), row["id"], str(row["stage"]), gop, f"{row['lambda']:g}",
+                 str(row["epochs"]), row["start_description"]]
+        if statuses is not None:
+            cells.append(statuses.get(row["id"], ""))
+        table.add_row(*cells)
+    return table
+
+
+def render_plan_commands(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Each step's command on one line under a ``# id: how it starts`` comment: valid
+    shell text, copyable as is (print it without rich's wrapping)."""
+    return "\n".join(f"# {row['id']}: {row['start_description']}\n{row['command']}" for row in rows)
+
+
+def plan_json(rows: Sequence[Mapping[str, Any]], statuses: Optional[Mapping[str, str]] = None) -> str:
+    """The rows as a JSON array (``status`` added per row when ``statuses`` is given)."""
+    out = [dict(row, status=statuses.get(row["id"])) if statuses is not None else dict(row) for row in rows]
+    return json.dumps(out, indent=2)
