@@ -301,13 +301,16 @@ class DCVC(CompressionModel):
         """Quantise ``y`` and compute its likelihoods under the Gaussian whose (means,
         scales) come from ``hyper_params`` and the masked spatial context.
 
-        CompressAI's mbt2018 convention: uniform noise while training, rounding in eval.
-        Returns (y_hat, likelihoods).
+        CompressAI's mbt2018 convention: the context model sees ``y`` with uniform noise
+        (training) or rounded (eval); the decoder gets GaussianConditional's output, which
+        in eval is ``round(y - mean) + mean`` — exactly what a real decoder reconstructs
+        from the symbols, so estimation and real coding decode the same latent.
+        Returns (y_hat for the decoder, likelihoods).
         """
-        y_hat = gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
-        params = entropy_parameters(torch.cat((hyper_params, context_prediction(y_hat)), dim=1))
+        y_ctx = gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
+        params = entropy_parameters(torch.cat((hyper_params, context_prediction(y_ctx)), dim=1))
         means_hat, scales_hat = params.chunk(2, dim=1)
-        _, y_likelihoods = gaussian_conditional(y, scales_hat, means=means_hat)
+        y_hat, y_likelihoods = gaussian_conditional(y, scales_hat, means=means_hat)
         return y_hat, y_likelihoods
 
     def forward(self, ref: Tensor, x: Tensor) -> dict:

@@ -27,7 +27,7 @@ REQUIRED_KEYS = ("epoch", "model_state_dict", "optimizer_state_dict", "loss", "b
 #: Sidecar fields copied from the checkpoint (everything the control plane needs).
 META_KEYS = ("epoch", "epochs", "loss", "best_loss", "global_best_loss", "stage", "gop_size",
              "step_id", "lambda_value", "quality_index", "finished", "kind", "lr",
-             "model_preset")
+             "model_preset", "i_frame")
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:

@@ -271,6 +271,10 @@ class Trainer:
             "is_finetuning": bool(a.stage4_gop_opt), "gop_size": a.gop_size,
             "step_id": self.phase, "rng_state": self._rng_state(), "finished": finished,
             "kind": kind, "lr": self.lr, "model_preset": a.model_preset,
+            # How frame 0 of each GOP is coded: evaluation rebuilds the same I-frame codec.
+            "i_frame": {"type": a.i_frame_type, "model_name": a.i_frame_model_name,
+                        "quality": a.i_frame_quality, "pretrained": a.i_frame_pretrained,
+                        "checkpoint": a.i_frame_checkpoint},
         }
 
     def save(self, kind: str, loss: float, finished: bool = False,
