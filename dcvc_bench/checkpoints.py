@@ -40,6 +40,14 @@ def sidecar_path(pth: str | os.PathLike[str]) -> Path:
     return Path(str(pth) + SIDECAR_SUFFIX)
 
 
+def default_file_mode() -> int:
+    """The mode a plain ``open()`` would give (0666 minus the umask); mkstemp uses 0600,
+    which would hide run folders from colleagues on a shared machine."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, replace,
     fsync the folder. A reader sees the old file or the new one, never a torn one."""
@@ -51,6 +59,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from dcvc_bench.checkpoints import fsync_dir, write_sidecar
+from dcvc_bench.checkpoints import default_file_mode, fsync_dir, write_sidecar
 from dcvc_bench.errors import UserError
 
 #: Keys of the seed protocol's checkpoints plus the ones dcvc-bench adds.
@@ -43,6 +43,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
             torch.save(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

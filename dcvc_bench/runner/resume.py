@@ -1,0 +1,291 @@
+"""Resume decisions: for each step, skip it or say exactly how it starts, and why.
+
+Pure functions of (the ordered steps, the ledger, what is on disk): no subprocess, no
+writes, no torch; the checkpoints are read through their JSON sidecars. `run` decides
+again right before launching each step (earlier steps have produced their checkpoints by
+then); `plan` and `status` show the same decisions as "what the next run would do".
+
+The rules (shared/DESIGN.md, "Resume rules"):
+
+- SKIP: the ledger says done with the same config hash and the step's archived final
+  (``steps/<id>/final.pth``) is on disk, intact. A step whose end the runner did not get
+  to record (killed between the trainer's last write and the ledger's) is recognised from
+  its ``final`` checkpoint and skipped too.
+- RESUME_OWN_LATEST: the step started with this config and did not finish, and the
+  stage's ``latest`` was written by it (sidecar ``step_id`` = the step's phase id, not
+  finished): ``--resume`` it, no LR reset. A ``latest`` whose sidecar does not match the
+  file cannot be attributed to a step and is not resumed (the decision says so).
+- Otherwise the step's planned start: FRESH; PREVIOUS_STAGE_BEST (``--load_pretrained``
+  the previous stage's best, or the archived final of that stage's last step);
+  STAGE_LATEST_LR_RESET (``--resume`` the previous step's archived final with
+  ``--force_learning_rate`` the reset LR).
+- A step that runs makes every later step of its track run too (their inputs change);
+  a step whose config hash changed loses its history. Other tracks are untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from dcvc_bench.checkpoints import checkpoint_path, read_meta
+from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, previous_step
+from dcvc_bench.curriculum import step_config_hash
+from dcvc_bench.runner.ledger import UNFINISHED, Ledger, StepRecord
+
+#: Names shown for config keys when a change is explained.
+_KEY_NAMES = {"lambda_value": "lambda", "gop_size": "gop", "quality_index": "quality"}
+#: Keys explained first (the ones a user edits most).
+_KEY_ORDER = ("lambda_value", "quality_index", "epochs", "gop_size", "learning_rate",
+              "reset_learning_rate", "batch_size", "crop_size")
+
+
+class Action(str, Enum):
+    SKIP = "skip"
+    RUN = "run"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A step's resolved configuration: its hash (stored in the ledger and compared) and
+    the readable flags behind it (stored too, to explain a change key by key)."""
+
+    hash: str
+    config: dict[str, Any]
+
+
+def fingerprint(cur: Curriculum, step: Step) -> Fingerprint:
+    config = {**step.train_flags, "reset_learning_rate": step.reset_learning_rate}
+    if cur.data.synthetic is not None:
+        config.update({f"synthetic.{k}": v for k, v in cur.data.synthetic.model_dump().items()})
+    return Fingerprint(step_config_hash(cur, step), config)
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """A checkpoint file as seen through its sidecar. ``meta`` is None when the file is
+    missing or its sidecar is missing or describes another version of the file."""
+
+    path: Path
+    exists: bool
+    meta: dict[str, Any] | None
+
+    @property
+    def unknown(self) -> bool:
+        """The file is there but nothing trustworthy says which step wrote it."""
+        return self.exists and self.meta is None
+
+    def written_by(self, step: Step) -> bool:
+        return self.meta is not None and self.meta.get("step_id") == step.phase_id
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.meta and self.meta.get("finished"))
+
+
+def probe(path: str | Path) -> CheckpointState:
+    path = Path(path)
+    return CheckpointState(path, path.is_file(), read_meta(path))
+
+
+def stage_checkpoint(paths: RunPaths, step: Step, stage: int, kind: str) -> Path:
+    return checkpoint_path(paths.checkpoints_dir(step.track), step.lambda_value,
+                           step.quality_index, stage, kind)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the runner does with one step, and why (both shown to users)."""
+
+    step: Step
+    action: Action
+    reason: str
+    start: StartKind | None = None
+    #: ``resume`` / ``load_pretrained`` / ``force_learning_rate`` for this start.
+    start_flags: dict[str, Any] = field(default_factory=dict)
+    #: Something on disk that could not be used, said plainly.
+    note: str = ""
+    #: What the start needs that is not on disk and no earlier step will write.
+    missing: str | None = None
+    #: The ledger record belongs to an older config or lineage: reset it before running.
+    stale: bool = False
+    #: A finished step that the ledger did not record as done: record it now.
+    recovered: bool = False
+    #: ... after archiving this ``final`` checkpoint (None: the archive is in place).
+    recovered_from: Path | None = None
+
+    def run_flags(self, paths: RunPaths) -> dict[str, Any]:
+        """All run-dependent trainer flags of this start (see curriculum RUN_FLAGS)."""
+        return {"checkpoint_dir": str(paths.checkpoints_dir(self.step.track)),
+                "events_file": str(paths.events_file(self.step.id)), **self.start_flags}
+
+    def how(self) -> str:
+        """How the step starts, in words, naming the checkpoint it starts from."""
+        assert self.start is not None
+        source = self.start_flags.get("resume") or self.start_flags.get("load_pretrained")
+        if self.start is StartKind.FRESH or source is None:
+            return "fresh (random init)"
+        path = Path(source)
+        name = f"{path.parent.name}'s archived final" if path.name == "final.pth" else path.name
+        if self.start is StartKind.RESUME_OWN_LATEST:
+            return f"resume its own latest {name} (same epoch counter, optimizer, LR)"
+        if self.start is StartKind.PREVIOUS_STAGE_BEST:
+            return f"load {name} (weights only, fresh optimizer)"
+        return f"{name} (weights + optimizer) with the LR reset to {self.start_flags['force_learning_rate']:g}"
+
+    def describe(self) -> str:
+        """The next action in words: ``skip (done)``, ``run (why): how it starts``."""
+        if self.action is Action.SKIP:
+            return f"skip ({self.reason})"
+        text = f"run ({self.reason}): {self.how()}"
+        if self.note:
+            text += f"; note: {self.note}"
+        if self.missing:
+            text += f"; cannot start: missing {self.missing}"
+        return text
+
+
+def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
+           fingerprints: Mapping[str, Fingerprint]) -> list[Decision]:
+    """One decision per step, in order (see the module docstring for the rules)."""
+    first_run: dict[str, str] = {}  # track -> id of its first step that runs
+    will_run: set[str] = set()      # ids of the earlier steps that run
+
+    decisions: list[Decision] = []
+    for step in steps:
+        record = ledger.get(step.id)
+        fp = fingerprints[step.id]
+        upstream = first_run.get(step.track)
+        if upstream is None:
+            skip = _finished(step, record, fp, paths)
+            if skip is not None:
+                decisions.append(skip)
+                continue
+            first_run[step.track] = step.id
+        reason, stale = _why(step, record, fp, upstream, paths)
+        own = None if stale else _own_latest(step, record, fp, paths)
+        if own is not None and own.written_by(step) and not own.finished:
+            decision = Decision(step, Action.RUN, reason, StartKind.RESUME_OWN_LATEST,
+                                {"resume": str(own.path)})
+        else:
+            note = ""
+            if own is not None and own.unknown:
+                note = (f"{own.path.name} cannot be resumed: its sidecar does not match the file, so "
+                        "which step wrote it is unknown; the step starts over")
+            start, flags, missing, fallback = _planned_start(step, steps, paths, will_run)
+            decision = Decision(step, Action.RUN, reason, start, flags,
+                                "; ".join(n for n in (note, fallback) if n), missing, stale)
+        decisions.append(decision)
+        will_run.add(step.id)
+    return decisions
+
+
+def _finished(step: Step, record: StepRecord | None, fp: Fingerprint,
+              paths: RunPaths) -> Decision | None:
+    """A SKIP decision when the step is finished with this config, else None."""
+    if record is None or record.config_hash != fp.hash:
+        return None
+    archive = probe(paths.final_checkpoint(step.id))
+    archived = archive.written_by(step) and archive.finished
+    if record.status == "done" and archived:
+        return Decision(step, Action.SKIP, "done")
+    if record.status not in UNFINISHED or record.started_at is None:
+        return None
+    # The trainer finished, the runner was killed before recording it.
+    if archived and archive.meta.get("config_hash") == fp.hash \
+            and archive.meta.get("started_at") == record.started_at:
+        return Decision(step, Action.SKIP, "done (recorded now from its archived final)", recovered=True)
+    final = probe(stage_checkpoint(paths, step, step.stage, "final"))
+    if final.written_by(step) and final.finished \
+            and final.meta.get("file_mtime_ns", 0) >= record.started_at * 1e9:
+        return Decision(step, Action.SKIP, "done (recorded now from its final checkpoint)",
+                        recovered=True, recovered_from=final.path)
+    return None
+
+
+def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: str | None,
+         paths: RunPaths) -> tuple[str, bool]:
+    """Why the step runs, and whether its ledger record is stale (older config/lineage)."""
+    if record is not None and record.config_hash not in (None, fp.hash):
+        return f"config changed ({explain_change(record.config, fp.config)})", True
+    if upstream is not None and record is not None and (record.status != "pending" or record.attempts):
+        return f"an earlier step of this track re-runs ({upstream})", True
+    if record is None or record.config_hash is None:
+        return (f"not run yet ({record.message})" if record and record.message else "not run yet"), False
+    if record.status == "done":
+        archive = paths.final_checkpoint(step.id)
+        what = "is missing" if not archive.is_file() else "does not match its sidecar"
+        return f"done, but its archived final {archive} {what}", True
+    if record.status == "pending":
+        return "not run yet", False
+    at = f" at epoch {record.epochs_done}/{record.epochs or step.epochs}"
+    return f"{record.status}{at}" + (f": {record.message}" if record.message else ""), False
+
+
+def _own_latest(step: Step, record: StepRecord | None, fp: Fingerprint,
+                paths: RunPaths) -> CheckpointState | None:
+    """The stage's latest when the step may continue from it (it started with this config
+    and did not finish), else None."""
+    if record is None or record.config_hash != fp.hash or record.status not in UNFINISHED:
+        return None
+    return probe(stage_checkpoint(paths, step, step.stage, "latest"))
+
+
+def _planned_start(step: Step, steps: Sequence[Step], paths: RunPaths,
+                   will_run: set[str]) -> tuple[StartKind, dict[str, Any], str | None, str]:
+    """(start kind, its flags, what is missing, a note on a fallback used). A checkpoint
+    that an earlier step of this run will write counts as there."""
+    start = step.planned_start
+    if start is StartKind.FRESH:
+        return start, {}, None, ""
+    if start is StartKind.STAGE_LATEST_LR_RESET:
+        before = previous_step(step, steps)
+        archive = paths.final_checkpoint(before.id)
+        flags = {"resume": str(archive), "force_learning_rate": step.reset_learning_rate}
+        ok = before.id in will_run or archive.is_file()
+        return start, flags, None if ok else f"{archive} (the archived final of {before.id})", ""
+    assert step.previous_stage is not None
+    best = stage_checkpoint(paths, step, step.previous_stage, "best")
+    last = _last_step_of_stage(step, steps, step.previous_stage)
+    if best.is_file() or (last is not None and last.id in will_run):
+        return start, {"load_pretrained": str(best)}, None, ""
+    if last is not None:
+        archive = paths.final_checkpoint(last.id)
+        if archive.is_file():
+            return start, {"load_pretrained": str(archive)}, None, \
+                f"{best.name} is missing; loading the archived final of {last.id} instead"
+        missing = f"{best} (stage {step.previous_stage}'s best) and {archive} (the archived final of {last.id})"
+    else:
+        missing = f"{best} (stage {step.previous_stage}'s best; put it into {best.parent})"
+    return start, {"load_pretrained": str(best)}, missing, ""
+
+
+def _last_step_of_stage(step: Step, steps: Sequence[Step], stage: int) -> Step | None:
+    candidates = [s for s in steps if s.track == step.track and s.stage == stage and s.index < step.index]
+    return candidates[-1] if candidates else None
+
+
+def explain_change(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:
+    """``lambda 2048→1024, epochs 10→12`` for the keys that differ (``+N more``)."""
+    if not old:
+        return "the ledger does not say what it was before"
+    keys = [k for k in (*old, *(k for k in new if k not in old)) if old.get(k) != new.get(k)]
+    keys.sort(key=lambda k: (_KEY_ORDER.index(k) if k in _KEY_ORDER else len(_KEY_ORDER)))
+    if not keys:
+        return "settings outside the trainer flags"
+    parts = [f"{_KEY_NAMES.get(k, k)} {_show(old.get(k))}→{_show(new.get(k))}" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"+{len(keys) - limit} more")
+    return ", ".join(parts)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

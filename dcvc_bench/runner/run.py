@@ -1,0 +1,506 @@
+"""`dcvc-bench run`: execute a curriculum's steps in order, surviving any crash.
+
+Order of business: take the run folder's lock; freeze the curriculum; write the synthetic
+clips if the curriculum asks for them; expand the steps; close what a killed runner left
+open (a "running" step whose runner is gone is interrupted; a trainer that outlived its
+runner is asked to stop and save); decide every step (:mod:`~dcvc_bench.runner.resume`),
+forgetting the history of steps whose config or lineage changed; then run the tracks —
+one after another, or in parallel with one GPU each (``--gpus``).
+
+Each step is decided again right before it starts, so it sees what the steps before it
+wrote. Failures: a crash is retried from the step's own latest checkpoint up to
+``failure.retries`` times; a divergence is rolled back to the own latest with the LR
+times ``failure.divergence_lr_factor``, up to ``failure.divergence_retries`` times; then
+the track stops and the summary says which step, why, and what to do. Ctrl-C asks the
+running steps to save and stop (a second Ctrl-C kills them) and exits 130.
+
+Every state change is in the ledger before it matters, so a SIGKILL of everything at any
+moment leaves a folder that the next `run` completes without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from dcvc_bench.checkpoints import atomic_write_bytes, atomic_write_json, fsync_dir, read_meta, write_sidecar
+from dcvc_bench.curriculum import Curriculum, RunPaths, Step, accelerate_argv, expand, run_paths
+from dcvc_bench.curriculum.command import TRAINER_MODULE
+from dcvc_bench.errors import UserError
+from dcvc_bench.runner.display import Display
+from dcvc_bench.runner.launcher import (
+    STOP_GRACE_S,
+    StepExit,
+    StepProcess,
+    StopRequest,
+    child_env,
+    follow,
+    group_runs,
+    stop_group,
+)
+from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
+from dcvc_bench.runner.lock import RunLock
+from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprint, probe, stage_checkpoint
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+PREVIOUS_CURRICULUM = "curriculum.prev.toml"
+#: Written next to generated clips: a changed recipe regenerates them.
+SYNTH_RECIPE = "synthetic.json"
+_EVAL_FIELDS = ("epoch", "psnr", "bpp", "ms_ssim", "rd_loss", "loss")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    status: str      # skipped | done | failed | diverged | interrupted
+    message: str = ""
+
+
+# ---------------------------------------------------------------- run folder setup
+
+
+def freeze_curriculum(run_dir: Path, text: str) -> bool:
+    """Keep the TOML as loaded in ``curriculum.toml``; an edited one replaces it and the
+    previous copy moves to ``curriculum.prev.toml``. Returns whether it changed."""
+    frozen = run_dir / "curriculum.toml"
+    try:
+        previous = frozen.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        previous = None
+    if previous == text:
+        return False
+    if previous is not None:
+        atomic_write_bytes(run_dir / PREVIOUS_CURRICULUM, previous.encode())
+    atomic_write_bytes(frozen, text.encode())
+    return previous is not None
+
+
+def prepare_synthetic_data(cur: Curriculum, paths: RunPaths, display: Display) -> None:
+    """Write the curriculum's synthetic clips into ``data/{train,val}`` when a folder has no
+    clips yet, or was generated from another recipe. Written to a temporary folder and
+    renamed into place, so a crash never leaves half a dataset under the real name."""
+    synth = cur.data.synthetic
+    if synth is None:
+        return
+    train_dir, val_dir = paths.data_dirs
+    for folder, recipe in (
+        (train_dir, {"videos": synth.videos, "frames": synth.frames, "width": synth.width,
+                     "height": synth.height, "seed": synth.seed}),
+        (val_dir, {"videos": synth.val_videos, "frames": synth.val_frames, "width": synth.val_width,
+                   "height": synth.val_height, "seed": synth.val_seed}),
+    ):
+        if any(folder.glob("*.mp4")):
+            written = _read_json(folder / SYNTH_RECIPE)
+            if written is None or written == recipe:  # clips put there by hand are kept
+                continue
+        display.message(f"writing {recipe['videos']} synthetic clips ({recipe['width']}x{recipe['height']}, "
+                        f"{recipe['frames']} frames) to {folder}")
+        _write_clips_atomically(folder, recipe)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_clips_atomically(folder: Path, recipe: dict[str, int]) -> None:
+    from dcvc_bench.data.synth import write_synthetic_clips  # numpy + OpenCV, only when needed
+
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{folder.name}.tmp-"
+    for leftover in parent.glob(prefix + "*"):  # from a generation that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    old = parent / f"{prefix}old"
+    try:
+        write_synthetic_clips(tmp, videos=recipe["videos"], frames=recipe["frames"],
+                              size=(recipe["width"], recipe["height"]), seed=recipe["seed"])
+        atomic_write_json(tmp / SYNTH_RECIPE, recipe)
+        if folder.exists():
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+        fsync_dir(parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def archive_final(source: Path, dest: Path, extra: dict[str, Any]) -> None:
+    """Keep a finished step's ``final`` checkpoint as ``steps/<id>/final.pth``: the next
+    GOP step of the stage overwrites the shared checkpoint names. A hard link (a copy
+    across file systems) under a temporary name, renamed into place, then the sidecar
+    (the trainer's metadata plus ``extra``)."""
+    meta = read_meta(source)
+    if meta is None:
+        raise RuntimeError(f"{source} has no sidecar matching it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(dest.parent)
+    kept = {k: v for k, v in meta.items() if k not in ("file_size", "file_mtime_ns")}
+    write_sidecar(dest, {**kept, **extra})
+
+
+# ---------------------------------------------------------------- the runner
+
+
+class Runner:
+    """One `run` of a curriculum. ``gpus``: run tracks in parallel, one GPU each."""
+
+    def __init__(self, cur: Curriculum, display: Display, gpus: list[int] | None = None,
+                 rerun_hint: str = "dcvc-bench run", python: str = sys.executable,
+                 stop_grace_s: float = STOP_GRACE_S):
+        self.cur = cur
+        self.display = display
+        self.gpus = gpus
+        self.rerun_hint = rerun_hint
+        self.python = python
+        self.stop_grace_s = stop_grace_s
+        self.paths = run_paths(cur)
+        self.stop = StopRequest()
+        self.steps: list[Step] = []
+        self.fingerprints: dict[str, Fingerprint] = {}
+        self.ledger = Ledger(self.paths.run_dir / LEDGER_FILE)
+        _check_gpus(cur, gpus)
+
+    def run(self) -> int:
+        with RunLock(self.paths.run_dir):
+            if freeze_curriculum(self.paths.run_dir, self.cur.source_text):
+                self.display.message(f"the curriculum changed since the last run; the previous one "
+                                     f"is kept as {self.paths.run_dir / PREVIOUS_CURRICULUM}")
+            prepare_synthetic_data(self.cur, self.paths, self.display)
+            self.steps = expand(self.cur, self.paths.data_dirs)
+            self.fingerprints = {s.id: fingerprint(self.cur, s) for s in self.steps}
+            self.ledger = Ledger.load(self.paths.run_dir / LEDGER_FILE)
+            if self.ledger.warning:
+                self.display.message(f"warning: {self.ledger.warning}")
+            self._close_leftovers()
+            decisions = self._prepare_ledger()
+            todo = [d for d in decisions if d.action is Action.RUN]
+            self.display.message(f"{self.cur.name}: {len(self.steps)} steps, "
+                                 f"{len(self.steps) - len(todo)} done, {len(todo)} to run "
+                                 f"(run folder {self.paths.run_dir})")
+            with self._signals():
+                results = self._execute()
+            return self._summary(results)
+
+    # -- before any step --------------------------------------------------------------
+    def _close_leftovers(self) -> None:
+        """A step recorded as running has no runner (we hold the lock): it was killed.
+        Its trainer may have outlived the runner; stop it so it saves and exits."""
+        for record in list(self.ledger.records.values()):
+            if record.status != "running":
+                continue
+            if record.pid and group_runs(record.pid, TRAINER_MODULE):
+                self.display.message(f"{record.id}: its trainer (process group {record.pid}) outlived "
+                                     "the runner that started it; asking it to save and stop")
+                stop_group(record.pid, self.stop_grace_s)
+            self.ledger.update(record.id, status="interrupted", pid=None,
+                               message="the runner stopped before the step ended (killed?)")
+
+    def _prepare_ledger(self) -> list[Decision]:
+        """Records for every step; stale ones reset (with the reason); refuse to start
+        when a step needs a checkpoint that nothing will write."""
+        for step in self.steps:
+            self.ledger.ensure(step.id, track=step.track, epochs=step.epochs)
+        decisions = decide(self.steps, self.ledger, self.paths, self.fingerprints)
+        for d in decisions:
+            if d.stale:
+                self.ledger.reset(d.step.id, track=d.step.track, epochs=d.step.epochs, message=d.reason)
+        self.ledger.save()
+        blocked = next((d for d in decisions if d.missing), None)
+        if blocked is not None:
+            raise UserError(f"step {blocked.step.id} cannot start: missing {blocked.missing}")
+        return decisions
+
+    # -- tracks -------------------------------------------------------------------------
+    def _execute(self) -> list[StepResult]:
+        """Tracks in worker threads (one per GPU, or a single one), the main thread waiting
+        and turning Ctrl-C into stop requests (signal handlers only set flags: printing
+        from a handler can deadlock on the output's lock)."""
+        tracks: dict[str, list[Step]] = {}
+        for step in self.steps:
+            tracks.setdefault(step.track, []).append(step)
+        queue = list(tracks.values())
+        queue_lock = threading.Lock()
+        results: list[StepResult] = []
+        errors: list[BaseException] = []
+
+        def worker(gpu: int | None) -> None:
+            try:
+                while not self.stop.graceful.is_set():
+                    with queue_lock:
+                        if not queue:
+                            return
+                        track = queue.pop(0)
+                    results.extend(self._run_track(track, gpu))
+            except BaseException as exc:  # re-raised in the main thread
+                errors.append(exc)
+                self.stop.graceful.set()
+
+        slots: list[int | None] = list(self.gpus[:len(tracks)]) if self.gpus else [None]
+        threads = [threading.Thread(target=worker, args=(gpu,), name=f"track-gpu{gpu}", daemon=True)
+                   for gpu in slots]
+        for thread in threads:
+            thread.start()
+        announced = {"graceful": False, "kill": False}
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.1)
+            if self.stop.graceful.is_set() and not announced["graceful"] and not errors:
+                announced["graceful"] = True
+                self.display.message("stopping: the running step saves its latest checkpoint and exits "
+                                     "(Ctrl-C again to kill it now)")
+            if self.stop.kill.is_set() and not announced["kill"]:
+                announced["kill"] = True
+                self.display.message("killing the running step now")
+        if errors:
+            raise errors[0]
+        return sorted(results, key=lambda r: r.step.index)
+
+    def _run_track(self, steps: list[Step], gpu: int | None) -> list[StepResult]:
+        results = []
+        for step in steps:
+            if self.stop.graceful.is_set():
+                break
+            result = self._run_step(step, gpu)
+            results.append(result)
+            if result.status not in ("done", "skipped"):
+                break
+        return results
+
+    def _decide(self, step: Step) -> Decision:
+        return next(d for d in decide(self.steps, self.ledger, self.paths, self.fingerprints)
+                    if d.step.id == step.id)
+
+    def _run_step(self, step: Step, gpu: int | None) -> StepResult:
+        policy = self.cur.failure
+        crashes = divergences = 0
+        force_lr: float | None = None
+        position, total = step.index + 1, len(self.steps)
+        while True:
+            decision = self._decide(step)
+            if decision.action is Action.SKIP:
+                if decision.recovered:
+                    self._record_done(step, decision.recovered_from)
+                self.display.step_skipped(step, position, total, decision.reason)
+                return StepResult(step, "skipped", decision.reason)
+            if decision.missing:
+                message = f"cannot start: missing {decision.missing}"
+                self.ledger.update(step.id, status="failed", message=message)
+                self.display.message(f"[{position}/{total}] {step.id}: {message}")
+                return StepResult(step, "failed", message)
+            if self.stop.graceful.is_set():
+                return StepResult(step, "interrupted", "stopped before it started")
+            flags = decision.run_flags(self.paths)
+            if force_lr is not None:
+                flags["force_learning_rate"] = force_lr
+            start = decision.how()
+            if force_lr is not None:
+                start += f", LR forced to {force_lr:g}"
+            if decision.note:
+                self.display.message(f"[{position}/{total}] {step.id}: note: {decision.note}")
+            result = self._launch(step, decision, flags, gpu, start)
+            outcome, message = self._classify(step, result)
+            if outcome == "done":
+                self._record_done(step, stage_checkpoint(self.paths, step, step.stage, "final"),
+                                  result.step_end)
+                self.display.step_ended(step, "done")
+                return StepResult(step, "done", message)
+            if outcome == "interrupted":
+                self.ledger.update(step.id, status="interrupted", pid=None, message=message)
+                self.display.step_ended(step, "interrupted", message)
+                return StepResult(step, "interrupted", message)
+            if outcome == "diverged":
+                divergences += 1
+                if divergences > policy.divergence_retries:
+                    message += f"; gave up after {policy.divergence_retries} roll-back(s) with a lower LR"
+                    self.ledger.update(step.id, status="diverged", pid=None, message=message)
+                    self.display.step_ended(step, "diverged", message)
+                    return StepResult(step, "diverged", message)
+                force_lr = self._last_lr(step, result, flags) * policy.divergence_lr_factor
+                retry = (f"{message}; rolling back to its latest checkpoint with LR {force_lr:g} "
+                         f"(roll-back {divergences} of {policy.divergence_retries})")
+                self.ledger.update(step.id, status="diverged", pid=None, message=retry)
+                self.display.step_ended(step, "diverged", retry)
+                continue
+            crashes += 1
+            log = self.paths.stdout_log(step.id)
+            if crashes > policy.retries:
+                message += f"; gave up after {policy.retries} retr{'y' if policy.retries == 1 else 'ies'}"
+                self.ledger.update(step.id, status="failed", pid=None, message=message)
+                self.display.step_ended(step, "failed", f"{message} (log: {log})")
+                return StepResult(step, "failed", message)
+            retry = f"{message}; retrying from its latest checkpoint ({crashes} of {policy.retries})"
+            self.ledger.update(step.id, status="failed", pid=None, message=retry)
+            self.display.step_ended(step, "failed", f"{retry} (log: {log})")
+
+    def _launch(self, step: Step, decision: Decision, flags: dict[str, Any], gpu: int | None,
+                start: str) -> StepExit:
+        """Record the attempt, start the step, follow it to its end."""
+        fp = self.fingerprints[step.id]
+        record = self.ledger.get(step.id)
+        attempt = (record.attempts if record else 0) + 1
+        events = self.paths.events_file(step.id)
+        events.parent.mkdir(parents=True, exist_ok=True)
+        offset = events.stat().st_size if events.exists() else 0  # skip earlier attempts' events
+        assert decision.start is not None
+        self.ledger.update(step.id, track=step.track, status="running", config_hash=fp.hash,
+                           config=fp.config, attempts=attempt, epochs=step.epochs,
+                           start_kind=decision.start.value, started_at=time.time(),
+                           finished_at=None, pid=None, message="")
+        argv = accelerate_argv(self.cur, step, flags, python=self.python,
+                               gpu_ids=[gpu] if gpu is not None else None)
+        self.display.step_started(step, step.index + 1, len(self.steps), start, attempt)
+        try:
+            process = StepProcess(argv, self.paths.stdout_log(step.id),
+                                  child_env(str(gpu) if gpu is not None else None))
+        except OSError as exc:
+            return StepExit(returncode=None, step_end={
+                "status": "failed", "message": f"could not start {argv[0]}: {exc.strerror or exc}"})
+        self.ledger.update(step.id, pid=process.pid)
+        return follow(process, events, lambda event: self._on_event(step, event), self.stop,
+                      offset=offset, grace_s=self.stop_grace_s)
+
+    def _on_event(self, step: Step, event: dict[str, Any]) -> None:
+        """Mirror the trainer's progress into the ledger (once per epoch, not per iteration)."""
+        self.display.step_event(step, event)
+        kind = event.get("event")
+        if kind == "step_start" and isinstance(event.get("start_epoch"), int):
+            self.ledger.update(step.id, epochs_done=event["start_epoch"])
+        elif kind == "checkpoint" and event.get("kind") == "latest" and isinstance(event.get("epoch"), int):
+            self.ledger.update(step.id, epochs_done=event["epoch"])
+        elif kind == "checkpoint" and event.get("kind") == "best" and _is_number(event.get("loss")):
+            self.ledger.update(step.id, best_loss=float(event["loss"]))
+        elif kind == "eval":
+            self.ledger.update(step.id, last_eval={k: event.get(k) for k in _EVAL_FIELDS})
+
+    def _classify(self, step: Step, result: StepExit) -> tuple[str, str]:
+        """(done | interrupted | diverged | failed, message) of an attempt."""
+        said = (result.step_end or {}).get("message") or ""
+        if result.status == "done":
+            final = probe(stage_checkpoint(self.paths, step, step.stage, "final"))
+            if final.written_by(step) and final.finished:
+                return "done", said
+            return "failed", f"the trainer reported done but {final.path} is missing or does not match its sidecar"
+        if result.stopped_by_runner:
+            if result.status == "interrupted":
+                return "interrupted", said or "stopped; its latest checkpoint was written"
+            return "interrupted", "stopped by the runner without a clean end; it continues from its last saved epoch"
+        if result.status == "interrupted":
+            return "interrupted", f"the trainer was stopped from outside ({said})"
+        if result.status == "diverged":
+            return "diverged", said or "diverged"
+        if result.status == "failed":
+            return "failed", said or "failed"
+        how = "before writing any event" if result.events == 0 else "without reporting an end"
+        error = last_error_line(self.paths.stdout_log(step.id))
+        return "failed", f"the trainer exited with code {result.returncode} {how}" + (f" ({error})" if error else "")
+
+    def _last_lr(self, step: Step, result: StepExit, flags: dict[str, Any]) -> float:
+        """The LR the step diverged with: its last train event's, else the one it was
+        started with, else its latest checkpoint's, else the configured one."""
+        for source in ((result.last_train or {}).get("lr"), flags.get("force_learning_rate"),
+                       (probe(stage_checkpoint(self.paths, step, step.stage, "latest")).meta or {}).get("lr")):
+            if _is_number(source) and source > 0:
+                return float(source)
+        return float(step.train_flags.get("learning_rate", step.reset_learning_rate))
+
+    def _record_done(self, step: Step, final: Path | None, step_end: dict[str, Any] | None = None) -> None:
+        """Archive the step's final checkpoint (unless already archived) and mark it done."""
+        record = self.ledger.get(step.id)
+        if final is not None:
+            archive_final(final, self.paths.final_checkpoint(step.id),
+                          {"id": step.id, "config_hash": record.config_hash if record else None,
+                           "started_at": record.started_at if record else None})
+        meta = read_meta(self.paths.final_checkpoint(step.id)) or {}
+        best = (step_end or {}).get("best_loss", meta.get("best_loss"))
+        changes: dict[str, Any] = {"status": "done", "finished_at": time.time(), "pid": None,
+                                   "epochs_done": step.epochs, "message": (step_end or {}).get("message") or ""}
+        if _is_number(best):
+            changes["best_loss"] = float(best)
+        self.ledger.update(step.id, **changes)
+
+    # -- the end ------------------------------------------------------------------------
+    def _summary(self, results: list[StepResult]) -> int:
+        ran = sum(r.status == "done" for r in results)
+        skipped = sum(r.status == "skipped" for r in results)
+        bad = [r for r in results if r.status in ("failed", "diverged")]
+        stopped = [r for r in results if r.status == "interrupted"]
+        for r in bad:
+            self.display.message(
+                f"{r.step.id} {r.status}: {r.message}. Its log: {self.paths.stdout_log(r.step.id)}. "
+                f"Fix the cause, then run `{self.rerun_hint}` again: finished steps are kept and "
+                f"{r.step.id} continues from its latest checkpoint.")
+        if stopped or self.stop.graceful.is_set():
+            where = ", ".join(f"{r.step.id} ({r.message})" for r in stopped) or "before the next step"
+            self.display.message(f"interrupted: {where}. Run `{self.rerun_hint}` again to continue.")
+            return EXIT_INTERRUPTED
+        if bad:
+            return EXIT_FAILED
+        self.display.message(f"all {len(self.steps)} steps done ({ran} run now, {skipped} done before); "
+                             f"checkpoints in {self.paths.run_dir / 'checkpoints'}")
+        return EXIT_OK
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: first one asks the steps to stop gracefully, the next kills them."""
+        def handler(signum: int, frame: Any) -> None:
+            (self.stop.kill if self.stop.graceful.is_set() else self.stop.graceful).set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def last_error_line(log: Path, tail_bytes: int = 65536) -> str | None:
+    """The last ``error: ...`` line of a step's log (the trainer's one-line UserError), so
+    a step refused by the trainer says why without opening the log."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(fh.seek(0, os.SEEK_END) - tail_bytes, 0))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line.strip() for line in reversed(lines) if line.startswith("error: ")), None)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _check_gpus(cur: Curriculum, gpus: list[int] | None) -> None:
+    if not gpus:
+        return
+    if cur.accelerate.device == "cpu":
+        raise UserError('--gpus: this curriculum runs on the CPU ([accelerate] device = "cpu"); '
+                        "remove --gpus or the device setting")
+    if cur.accelerate.num_processes > 1:
+        raise UserError(f"--gpus runs each track on one GPU, but [accelerate] num_processes = "
+                        f"{cur.accelerate.num_processes}; set it to 1 or run without --gpus")
+

@@ -1,0 +1,189 @@
+"""`dcvc-bench status RUN_DIR` and the run-folder half of `plan`: read-only views.
+
+Everything here reads files (frozen curriculum, ledger, checkpoint sidecars, the lock's
+owner) and never writes, locks or imports torch, so it answers at once and can watch a
+folder that another terminal is running.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcvc_bench.checkpoints import read_meta, sidecar_path
+from dcvc_bench.curriculum import Curriculum, RunPaths, Step, expand, load_curriculum, run_paths
+from dcvc_bench.errors import UserError
+from dcvc_bench.runner.display import eval_summary, fmt_duration
+from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger, StepRecord
+from dcvc_bench.runner.lock import describe_owner, lock_owner, pid_alive
+from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
+
+FROZEN_CURRICULUM = "curriculum.toml"
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run folder as a reader sees it, with the decisions of a next `run`."""
+
+    cur: Curriculum
+    paths: RunPaths
+    steps: list[Step]
+    ledger: Ledger
+    decisions: list[Decision]
+    owner: dict[str, Any] | None   # the live `run` holding the folder, if any
+
+    def status_word(self, step: Step) -> str:
+        """The ledger status, corrected for a dead runner: a step recorded as running
+        with no live process is shown as interrupted."""
+        record = self.ledger.get(step.id)
+        if record is None:
+            return "pending"
+        if record.status == "running" and (self.owner is None or not pid_alive(record.pid)):
+            return "interrupted (runner gone)"
+        return record.status
+
+
+def is_run_folder(run_dir: Path) -> bool:
+    return (run_dir / FROZEN_CURRICULUM).is_file() or (run_dir / LEDGER_FILE).is_file()
+
+
+def inspect_run(cur: Curriculum, paths: RunPaths) -> RunView:
+    """The run folder at ``paths`` seen with curriculum ``cur`` (its frozen copy for
+    `status`; the file given to `plan`, which may have been edited since)."""
+    steps = expand(cur, paths.data_dirs)
+    ledger = Ledger.load(paths.run_dir / LEDGER_FILE)
+    fingerprints = {s.id: fingerprint(cur, s) for s in steps}
+    return RunView(cur, paths, steps, ledger, decide(steps, ledger, paths, fingerprints),
+                   lock_owner(paths.run_dir))
+
+
+def open_run(run_dir: str | Path) -> RunView:
+    """The run folder ``run_dir`` with its frozen curriculum. The folder may have been
+    moved or be given from another directory: paths are taken from where it is."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder; give one such as runs/smoke")
+    if not (run_dir / FROZEN_CURRICULUM).is_file():
+        if (run_dir / LEDGER_FILE).is_file():
+            raise UserError(f"{run_dir} has a {LEDGER_FILE} but no {FROZEN_CURRICULUM}, so its steps "
+                            "cannot be listed; run its curriculum again with `dcvc-bench run` to restore it")
+        raise UserError(f"{run_dir} is not a run folder (no {FROZEN_CURRICULUM} or {LEDGER_FILE}); "
+                        "give a folder that `dcvc-bench run` created, such as runs/smoke")
+    cur = load_curriculum(run_dir / FROZEN_CURRICULUM)
+    cur = cur.model_copy(update={"output_dir": str(run_dir.parent), "name": run_dir.name})
+    return inspect_run(cur, run_paths(cur))
+
+
+def step_cells(view: RunView, step: Step) -> dict[str, str]:
+    """The status table's cells of one step."""
+    record = view.ledger.get(step.id) or StepRecord(id=step.id)
+    last_eval = record.last_eval
+    return {
+        "status": view.status_word(step),
+        "epochs": f"{record.epochs_done}/{step.epochs}",
+        "best loss": f"{record.best_loss:.4f}" if record.best_loss is not None else "-",
+        "last eval": (f"ep {last_eval.get('epoch')}: {eval_summary(last_eval)}" if last_eval else "-"),
+        "start": record.start_kind or "-",
+    }
+
+
+def plan_statuses(view: RunView) -> dict[str, str]:
+    """`plan`'s status column: what the ledger says and what the next run does."""
+    out = {}
+    for decision in view.decisions:
+        record = view.ledger.get(decision.step.id)
+        now = view.status_word(decision.step)
+        if record is not None and record.status not in ("pending", "done"):
+            now += f" {record.epochs_done}/{decision.step.epochs}"
+        if decision.action is Action.SKIP:
+            nxt = "skip"
+        elif decision.missing:
+            nxt = f"blocked: missing {decision.missing}"
+        else:
+            assert decision.start is not None
+            nxt = f"run: {decision.start.value}; {decision.reason}"
+        out[decision.step.id] = f"{now} → {nxt}"
+    return out
+
+
+def checkpoint_rows(paths: RunPaths, tracks: list[str]) -> list[dict[str, Any]]:
+    """Every checkpoint of every track folder, described by its sidecar."""
+    rows = []
+    now = time.time()
+    for track in tracks:
+        folder = paths.checkpoints_dir(track)
+        for pth in sorted(folder.glob("*.pth")) if folder.is_dir() else ():
+            try:
+                st = pth.stat()
+            except OSError:  # replaced while listing
+                continue
+            meta = read_meta(pth)
+            if meta is None:
+                state = "no sidecar" if not sidecar_path(pth).is_file() else "sidecar does not match"
+                step_id, epoch, loss = state, "?", "?"
+            else:
+                step_id = str(meta.get("step_id") or "?")
+                epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" + (" final" if meta.get("finished") else "")
+                loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "-"
+            rows.append({"track": track, "file": pth.name, "step": step_id, "epoch": epoch, "loss": loss,
+                         "size": _size(st.st_size), "age": fmt_duration(now - st.st_mtime)})
+    return rows
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def render_status(view: RunView) -> list[Any]:
+    """The status report as rich renderables: summary, steps, checkpoints, next run."""
+    from rich.table import Table
+    from rich.text import Text
+
+    counts: dict[str, int] = {}
+    for step in view.steps:
+        word = view.status_word(step).split(" ")[0]
+        counts[word] = counts.get(word, 0) + 1
+    summary = ", ".join(f"{n} {word}" for word, n in counts.items())
+    owner = (f"being run by {describe_owner(view.owner)}" if view.owner
+             else "no run in progress")
+    parts: list[Any] = [Text(f"run {view.cur.name} ({view.paths.run_dir}): {len(view.steps)} steps: "
+                             f"{summary}; {owner}")]
+    if view.ledger.warning:
+        parts.append(Text(f"warning: {view.ledger.warning}"))
+
+    steps = Table(title="steps", title_justify="left")
+    for header in ("#", "step", "stage", "GOP", "λ", "status", "epochs", "best loss", "last eval", "start"):
+        steps.add_column(header, justify="right" if header in ("#", "stage", "GOP", "λ") else "left")
+    for step in view.steps:
+        cells = step_cells(view, step)
+        gop = f"{step.gop} opt" if step.gop_opt else str(step.gop)
+        steps.add_row(str(step.index + 1), step.id, str(step.stage), gop, f"{step.lambda_value:g}",
+                      cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"])
+    parts.append(steps)
+
+    rows = checkpoint_rows(view.paths, list(dict.fromkeys(s.track for s in view.steps)))
+    if rows:
+        table = Table(title="checkpoints", title_justify="left")
+        for header in ("track", "file", "step", "epoch", "loss", "size", "age"):
+            table.add_column(header, justify="right" if header in ("loss", "size", "age") else "left")
+        for row in rows:
+            table.add_row(*(row[k] for k in ("track", "file", "step", "epoch", "loss", "size", "age")))
+        parts.append(table)
+    else:
+        parts.append(Text("checkpoints: none yet"))
+
+    skips = [d.step.id for d in view.decisions if d.action is Action.SKIP]
+    lines = ["next `run` would:"]
+    if skips:
+        lines.append(f"  skip {len(skips)} finished step(s): {', '.join(skips)}")
+    lines += [f"  {d.step.id}: {d.describe()}" for d in view.decisions if d.action is Action.RUN]
+    if len(lines) == 1 + bool(skips):
+        lines.append("  nothing: every step is done")
+    parts.append(Text("\n".join(lines)))
+    return parts
