@@ -1,0 +1,312 @@
+"""The `dcvc-bench` command line. Thin: parse, call one function, print.
+
+No torch at module level: `dcvc-bench --help`, `plan` and `status` start in well under a
+second. Every command turns a :class:`~dcvc_bench.errors.UserError` into one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+from dcvc_bench.errors import EXIT_USAGE, UserError
+
+app = typer.Typer(
+    name="dcvc-bench",
+    help="Train, watch and evaluate DCVC learned video codecs from one TOML curriculum.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Examples:\n\n"
+        "  dcvc-bench run                       # the embedded smoke curriculum (CPU, minutes)\n\n"
+        "  dcvc-bench plan curricula/full.toml  # the 17 steps and their accelerate commands\n\n"
+        "  dcvc-bench status runs/smoke\n\n"
+        "  dcvc-bench tui"
+    ),
+)
+data_app = typer.Typer(help="Datasets: synthetic clips for quick runs and tests.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (printed figures, never timed assertions).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+
+def _guard(fn: Callable[[], Optional[int]]) -> None:
+    """Run a command body; a UserError becomes one line and exit code 2."""
+    try:
+        code = fn()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+    if code:
+        raise typer.Exit(code)
+
+
+@data_app.command("synth", epilog="Example: dcvc-bench data synth data/synth --videos 4 --frames 30 --size 256x256")
+def data_synth(
+    out_dir: Path = typer.Argument(..., help="Folder to write the .mp4 clips into."),
+    videos: int = typer.Option(4, "--videos", help="Number of clips."),
+    frames: int = typer.Option(30, "--frames", help="Frames per clip."),
+    size: str = typer.Option("256x256", "--size", help="WIDTHxHEIGHT."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same clips."),
+) -> None:
+    """Write deterministic synthetic MP4 clips (texture, global pan, moving objects)."""
+
+    def body() -> int:
+        from dcvc_bench.data.synth import parse_size, write_synthetic_clips
+
+        paths = write_synthetic_clips(out_dir, videos=videos, frames=frames,
+                                      size=parse_size(size), seed=seed)
+        for p in paths:
+            typer.echo(str(p))
+        return 0
+
+    _guard(body)
+
+
+@bench_app.command("train", epilog="Example: dcvc-bench bench train --preset tiny --crop 64 --batch 2 --gop 3 --stage 4")
+def bench_train(
+    preset: str = typer.Option("tiny", help="Model preset: dcvc (paper widths) or tiny."),
+    crop: int = typer.Option(64, help="Crop size (px)."),
+    batch: int = typer.Option(2, help="Batch size."),
+    gop: int = typer.Option(3, help="GOP size (frames per sample)."),
+    stage: int = typer.Option(4, help="Training stage 1-4 (decides frozen modules and loss)."),
+    iters: int = typer.Option(5, help="Timed iterations (after one warm-up)."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    gop_opt: bool = typer.Option(False, "--gop-opt", help="Stage-4 GOP-level optimisation."),
+) -> None:
+    """Training throughput: frames/s and peak memory for one configuration."""
+
+    def body() -> int:
+        from dcvc_bench.train.bench import run_train_benchmark
+
+        run_train_benchmark(preset=preset, crop=crop, batch=batch, gop=gop, stage=stage,
+                            iters=iters, device=device, gop_opt=gop_opt, echo=typer.echo)
+        return 0
+
+    _guard(body)
+
+
+@app.command("plan", epilog="Example: dcvc-bench plan curricula/full.toml --json")
+def plan(
+    curriculum: Path = typer.Argument(..., help="Curriculum TOML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the steps as JSON."),
+) -> None:
+    """The steps in order, how each starts, its exact accelerate command; status and next action if run before."""
+
+    def body() -> int:
+        from dcvc_bench.runner.commands import plan_command
+
+        return plan_command(curriculum, as_json)
+
+    _guard(body)
+
+
+@app.command("run", epilog="Example: dcvc-bench run curricula/full.toml --gpus 0,1,2,3")
+def run(
+    curriculum: Optional[Path] = typer.Argument(None, help="Curriculum TOML file (default: the embedded smoke curriculum)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="Run tracks in parallel, one GPU each, e.g. 0,1,2,3."),
+) -> None:
+    """Run or continue a curriculum: done steps are skipped, an interrupted one resumes. Ctrl-C saves and stops."""
+
+    def body() -> int:
+        from dcvc_bench.runner.commands import run_command
+
+        return run_command(curriculum, gpus)
+
+    _guard(body)
+
+
+@app.command("status", epilog="Example: dcvc-bench status runs/smoke")
+def status(run_dir: Path = typer.Argument(..., help="A run folder, such as runs/smoke.")) -> None:
+    """A run folder's steps, epochs, best loss, last eval, checkpoints, and what the next run would do."""
+
+    def body() -> int:
+        from dcvc_bench.runner.commands import status_command
+
+        return status_command(run_dir)
+
+    _guard(body)
+
+
+@app.command("tui", epilog="Example: dcvc-bench tui runs/smoke")
+def tui(target: Optional[Path] = typer.Argument(
+        None, help="A curriculum .toml or a run folder (default: pick one from curricula/ and runs/).")) -> None:
+    """The Textual workbench: the curriculum tree, live losses, BPP/PSNR, evaluations and
+    checkpoints; start, stop and follow runs (also one started in another terminal)."""
+
+    def body() -> int:
+        from dcvc_bench.tui.app import run_tui
+
+        return run_tui(target)
+
+    _guard(body)
+
+
+_BASE = "Baselines (x265/x264 via ffmpeg)"
+_OUT = "Output"
+
+
+@app.command("eval", epilog=(
+    "Examples:\n\n"
+    "  dcvc-bench eval                                   # the latest run's tracks on its validation clips\n\n"
+    "  dcvc-bench eval --checkpoint runs/smoke --real --baselines x265,x264 --qp 22,27,32,37\n\n"
+    "  dcvc-bench eval --baselines-only --videos clips/ --baselines x265 --crf 23,28,33"))
+def eval_command(
+    checkpoint: Optional[list[Path]] = typer.Option(
+        None, "--checkpoint", help="A checkpoint, a track folder or a run folder (all its tracks); repeatable. "
+        "Default: the most recent run under ./runs (each track's highest-stage final, else best)."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="Folder of .mp4 clips or one clip (default: the run's validation clips)."),
+    frames: int = typer.Option(96, "--frames", help="Frames per clip (fewer when a clip is shorter)."),
+    intra_period: int = typer.Option(32, "--intra-period", help="An I-frame every N frames; -1: only the first."),
+    real: bool = typer.Option(False, "--real", help="Really code every frame (bitstream bits; estimate and gap shown) instead of estimating bits."),
+    ema: bool = typer.Option(False, "--ema", help="Use the checkpoints' EMA weights."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="x265, x264 or x265,x264 on the same frames.", rich_help_panel=_BASE),
+    preset: str = typer.Option("medium", "--preset", help="x265/x264 preset (medium, veryslow, ...).", rich_help_panel=_BASE),
+    qp: Optional[str] = typer.Option(None, "--qp", help="Constant QPs, e.g. 22,27,32,37 (the default).", rich_help_panel=_BASE),
+    crf: Optional[str] = typer.Option(None, "--crf", help="CRF values instead of QPs.", rich_help_panel=_BASE),
+    anchor: Optional[str] = typer.Option(None, "--anchor", help="Curve the BD-rates are measured against (default: x265 when run).", rich_help_panel=_BASE),
+    baselines_only: bool = typer.Option(False, "--baselines-only", help="Evaluate only the baselines (no checkpoint).", rich_help_panel=_BASE),
+    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", help="The ffmpeg executable (default: ffmpeg on PATH).", rich_help_panel=_BASE),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
+) -> None:
+    """Evaluate checkpoints (estimated or --real bits) and x265/x264 on the same clips.
+
+    BPP, RGB PSNR, MS-SSIM and LPIPS per clip and overall, I- vs P-frames, RD curves and
+    BD-rates. Results also go to the run folder's eval/ (latest.json, rd.json, rd.png)."""
+
+    def body() -> int:
+        from dcvc_bench.eval.run_eval import EvalRequest, eval_command as run_eval_command
+
+        return run_eval_command(EvalRequest(
+            checkpoints=list(checkpoint or []), videos=videos, frames=frames, intra_period=intra_period,
+            real=real, ema=ema, device=device, json_out=json_out, csv_out=csv_out, plot_out=plot_out,
+            baselines=baselines, preset=preset, qp=qp, crf=crf, anchor=anchor, ffmpeg=ffmpeg,
+            baselines_only=baselines_only, runs_dir=runs_dir))
+
+    _guard(body)
+
+
+@app.command("eval-iframe", epilog=(
+    "Examples:\n\n"
+    "  dcvc-bench eval-iframe                            # the latest run's I-frame codec on its clips\n\n"
+    "  dcvc-bench eval-iframe --type opencv --model jpeg --quality 50,70,90 --videos clips/ --baselines x265\n\n"
+    "  dcvc-bench eval-iframe --type compressai --model cheng2020-anchor --quality 3,6 --pretrained --real"))
+def eval_iframe_command(
+    checkpoint: Optional[list[Path]] = typer.Option(None, "--checkpoint", help="Use the I-frame codec recorded in this checkpoint or run folder; repeatable."),
+    type_: Optional[str] = typer.Option(None, "--type", help="opencv or compressai (instead of a checkpoint's codec)."),
+    model: Optional[str] = typer.Option(None, "--model", help="jpeg/webp for opencv; a CompressAI zoo name."),
+    quality: Optional[str] = typer.Option(None, "--quality", help="Quality, or several (50,70,90): one RD point each."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="CompressAI zoo weights from the torch hub cache."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="A local CompressAI state dict."),
+    videos: Optional[Path] = typer.Option(None, "--videos", help="Folder of .mp4 clips or one clip (default: the run's validation clips)."),
+    frames: int = typer.Option(96, "--frames", help="Frames per clip, each coded as an I-frame."),
+    real: bool = typer.Option(False, "--real", help="encode + decode every frame (bytes) instead of estimating bits."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    baselines: Optional[str] = typer.Option(None, "--baselines", help="x265/x264 all-intra on the same frames.", rich_help_panel=_BASE),
+    preset: str = typer.Option("medium", "--preset", rich_help_panel=_BASE),
+    qp: Optional[str] = typer.Option(None, "--qp", rich_help_panel=_BASE),
+    crf: Optional[str] = typer.Option(None, "--crf", rich_help_panel=_BASE),
+    anchor: Optional[str] = typer.Option(None, "--anchor", rich_help_panel=_BASE),
+    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", rich_help_panel=_BASE),
+    json_out: Optional[Path] = typer.Option(None, "--json", rich_help_panel=_OUT),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", rich_help_panel=_OUT),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", rich_help_panel=_OUT),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", rich_help_panel=_OUT),
+) -> None:
+    """An I-frame codec alone (the seed's test_iframe): every frame an I-frame.
+
+    BPP, RGB PSNR, MS-SSIM and LPIPS per clip and overall; one RD point per quality."""
+
+    def body() -> int:
+        from dcvc_bench.eval.iframe_eval import IFrameEvalRequest, eval_iframe_command as run_command
+
+        return run_command(IFrameEvalRequest(
+            checkpoints=list(checkpoint or []), type=type_, model=model, quality=quality, pretrained=pretrained,
+            weights=weights, videos=videos, frames=frames, real=real, device=device, json_out=json_out,
+            csv_out=csv_out, plot_out=plot_out, baselines=baselines, preset=preset, qp=qp, crf=crf,
+            anchor=anchor, ffmpeg=ffmpeg, runs_dir=runs_dir))
+
+    _guard(body)
+
+
+@app.command("encode", epilog="Example: dcvc-bench encode clip.mp4 clip.dcvc --checkpoint model.pth --frames 32")
+def encode(
+    src: Path = typer.Argument(..., help="Input video (.mp4)."),
+    dst: Path = typer.Argument(..., help="Output stream (.dcvc)."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="dcvc-bench checkpoint (.pth): model and I-frame codec."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Code the first N frames (default: all)."),
+    intra_period: int = typer.Option(32, "--intra-period", help="An I-frame every N frames; -1: only the first."),
+    ema: bool = typer.Option(False, "--ema", help="Use the checkpoint's EMA weights."),
+) -> None:
+    """Really encode a video: every frame entropy-coded (rANS), one self-contained stream."""
+
+    def body() -> int:
+        from dcvc_bench.codec.video import encode_file
+
+        return encode_file(src, dst, checkpoint, frames=frames, intra_period=intra_period, ema=ema, echo=typer.echo)
+
+    _guard(body)
+
+
+@app.command("decode", epilog="Example: dcvc-bench decode clip.dcvc frames/ --checkpoint model.pth")
+def decode(
+    src: Path = typer.Argument(..., help="Input stream (.dcvc)."),
+    dst: Path = typer.Argument(..., help="A folder (PNG frames, bit-exact) or a .mp4 (mp4v: lossy, for viewing only)."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="The checkpoint the stream was encoded with."),
+) -> None:
+    """Decode a stream made by `dcvc-bench encode`. A stream from another model, or a
+    truncated or corrupted one, is refused with a one-line error (exit code 2)."""
+
+    def body() -> int:
+        from dcvc_bench.codec.video import decode_file
+
+        return decode_file(src, dst, checkpoint, echo=typer.echo)
+
+    _guard(body)
+
+
+@bench_app.command("codec", epilog="Example: dcvc-bench bench codec --preset dcvc --size 1920x1088 --frames 2")
+def bench_codec(
+    preset: Optional[str] = typer.Option(None, help="Model preset without --checkpoint: dcvc or tiny (default tiny)."),
+    size: str = typer.Option("256x256", "--size", help="WIDTHxHEIGHT of the synthetic clip."),
+    frames: int = typer.Option(3, "--frames", help="Frames (one I-frame, then P-frames)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained checkpoint (default: random weights)."),
+    max_ref_positions: int = typer.Option(10000, "--max-ref-positions",
+                                          help="Time the per-position coder on at most this many latent positions; "
+                                               "beyond, extrapolate (and say so)."),
+) -> None:
+    """Real coding: encode/decode frames/s, wavefront vs per-position autoregressive
+    coding (same bytes, speed-up), real vs estimated rate."""
+
+    def body() -> int:
+        from dcvc_bench.codec.bench import run_codec_benchmark
+        from dcvc_bench.data.synth import parse_size
+
+        run_codec_benchmark(preset=preset, size=parse_size(size), frames=frames,
+                            checkpoint=str(checkpoint) if checkpoint else None,
+                            max_ref_positions=max_ref_positions, echo=typer.echo)
+        return 0
+
+    _guard(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
