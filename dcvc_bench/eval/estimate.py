@@ -9,11 +9,11 @@ pixel count (padding is never counted as pixels).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 
-from dcvc_bench.codec.gop import code_frames
+from dcvc_bench.codec.gop import CodedFrame, code_frames
 from dcvc_bench.eval.metrics import ms_ssim, psnr
 from dcvc_bench.models.iframe import IFrameCodec
 from dcvc_bench.train.stages import reconstruction, stage_loss
@@ -24,21 +24,34 @@ def _mean(values: list[float]) -> float | None:
 
 
 @torch.no_grad()
+def iter_estimated_frames(net: torch.nn.Module, iframe: IFrameCodec, frames_u8: torch.Tensor,
+                          stage: int, intra_period: int | None,
+                          device: torch.device) -> Iterator[CodedFrame]:
+    """Estimation-mode coding of one clip (T×3×H×W uint8), frame by frame through the
+    shared GOP loop. Frames stay uint8 until each is coded (a 96-frame 1080p clip in
+    float would take 2.4 GB); each yielded frame's ``x`` is the float original."""
+
+    def as_float(x_u8: torch.Tensor) -> torch.Tensor:
+        return x_u8.to(device).float().div_(255.0)
+
+    def iframe_fn(x_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        result = iframe.estimate(as_float(x_u8))
+        return result.x_hat.to(device), result.bits.to(device)
+
+    for coded in code_frames(frames_u8.unsqueeze(0), iframe_fn, lambda ref, x: net(ref, as_float(x)),
+                             lambda out: reconstruction(out, stage), intra_period):
+        coded.x = as_float(coded.x)
+        yield coded
+
+
+@torch.no_grad()
 def evaluate_clip(net: torch.nn.Module, iframe: IFrameCodec, frames_u8: torch.Tensor,
                   stage: int, lmbda: float, intra_period: int | None,
                   device: torch.device) -> dict[str, Any]:
     """Code one clip (T×3×H×W uint8) and return its per-frame and summary metrics."""
-    frames = frames_u8.to(device).float().div_(255.0).unsqueeze(0)
-    height, width = frames.shape[-2:]
-    pixels = height * width
-
-    def iframe_fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        result = iframe.estimate(x)
-        return result.x_hat.to(x.device), result.bits.to(x.device)
-
+    pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
     per_frame = []
-    for coded in code_frames(frames, iframe_fn, lambda ref, x: net(ref, x),
-                             lambda out: reconstruction(out, stage), intra_period):
+    for coded in iter_estimated_frames(net, iframe, frames_u8, stage, intra_period, device):
         record = {
             "index": coded.index, "kind": coded.kind,
             "psnr": float(psnr(coded.decoded, coded.x)[0]),

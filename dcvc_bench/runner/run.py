@@ -348,8 +348,9 @@ class Runner:
                 continue
             crashes += 1
             log = self.paths.stdout_log(step.id)
-            if crashes > policy.retries:
-                message += f"; gave up after {policy.retries} retr{'y' if policy.retries == 1 else 'ies'}"
+            if outcome == "refused" or crashes > policy.retries:
+                if outcome != "refused":
+                    message += f"; gave up after {policy.retries} retr{'y' if policy.retries == 1 else 'ies'}"
                 self.ledger.update(step.id, status="failed", pid=None, message=message)
                 self.display.step_ended(step, "failed", f"{message} (log: {log})")
                 return StepResult(step, "failed", message)
@@ -417,6 +418,10 @@ class Runner:
             return "failed", said or "failed"
         how = "before writing any event" if result.events == 0 else "without reporting an end"
         error = last_error_line(self.paths.stdout_log(step.id))
+        if result.events == 0 and error:
+            # The trainer refused its input (bad flag, missing data or weights): a retry
+            # would be refused the same way.
+            return "refused", f"the trainer refused to start: {error}"
         return "failed", f"the trainer exited with code {result.returncode} {how}" + (f" ({error})" if error else "")
 
     def _last_lr(self, step: Step, result: StepExit, flags: dict[str, Any]) -> float:

@@ -226,3 +226,14 @@ def test_ctrl_c_saves_the_step_and_the_next_run_resumes_it_without_lr_reset(tmp_
     assert len(gop3) == 1 and gop3[0]["lr_reset"] is True
     assert (tmp_path / gop3[0]["resumed_from"]).resolve() == (run_dir / "steps" / "l256-s1g2" / "final.pth").resolve()
     assert_no_corrupt_checkpoint(run_dir)
+
+
+def test_a_step_the_trainer_refuses_is_reported_once_not_retried(tmp_path):
+    refused = TINY.replace('name = "tiny"', 'name = "refused"').replace(
+        '[i_frame]\ntype = "opencv"', '[i_frame]\ntype = "vqgan"\nconfig = "vq.json"\ncheckpoint = "vq.pth"')
+    (tmp_path / "refused.toml").write_text(refused)
+    proc = dcvc_bench_run(tmp_path, "refused.toml")
+    assert finish(proc, timeout=300) == 1
+    record = Ledger.load(tmp_path / "runs" / "refused" / "ledger.json").get("l256-s1g2")
+    assert record.status == "failed" and record.attempts == 1
+    assert "refused to start" in record.message and "vqgan" in record.message
