@@ -1,7 +1,7 @@
 """The curriculum: one TOML file -> a validated :class:`Curriculum` -> ordered :class:`Step` s.
 
 Pure Python (pydantic, no torch): ``plan``, ``status`` and the TUI import it at startup.
-The format is documented in docs/curriculum.md; the embedded default is
+The format is documented in the README ("The curriculum"); the embedded default is
 :data:`DEFAULT_CURRICULUM` (``dcvc_bench/curricula/smoke.toml``).
 """
 

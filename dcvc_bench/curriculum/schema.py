@@ -1,7 +1,7 @@
 """The curriculum schema: TOML text -> a validated :class:`Curriculum`. Pure Python.
 
 The typed models (pydantic v2, strict, unknown keys forbidden) are the documentation of
-the format (see docs/curriculum.md). Every problem a user can make becomes ONE line
+the format (see the README ("The curriculum")). Every problem a user can make becomes ONE line
 naming the file, the key path and the rule, raised as :class:`~dcvc_bench.errors.UserError`
 (the CLI prints it and exits 2)::
 
