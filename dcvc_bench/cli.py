@@ -144,6 +144,9 @@ def tui(target: Optional[Path] = typer.Argument(
     checkpoints; start, stop and follow runs (also one started in another terminal)."""
 
     def body() -> int:
+        import gc
+
+        gc.disable()  # startup allocates much and frees little; the app turns it back on once painted
         from dcvc_bench.tui.app import run_tui
 
         return run_tui(target)
@@ -287,6 +290,7 @@ def bench_codec(
     max_ref_positions: int = typer.Option(10000, "--max-ref-positions",
                                           help="Time the per-position coder on at most this many latent positions; "
                                                "beyond, extrapolate (and say so)."),
+    repeats: int = typer.Option(3, "--repeats", help="Time each autoregressive coder this many times, keep the fastest."),
 ) -> None:
     """Real coding: encode/decode frames/s, wavefront vs per-position autoregressive
     coding (same bytes, speed-up), real vs estimated rate."""
@@ -297,7 +301,7 @@ def bench_codec(
 
         run_codec_benchmark(preset=preset, size=parse_size(size), frames=frames,
                             checkpoint=str(checkpoint) if checkpoint else None,
-                            max_ref_positions=max_ref_positions, echo=typer.echo)
+                            max_ref_positions=max_ref_positions, repeats=repeats, echo=typer.echo)
         return 0
 
     _guard(body)

@@ -9,7 +9,7 @@ import pytest
 
 CONTROL_PLANE = ["dcvc_bench.cli", "dcvc_bench.events", "dcvc_bench.errors",
                  "dcvc_bench.checkpoints", "dcvc_bench.curriculum", "dcvc_bench.runner",
-                 "dcvc_bench.tui"]
+                 "dcvc_bench.tui", "dcvc_bench.tui.app"]
 COMPUTE_PLANE = ["dcvc_bench.train.loop", "dcvc_bench.models.video_net", "dcvc_bench.data.video",
                  "dcvc_bench.eval.estimate", "dcvc_bench.codec.gop", "dcvc_bench.models.iframe"]
 

@@ -1,0 +1,1 @@
+"""The Textual workbench, `dcvc-bench tui` (see app.py). Never imports torch."""

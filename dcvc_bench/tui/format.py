@@ -1,0 +1,62 @@
+"""How numbers, sizes, durations and step states are written on screen (one place, so
+every panel says the same thing the same way)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rich.style import Style
+from textual.color import Color
+
+from dcvc_bench.runner.display import fmt_duration
+
+#: state -> (glyph, theme variable of its colour; None: dimmed)
+STATE_GLYPHS: dict[str, tuple[str, str | None]] = {
+    "pending": ("·", None),
+    "running": ("▶", "accent"),
+    "done": ("✓", "success"),
+    "failed": ("✗", "error"),
+    "interrupted": ("⏸", "warning"),
+    "diverged": ("↯", "error"),
+    "will re-run": ("↻", "warning"),
+}
+
+#: StartKind value -> short words for narrow places (the tree)
+START_SHORT = {"fresh": "fresh", "prev-best": "prev best", "latest+lr-reset": "LR reset",
+               "resume": "resume", "-": ""}
+
+
+def num(value: Any, spec: str = ".4f") -> str:
+    """A number in ``spec``, or ``-`` when there is none (a NaN written as null)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        return format(value, spec)
+    return "-"
+
+
+def duration(seconds: float | None) -> str:
+    return fmt_duration(seconds)
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def age(seconds: float) -> str:
+    """``4m12s ago``; minutes and above are rounded to the minute (less churn on screen)."""
+    if seconds >= 3600:
+        seconds = round(seconds / 60) * 60
+    return f"{fmt_duration(seconds)} ago"
+
+
+def state_style(theme_variables: Mapping[str, str], state: str) -> tuple[str, Style]:
+    """(glyph, Rich style) of a step state in the current theme (for Rich-text widgets
+    such as the tree and tables, which do not read ``$variables``)."""
+    glyph, variable = STATE_GLYPHS.get(state, ("?", None))
+    if variable is None or variable not in theme_variables:
+        return glyph, Style(dim=True)
+    return glyph, Style(color=Color.parse(theme_variables[variable]).rich_color)

@@ -1,0 +1,535 @@
+"""A run folder as view data: step states, metric series, evaluations, checkpoints, ETAs.
+
+The TUI never computes anything from files itself: the watcher thread calls
+:meth:`RunModel.poll` (stat-first, cheap when nothing changed) and the widgets ask the
+model for plain dataclasses. States and "how a step starts" are the runner's own answers
+(:mod:`dcvc_bench.runner.status` and :mod:`~dcvc_bench.runner.resume`), so the TUI,
+`status` and `plan` never disagree. Time comes from an injectable clock, so ages are
+reproducible in tests. Pure Python: importing this module never imports torch or Textual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from dcvc_bench.checkpoints import KINDS, checkpoint_name
+from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
+from dcvc_bench.errors import UserError
+from dcvc_bench.runner.ledger import LEDGER_FILE
+from dcvc_bench.runner.lock import lock_owner
+from dcvc_bench.runner.resume import Action, Decision
+from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, open_run
+from dcvc_bench.tui.readers import CheckpointFile, CheckpointShelf, LogTail, StepEvents, stat_key
+
+Clock = Callable[[], float]
+#: How often the lock file's owner is checked (a pid check, so not on every poll).
+OWNER_CHECK_S = 1.0
+#: Lines of a step's log kept for the log pane.
+LOG_LINES = 500
+
+
+@dataclass(frozen=True)
+class MetricGroup:
+    """Metrics drawn on one chart (they share a unit)."""
+
+    key: str
+    title: str
+    fields: tuple[str, ...]
+    y_format: str = ".4g"   # tick labels (an LR reads best as 1.0e-04)
+
+
+METRIC_GROUPS = (
+    MetricGroup("loss", "loss", ("loss",)),
+    MetricGroup("psnr", "PSNR dB", ("psnr",)),
+    MetricGroup("rate", "bpp", ("bpp", "bpp_y", "bpp_z", "bpp_mv_y", "bpp_mv_z")),
+    MetricGroup("lr", "LR", ("lr",), y_format=".1e"),
+    MetricGroup("fps", "frames/s", ("frames_per_s",)),
+)
+GROUPS_BY_KEY = {g.key: g for g in METRIC_GROUPS}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Lines against epochs; ``marks`` are vertical lines (x, label) such as stage starts."""
+
+    title: str
+    lines: dict[str, tuple[list[float], list[float]]]
+    marks: tuple[tuple[float, str], ...] = ()
+    y_format: str = ".4g"
+    x_max: float | None = None    # where the x axis ends (the track's planned epochs)
+
+    @property
+    def empty(self) -> bool:
+        return not any(xs for xs, _ in self.lines.values())
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One step as the tree shows it."""
+
+    step: Step
+    state: str        # pending | running | done | failed | interrupted | diverged | will re-run
+    epochs_done: int
+    start: str        # a StartKind value, or "-" when unknown
+    start_text: str   # how it starts (or started), in words
+    note: str         # why it (re-)runs, or the ledger's last message
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    row: StepRow
+    epoch: int                    # the epoch in progress, 1-based (epochs when done)
+    iter: int
+    iters_per_epoch: int | None
+    eta_epoch_s: float | None
+    eta_step_s: float | None
+    took_s: float | None          # time spent training (all attempts)
+    seconds_per_iter: float | None  # measured in the current attempt
+    last: dict[str, Any] | None   # the last train event
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    step_id: str
+    phase: str                    # the step within its track (s1g2)
+    epoch: int | None
+    model: str                    # "normal" or "EMA"
+    psnr: float | None
+    bpp: float | None
+    ms_ssim: float | None
+    rd_loss: float | None
+    i_psnr: float | None
+    i_bpp: float | None
+    p_psnr: float | None
+    p_bpp: float | None
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    name: str
+    kind: str
+    stage: int | None
+    gop: int | None
+    step: str                     # the phase id that wrote it (s1g2), from its sidecar
+    epoch: str
+    loss: float | None
+    size: int
+    age_s: float
+    problem: str                  # why its sidecar is not trusted ('' when it is)
+    next_start: bool              # the next step of the track starts from this file
+
+
+@dataclass
+class Changes:
+    """What changed since the interface last looked (the watcher merges these)."""
+
+    steps: bool = False                              # ledger, decisions, runner presence
+    events: set[str] = field(default_factory=set)    # steps with new events
+    checkpoints: set[str] = field(default_factory=set)  # tracks whose checkpoints changed
+    log: bool = False
+
+    def __bool__(self) -> bool:
+        return self.steps or bool(self.events) or bool(self.checkpoints) or self.log
+
+    def merge(self, other: Changes) -> None:
+        self.steps |= other.steps
+        self.events |= other.events
+        self.checkpoints |= other.checkpoints
+        self.log |= other.log
+
+
+def _num(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return float(value) if ok else None
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class RunModel:
+    """A run folder (or the folder a curriculum will run into), read incrementally."""
+
+    def __init__(self, view: RunView, source: Path, clock: Clock = time.time):
+        #: The curriculum file `dcvc-bench run` is given to start or continue this run.
+        self.source = source
+        self.clock = clock
+        self._view = view
+        self._lock = threading.Lock()
+        paths = view.paths
+        self._events = {s.id: StepEvents(paths.events_file(s.id)) for s in view.steps}
+        self._shelves = {
+            track: CheckpointShelf(paths.checkpoints_dir(track),
+                                   {s.id: paths.final_checkpoint(s.id) for s in view.steps if s.track == track})
+            for track in self.tracks}
+        self._ledger_key = stat_key(paths.run_dir / LEDGER_FILE)
+        self._owner_checked = 0.0
+        self._log: LogTail | None = None
+        self._log_new: list[str] = []
+        self._log_reset = False
+        self._changes = Changes()
+
+    @classmethod
+    def open(cls, target: str | os.PathLike[str], clock: Clock = time.time) -> RunModel:
+        """A curriculum file (its run folder need not exist yet) or a run folder; anything
+        else is a one-line :class:`UserError`."""
+        path = Path(target)
+        if path.is_dir():
+            return cls(open_run(path), path / FROZEN_CURRICULUM, clock)
+        if path.is_file():
+            if path.suffix != ".toml":
+                raise UserError(f"{path} is neither a curriculum (.toml) nor a run folder")
+            cur = load_curriculum(path)
+            return cls(inspect_run(cur, run_paths(cur)), path, clock)
+        raise UserError(f"{path}: no such curriculum file or run folder; "
+                        "give one such as curricula/smoke.toml or runs/smoke")
+
+    # -- what it is ---------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._view.cur.name
+
+    @property
+    def run_dir(self) -> Path:
+        return self._view.paths.run_dir
+
+    @property
+    def steps(self) -> list[Step]:
+        return self._view.steps
+
+    @property
+    def tracks(self) -> list[str]:
+        return list(dict.fromkeys(s.track for s in self._view.steps))
+
+    @property
+    def owner(self) -> dict[str, Any] | None:
+        """The live `run` process holding the folder's lock (this TUI's or another's)."""
+        return self._view.owner
+
+    # -- reading (the watcher thread) ---------------------------------------------------
+    def poll(self) -> bool:
+        """Read what changed on disk; True when the interface has something to show."""
+        changes = Changes()
+        for step_id, events in self._events.items():
+            batch = events.read()
+            if batch is not None and (batch[0] or batch[1]):
+                with self._lock:
+                    events.apply(*batch)
+                changes.events.add(step_id)
+        changes.checkpoints = {track for track, shelf in self._shelves.items() if shelf.poll()}
+        ledger_key = stat_key(self.run_dir / LEDGER_FILE)
+        now = time.monotonic()
+        if ledger_key != self._ledger_key or changes.checkpoints:
+            self._ledger_key = ledger_key
+            self._view = inspect_run(self._view.cur, self._view.paths)
+            self._owner_checked = now
+            changes.steps = True
+        elif now - self._owner_checked >= OWNER_CHECK_S:
+            self._owner_checked = now
+            owner = lock_owner(self.run_dir)
+            if owner != self._view.owner:
+                self._view = dataclasses.replace(self._view, owner=owner)
+                changes.steps = True
+        changes.log = self._poll_log()
+        with self._lock:
+            self._changes.merge(changes)
+        return bool(changes)
+
+    def _poll_log(self) -> bool:
+        tail = self._log
+        batch = tail.poll() if tail is not None else None
+        if batch is None:
+            return False
+        with self._lock:
+            if tail is not self._log:  # another step was selected meanwhile
+                return False
+            restart, lines = batch
+            if restart:
+                self._log_new, self._log_reset = [], True
+            self._log_new = (self._log_new + lines)[-LOG_LINES:]
+        return True
+
+    def take_changes(self) -> Changes:
+        with self._lock:
+            changes, self._changes = self._changes, Changes()
+        return changes
+
+    # -- the log pane -------------------------------------------------------------------
+    def follow_log(self, step_id: str) -> None:
+        """Show this step's stdout.log from now on (read by the next poll)."""
+        with self._lock:
+            self._log = LogTail(self._view.paths.stdout_log(step_id))
+            self._log_new, self._log_reset = [], True
+
+    def take_log(self) -> tuple[bool, list[str]]:
+        """(clear the pane first?, lines to add) since the last call."""
+        with self._lock:
+            reset, new = self._log_reset, self._log_new
+            self._log_reset, self._log_new = False, []
+        return reset, new
+
+    # -- steps ----------------------------------------------------------------------------
+    def rows(self) -> list[StepRow]:
+        view = self._view
+        return [_row(view, step, decision) for step, decision in zip(view.steps, view.decisions)]
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self._view.steps if s.id == step_id)
+
+    def row(self, step_id: str) -> StepRow:
+        return next(r for r in self.rows() if r.step.id == step_id)
+
+    def current_step(self) -> str | None:
+        """The step to look at first: the running one, else the next to run, else the last."""
+        rows = self.rows()
+        for wanted in (("running",), ("interrupted", "failed", "diverged", "will re-run", "pending")):
+            found = next((r for r in rows if r.state in wanted), None)
+            if found is not None:
+                return found.step.id
+        return rows[-1].step.id if rows else None
+
+    def progress(self, step_id: str) -> StepProgress:
+        row = self.row(step_id)
+        step = row.step
+        with self._lock:
+            ev = self._events[step_id]
+            last, first = ev.last_train, ev.attempt_first_train
+            starts, ends = list(ev.starts), list(ev.ends)
+            latest = [c for c in ev.checkpoints if c.get("kind") == "latest"]
+        ipe = _int((last or {}).get("iters_per_epoch")) or _int((starts[-1] if starts else {}).get("iters_per_epoch"))
+        epoch, it = 0, 0
+        if row.state == "done":
+            epoch, it = step.epochs, ipe or 0
+        elif last is not None:
+            epoch, it = min((_int(last.get("epoch")) or 0) + 1, step.epochs), _int(last.get("iter")) or 0
+        elif row.state == "running" and starts:  # started, no iteration reported yet
+            epoch = min((_int(starts[-1].get("start_epoch")) or 0) + 1, step.epochs)
+        eta_epoch = eta_step = None
+        spi = _seconds_per_iter(first, last)
+        if row.state == "running" and spi is not None and ipe:
+            eta_epoch = max(ipe - it, 0) * spi
+            epoch_s = _epoch_seconds(starts, latest) or ipe * spi
+            eta_step = eta_epoch + max(step.epochs - epoch, 0) * epoch_s
+        took = _took(starts, ends, self.clock() if row.state == "running" else None)
+        return StepProgress(row, epoch, it, ipe, eta_epoch, eta_step, took, spi, last)
+
+    def curriculum_eta(self) -> float | None:
+        """Seconds until every step is done (0 when none is left; None before anything
+        was measured). Measured: seconds per epoch per GOP frame of the latest attempt,
+        evaluation and checkpoints included; the running step uses its own speed."""
+        view = self._view
+        left = [(r, d) for r, d in zip(self.rows(), view.decisions)
+                if d.action is Action.RUN or r.state == "running"]
+        if not left:
+            return 0.0
+        rate = self._seconds_per_gop_epoch()
+        total = 0.0
+        for row, decision in left:
+            if row.state == "running":
+                progress = self.progress(row.step.id)
+                if progress.eta_step_s is not None:
+                    total += progress.eta_step_s
+                    if rate is None and progress.iters_per_epoch and progress.seconds_per_iter:
+                        rate = progress.iters_per_epoch * progress.seconds_per_iter / row.step.gop
+                    continue
+            if rate is None:
+                return None
+            resumes = decision.start is StartKind.RESUME_OWN_LATEST or row.state == "running"
+            epochs_left = row.step.epochs - (row.epochs_done if resumes else 0)
+            total += max(epochs_left, 0) * row.step.gop * rate
+        return total
+
+    def _seconds_per_gop_epoch(self) -> float | None:
+        """Seconds per epoch per GOP frame of the most recent attempt that finished an
+        epoch (from its step_start to its last latest checkpoint or step_end)."""
+        newest, rate = float("-inf"), None
+        with self._lock:
+            for step in self._view.steps:
+                ev = self._events[step.id]
+                marks = sorted(ev.starts + ev.ends + [c for c in ev.checkpoints if c.get("kind") == "latest"],
+                               key=lambda e: _num(e.get("t")) or 0)
+                begun = None
+                for mark in marks:
+                    if mark.get("event") == "step_start":
+                        begun = mark
+                        continue
+                    if begun is None:
+                        continue
+                    epochs = (_int(mark.get("epoch")) or 0) - (_int(begun.get("start_epoch")) or 0)
+                    t = _num(mark.get("t")) or 0
+                    seconds = t - (_num(begun.get("t")) or 0)
+                    if epochs > 0 and seconds > 0 and t > newest:
+                        newest, rate = t, seconds / (epochs * step.gop)
+        return rate
+
+    # -- charts ---------------------------------------------------------------------------
+    def step_chart(self, step_id: str, group: MetricGroup) -> Chart:
+        with self._lock:
+            series = self._events[step_id].series
+            lines = {name: series.points(name) for name in group.fields}
+        return Chart(f"{group.title} · {step_id}", lines, y_format=group.y_format)
+
+    def track_chart(self, track: str, group: MetricGroup) -> Chart:
+        """The track's steps one after another (x: epochs since the track began), with a
+        mark where each stage starts."""
+        lines: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in group.fields}
+        marks: list[tuple[float, str]] = []
+        offset, stage = 0.0, None
+        with self._lock:
+            for step in (s for s in self._view.steps if s.track == track):
+                if step.stage != stage and offset > 0:
+                    marks.append((offset, f"S{step.stage}"))
+                stage = step.stage
+                series = self._events[step.id].series
+                for name in group.fields:
+                    xs, ys = series.points(name)
+                    lines[name][0].extend(offset + x for x in xs)
+                    lines[name][1].extend(ys)
+                offset += step.epochs
+        return Chart(f"{group.title} · track {track}", lines, tuple(marks), group.y_format, x_max=offset)
+
+    # -- evaluations ----------------------------------------------------------------------
+    @property
+    def eval_count(self) -> int:
+        """How many eval events were read (a cheap 'anything new?' for the eval view)."""
+        with self._lock:
+            return sum(len(ev.evals) for ev in self._events.values())
+
+    def eval_rows(self, track: str | None = None) -> list[EvalRow]:
+        """Every evaluation (normal and EMA) of a track, or of the run; the row with the
+        lowest RD loss is marked best."""
+        rows: list[EvalRow] = []
+        with self._lock:
+            for step in self._view.steps:
+                if track is None or step.track == track:
+                    for event in self._events[step.id].evals:
+                        rows.extend(_eval_rows(step, event))
+        ranked = [r for r in rows if r.rd_loss is not None]
+        if ranked:
+            best = min(ranked, key=lambda r: r.rd_loss)  # type: ignore[arg-type, return-value]
+            rows[rows.index(best)] = dataclasses.replace(best, best=True)
+        return rows
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint_prefix(self, track: str) -> str:
+        """The part of the file names shared by a track's checkpoints."""
+        step = next(s for s in self._view.steps if s.track == track)  # the track's λ and quality
+        return checkpoint_name(step.lambda_value, step.quality_index, 1, "latest").split("stage_")[0]
+
+    def checkpoints(self, track: str) -> list[CheckpointRow]:
+        files = self._shelves[track].files
+        prefix = self.checkpoint_prefix(track)
+        source = self._next_decision(track)
+        source_path = _start_source(source) if source is not None else None
+        order = {s.id: s.index for s in self._view.steps}
+        now = self.clock()
+        rows = [(_sort_key(f, order), _checkpoint_row(f, prefix, now, source_path)) for f in files]
+        return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
+
+    def next_start(self, track: str) -> str:
+        """Which step of the track runs next and what it starts from, in words."""
+        decision = self._next_decision(track)
+        if decision is None:
+            return "every step of this track is done"
+        row = _row(self._view, decision.step, decision)
+        if row.state == "running":
+            return f"{decision.step.id} is running"
+        text = f"next: {decision.step.id} starts from {decision.how()}"
+        return text + (f"; cannot start: missing {decision.missing}" if decision.missing else "")
+
+    def _next_decision(self, track: str) -> Decision | None:
+        return next((d for d in self._view.decisions if d.step.track == track and d.action is Action.RUN), None)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _row(view: RunView, step: Step, decision: Decision) -> StepRow:
+    record = view.ledger.get(step.id)
+    word = view.status_word(step)
+    state = "interrupted" if word.startswith("interrupted") else word
+    if state == "done" and decision.action is Action.RUN:
+        state = "will re-run"
+    epochs_done = record.epochs_done if record is not None else 0
+    if decision.action is Action.RUN and state != "running" and decision.start is not None:
+        note = decision.reason + (f"; {decision.note}" if decision.note else "") \
+            + (f"; cannot start: missing {decision.missing}" if decision.missing else "")
+        return StepRow(step, state, epochs_done, decision.start.value, decision.how(), note)
+    kind = record.start_kind if record is not None else None
+    known = kind in {k.value for k in StartKind}
+    text = describe_start(step, StartKind(kind)) if known else "-"
+    return StepRow(step, state, epochs_done, kind if known else "-", text,  # type: ignore[arg-type]
+                   record.message if record is not None else "")
+
+
+def _seconds_per_iter(first: dict[str, Any] | None, last: dict[str, Any] | None) -> float | None:
+    if first is None or last is None or first is last:
+        return None
+    ipe = _int(last.get("iters_per_epoch")) or 1
+    done = [(_int(e.get("epoch")) or 0) * ipe + (_int(e.get("iter")) or 0) for e in (first, last)]
+    seconds = (_num(last.get("t")) or 0) - (_num(first.get("t")) or 0)
+    return seconds / (done[1] - done[0]) if done[1] > done[0] and seconds > 0 else None
+
+
+def _epoch_seconds(starts: list[dict[str, Any]], latest: list[dict[str, Any]]) -> float | None:
+    """Seconds per epoch of the current attempt so far (evaluation included)."""
+    if not starts or not latest:
+        return None
+    begun = starts[-1]
+    done = [c for c in latest if (_num(c.get("t")) or 0) > (_num(begun.get("t")) or 0)]
+    if not done:
+        return None
+    epochs = (_int(done[-1].get("epoch")) or 0) - (_int(begun.get("start_epoch")) or 0)
+    seconds = (_num(done[-1].get("t")) or 0) - (_num(begun.get("t")) or 0)
+    return seconds / epochs if epochs > 0 and seconds > 0 else None
+
+
+def _took(starts: list[dict[str, Any]], ends: list[dict[str, Any]], now: float | None) -> float | None:
+    """Time from each step_start to the step_end after it (to ``now`` for a live attempt)."""
+    total, any_ = 0.0, False
+    for begun in starts:
+        t0 = _num(begun.get("t")) or 0
+        end = next((_num(e.get("t")) for e in ends if (_num(e.get("t")) or 0) >= t0), None)
+        if end is None and begun is starts[-1]:
+            end = now
+        if end is not None:
+            total, any_ = total + max(end - t0, 0), True
+    return total if any_ else None
+
+
+def _eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
+    sources = [("normal", event)]
+    if isinstance(event.get("ema"), dict):
+        sources.append(("EMA", event["ema"]))
+    for model, src in sources:
+        i_frame = src.get("i_frame") if isinstance(src.get("i_frame"), dict) else {}
+        p_frame = src.get("p_frame") if isinstance(src.get("p_frame"), dict) else {}
+        yield EvalRow(step.id, step.phase_id, _int(event.get("epoch")), model, _num(src.get("psnr")),
+                      _num(src.get("bpp")), _num(src.get("ms_ssim")), _num(src.get("rd_loss")),
+                      _num(i_frame.get("psnr")), _num(i_frame.get("bpp")), _num(p_frame.get("psnr")),
+                      _num(p_frame.get("bpp")))
+
+
+def _start_source(decision: Decision) -> str | None:
+    source = decision.start_flags.get("resume") or decision.start_flags.get("load_pretrained")
+    return os.path.abspath(source) if source else None
+
+
+def _sort_key(f: CheckpointFile, order: dict[str, int]) -> tuple[int, int, int]:
+    if f.archived_for is not None:
+        return f.stage or 0, 1, order.get(f.archived_for, 0)
+    return f.stage or 0, 0, KINDS.index(f.kind) if f.kind in KINDS else len(KINDS)
+
+
+def _checkpoint_row(f: CheckpointFile, prefix: str, now: float, source: str | None) -> CheckpointRow:
+    meta = f.meta or {}
+    name = f"{f.archived_for}/final.pth" if f.archived_for else f.path.name.removeprefix(prefix)
+    epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" if f.meta is not None else "?"
+    return CheckpointRow(name, f.kind, f.stage, _int(meta.get("gop_size")), str(meta.get("step_id") or "?"),
+                         epoch, _num(meta.get("loss")), f.size, max(now - f.mtime, 0.0), f.problem,
+                         source is not None and os.path.abspath(f.path) == source)

@@ -1,0 +1,53 @@
+"""The evaluation view: every evaluation of the run (all tracks), best row marked."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from dcvc_bench.tui.format import num
+from dcvc_bench.tui.model import EvalRow, RunModel
+from dcvc_bench.tui.widgets.eval_table import EvalTable
+
+#: Seconds between two checks for new evaluations while this view is open.
+REFRESH_S = 0.25
+
+
+class EvalScreen(Screen[None]):
+    BINDINGS = [Binding("escape,e", "app.pop_screen", "Back")]
+
+    def __init__(self, model: RunModel):
+        super().__init__()
+        self.model = model
+        self._count = -1
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="eval-summary")
+        yield EvalTable(one_track=False, id="all-evals")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#all-evals").border_title = f"Evaluations · {self.model.name} · ★ lowest RD loss"
+        self._refresh()
+        self.set_interval(REFRESH_S, self._refresh)
+
+    def _refresh(self) -> None:
+        count = self.model.eval_count
+        if count == self._count:
+            return
+        self._count = count
+        rows = self.model.eval_rows()
+        self.query_one(EvalTable).show(rows)
+        self.query_one("#eval-summary", Static).update(_summary(rows))
+
+
+def _summary(rows: list[EvalRow]) -> Content:
+    best = next((r for r in rows if r.best), None)
+    if best is None:
+        return Content("no evaluation yet")
+    return Content(f"{len(rows)} evaluations · best (lowest RD loss): {best.step_id} epoch {best.epoch} "
+                   f"{best.model}: PSNR {num(best.psnr, '.2f')} dB, BPP {num(best.bpp, '.4f')}, "
+                   f"MS-SSIM {num(best.ms_ssim, '.4f')}, RD loss {num(best.rd_loss, '.3f')}")

@@ -1,0 +1,276 @@
+"""The run screen: the curriculum tree beside the selected step's progress, charts,
+evaluations, checkpoints and log, all following the run folder as it grows.
+
+A thread worker polls the model (stat-first, every :data:`POLL_S`) and posts
+:class:`RunScreen.Changed`, which coalesces: a flood of train events is one repaint.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Tree
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from dcvc_bench.errors import UserError
+from dcvc_bench.runner.lock import describe_owner
+from dcvc_bench.tui.control import RunControl
+from dcvc_bench.tui.model import GROUPS_BY_KEY, METRIC_GROUPS, RunModel, StepRow
+from dcvc_bench.tui.screens.evals import EvalScreen
+from dcvc_bench.tui.widgets.checkpoint_panel import CheckpointPanel
+from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
+from dcvc_bench.tui.widgets.curriculum_tree import CurriculumTree
+from dcvc_bench.tui.widgets.eval_table import EvalTable
+from dcvc_bench.tui.widgets.log_pane import LogPane
+from dcvc_bench.tui.widgets.metric_chart import MetricChart
+from dcvc_bench.tui.widgets.progress_panel import ProgressPanel
+from dcvc_bench.tui.widgets.run_banner import RunBanner
+
+#: Seconds between two looks at the run folder (an event shows within ~this much).
+POLL_S = 0.1
+#: Seconds between two redraws of checkpoint ages when nothing else changes.
+AGE_REFRESH_S = 10.0
+#: Why `k` is shown disabled (it has no action until the runner can honour a skip).
+SKIP_WHY = ("Skipping a step needs support in `dcvc-bench run` (a ledger state it honours); "
+            "until then: stop the run and edit the curriculum")
+DECK = ("evals", "checkpoints", "log")  # the bottom panels (one at a time on small terminals)
+
+
+class RunScreen(Screen[None]):
+    BINDINGS = [
+        Binding("r", "start", "Run", tooltip="Start or continue the run in the background (dcvc-bench run)"),
+        Binding("s", "stop", "Stop", tooltip="Stop gracefully: the running step saves its latest checkpoint"),
+        Binding("k", "skip", "Skip", tooltip=SKIP_WHY),
+        Binding("e", "evals", "Evals", tooltip="Every evaluation of the run, best marked"),
+        Binding("f", "toggle_follow", "Follow", tooltip="Jump to each step as it starts"),
+        *(Binding(str(n), f"metric('{g.key}')", f"Chart {g.title}", show=False)
+          for n, g in enumerate(METRIC_GROUPS, start=1)),
+        Binding("t", "swap_chart", "Step/track chart", show=False,
+                tooltip="On a narrow terminal: the step's chart or the whole track's"),
+        Binding("v", "next_panel", "Next panel", show=False,
+                tooltip="On a small terminal: evaluations, checkpoints or log"),
+    ]
+
+    class Changed(Message):
+        """The model read something new from the run folder."""
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, RunScreen.Changed)
+
+    def __init__(self, model: RunModel, control: RunControl, poll_s: float = POLL_S):
+        super().__init__()
+        self.model = model
+        self.control = control
+        self.poll_s = poll_s
+        self.selected = model.current_step() or model.steps[0].id
+        self.metric = METRIC_GROUPS[0]
+        self.follow = True
+        self._followed = self.selected  # the running step last jumped to
+
+    def compose(self) -> ComposeResult:
+        yield RunBanner(id="banner")
+        with Horizontal(id="body"):
+            yield CurriculumTree(self.model.rows(), id="tree")
+            with Vertical(id="main"):
+                yield ProgressPanel(id="progress")
+                with Vertical(id="charts"):
+                    yield ChoiceBar([(g.key, f"{n} {g.title}") for n, g in enumerate(METRIC_GROUPS, start=1)],
+                                    self.metric.key, id="metric-bar")
+                    with Horizontal(id="plots"):
+                        yield MetricChart(id="step-chart")
+                        yield MetricChart(id="track-chart")
+                with Vertical(id="deck", classes="-show-evals"):
+                    yield ChoiceBar([("evals", "Evaluations"), ("checkpoints", "Checkpoints"), ("log", "Log")],
+                                    "evals", id="deck-bar", classes="deck-bar")
+                    with Horizontal(classes="deck-row"):
+                        yield EvalTable(one_track=True, id="eval-table").add_class("deck-panel", "evals-panel")
+                        yield CheckpointPanel(id="checkpoint-panel").add_class("deck-panel", "checkpoints-panel")
+                    yield LogPane(id="log-pane").add_class("deck-panel", "log-panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#tree").border_title = "Curriculum"
+        self.query_one("#charts").border_title = "Training"
+        self._show_run()
+        self._show_step()
+        self.query_one(CurriculumTree).select_step(self.selected)
+        self.query_one(CurriculumTree).focus()
+        self.model.follow_log(self.selected)
+        self.call_after_refresh(self.follow_files)  # paint first, then read
+        self.set_interval(1.0, self._check_own_run)
+        self.set_interval(AGE_REFRESH_S, self._show_checkpoints)
+
+    # -- reading ------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False, name="run folder watcher")
+    def follow_files(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            if self.model.poll():
+                self.post_message(self.Changed())
+            time.sleep(self.poll_s)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "watch" and event.state is WorkerState.ERROR:
+            self.notify(f"stopped following the run folder: {event.worker.error}", severity="error", timeout=30)
+
+    def on_run_screen_changed(self, _: Changed) -> None:
+        changes = self.model.take_changes()
+        step = self.model.step(self.selected)
+        mine = {s.id for s in self.model.steps if s.track == step.track}
+        if changes.steps:
+            self._show_run()
+        elif changes.events:
+            self._show_banner(self.model.rows())  # the curriculum ETA
+        if changes.steps and self.follow:
+            self._follow_running()
+        if changes.steps or self.selected in changes.events:
+            self._show_progress()
+        if self.selected in changes.events:
+            self._show_step_chart()
+        if changes.events & mine:
+            self._show_track_chart()
+            self.query_one(EvalTable).show(self.model.eval_rows(step.track))
+        if changes.steps or step.track in changes.checkpoints:
+            self._show_checkpoints()
+        if changes.log:
+            self.query_one(LogPane).show(*self.model.take_log())
+
+    # -- showing ------------------------------------------------------------------------
+    def _show_run(self) -> None:
+        rows = self.model.rows()
+        self.query_one(CurriculumTree).show_rows(rows)
+        self._show_banner(rows)
+        self.refresh_bindings()
+
+    def _show_banner(self, rows: list[StepRow]) -> None:
+        self.query_one(RunBanner).show(self.model.name, self.model.run_dir, rows, self._runner_text(),
+                                       self.model.curriculum_eta())
+
+    def _runner_text(self) -> str:
+        owner = self.model.owner
+        state = "stopping" if self.control.stopping(owner) else "running"
+        if self.control.owns_live_run():
+            return f"{state}: started here (pid {self.control.live_pid(owner)})"
+        if owner is not None:
+            return f"{state}: followed, run by {describe_owner(owner)}"
+        return "no run in progress"
+
+    def _show_step(self) -> None:
+        """Everything about the selected step (after the selection changed)."""
+        self._show_progress()
+        self._show_step_chart()
+        self._show_track_chart()
+        track = self.model.step(self.selected).track
+        self.query_one(EvalTable).show(self.model.eval_rows(track))
+        self.query_one("#eval-table").border_title = f"Evaluations · {track} · ★ lowest RD loss"
+        self._show_checkpoints()
+        self.query_one("#log-pane").border_title = f"Log · {self.selected}/stdout.log"
+
+    def _show_progress(self) -> None:
+        self.query_one(ProgressPanel).show(self.model.progress(self.selected))
+
+    def _show_step_chart(self) -> None:
+        self.query_one("#step-chart", MetricChart).show(self.model.step_chart(self.selected, self.metric))
+
+    def _show_track_chart(self) -> None:
+        track = self.model.step(self.selected).track
+        self.query_one("#track-chart", MetricChart).show(self.model.track_chart(track, self.metric))
+
+    def _show_checkpoints(self) -> None:
+        track = self.model.step(self.selected).track
+        panel = self.query_one(CheckpointPanel)
+        panel.border_title = f"Checkpoints · {track}/{self.model.checkpoint_prefix(track)}*"
+        panel.show(self.model.checkpoints(track), self.model.next_start(track))
+
+    def _follow_running(self) -> None:
+        running = next((r.step.id for r in self.model.rows() if r.state == "running"), None)
+        if running is not None and running != self._followed:
+            self._followed = running
+            self.query_one(CurriculumTree).select_step(running)
+
+    def _check_own_run(self) -> None:
+        code = self.control.ended()
+        if code is None:
+            return
+        said = self.control.last_line()
+        severity = "information" if code == 0 else "warning" if code == 130 else "error"
+        self.notify(f"`dcvc-bench run` ended (exit code {code}): {said}", severity=severity, timeout=15)
+        self._show_run()
+
+    # -- selection ----------------------------------------------------------------------
+    @on(Tree.NodeHighlighted, "#tree")
+    def _highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        step_id = event.node.data
+        if step_id is None or step_id == self.selected:
+            return
+        self.selected = step_id
+        self.model.follow_log(step_id)
+        self._show_step()
+
+    @on(ChoiceBar.Chosen, "#metric-bar")
+    def _metric_chosen(self, event: ChoiceBar.Chosen) -> None:
+        group = GROUPS_BY_KEY[event.key]
+        if group is not self.metric:
+            self.metric = group
+            self._show_step_chart()
+            self._show_track_chart()
+
+    @on(ChoiceBar.Chosen, "#deck-bar")
+    def _panel_chosen(self, event: ChoiceBar.Chosen) -> None:
+        deck = self.query_one("#deck")
+        for name in DECK:
+            deck.set_class(name == event.key, f"-show-{name}")
+
+    # -- actions ------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        live = self.control.live_pid(self.model.owner) is not None
+        if action == "start":
+            return None if live else True
+        if action == "stop":
+            return True if live and not self.control.stopping(self.model.owner) else None
+        if action == "skip":
+            return None
+        return True
+
+    def action_start(self) -> None:
+        try:
+            self.control.start()
+        except UserError as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        self.notify(f"started `dcvc-bench run` in the background; its output goes to {self.control.log_path}")
+        self._show_run()
+
+    def action_stop(self) -> None:
+        try:
+            self.control.stop(self.model.owner)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify("stopping: the running step saves its latest checkpoint, then the run exits")
+        self._show_run()
+
+    def action_evals(self) -> None:
+        self.app.push_screen(EvalScreen(self.model))
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        if self.follow:
+            self._followed = ""
+            self._follow_running()
+        self.notify("following the running step" if self.follow else "not following the running step")
+
+    def action_metric(self, key: str) -> None:
+        self.query_one("#metric-bar", ChoiceBar).active = key
+
+    def action_swap_chart(self) -> None:
+        self.query_one("#plots").toggle_class("-track")
+
+    def action_next_panel(self) -> None:
+        self.query_one("#deck-bar", ChoiceBar).cycle()

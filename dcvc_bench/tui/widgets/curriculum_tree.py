@@ -1,0 +1,84 @@
+"""The curriculum as a tree: tracks → stages → GOP steps, each step with its state,
+epochs done/planned and how it starts (or started)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from dcvc_bench.tui.format import START_SHORT, state_style
+from dcvc_bench.tui.model import StepRow
+
+
+class CurriculumTree(Tree[str]):
+    """Every node's data is a step id: its own, or for a stage or track its first step's,
+    so highlighting any node shows a step. The steps of a curriculum never change while
+    it is open, so nodes are built once and only their labels are updated."""
+
+    def __init__(self, rows: list[StepRow], *, id: str | None = None):
+        super().__init__("run", id=id)
+        self.show_root = False
+        self.guide_depth = 2
+        self._steps: dict[str, TreeNode[str]] = {}
+        self._stages: dict[tuple[str, int], TreeNode[str]] = {}
+        self._tracks: dict[str, TreeNode[str]] = {}
+        for row in rows:
+            step = row.step
+            track = self._tracks.get(step.track)
+            if track is None:
+                track = self._tracks[step.track] = self.root.add(step.track, data=step.id, expand=True)
+            stage = self._stages.get((step.track, step.stage))
+            if stage is None:
+                stage = self._stages[(step.track, step.stage)] = track.add(f"stage {step.stage}", data=step.id,
+                                                                           expand=True)
+            self._steps[step.id] = stage.add_leaf(step.id, data=step.id)
+        self._rows = rows
+
+    def on_mount(self) -> None:
+        self.show_rows(self._rows)
+
+    def show_rows(self, rows: list[StepRow]) -> None:
+        self._rows = rows
+        theme = self.app.theme_variables
+        for row in rows:
+            self._steps[row.step.id].set_label(_step_label(row, theme))
+        for (track, stage), node in self._stages.items():
+            node.set_label(_group_label(f"stage {stage}", [r for r in rows if r.step.track == track
+                                                           and r.step.stage == stage], theme))
+        for track, node in self._tracks.items():
+            mine = [r for r in rows if r.step.track == track]
+            first = mine[0].step
+            node.set_label(_group_label(f"{track} λ{first.lambda_value:g} q{first.quality_index}", mine, theme))
+
+    def select_step(self, step_id: str) -> None:
+        """Put the cursor on a step (the screen then shows it)."""
+        node = self._steps.get(step_id)
+        if node is None:
+            return
+        parent = node.parent
+        while parent is not None:
+            parent.expand()
+            parent = parent.parent
+        self.move_cursor(node)
+
+
+def _step_label(row: StepRow, theme: dict[str, str]) -> Text:
+    glyph, style = state_style(theme, row.state)
+    step = row.step
+    name = step.id.removeprefix(f"{step.track}-")
+    active = row.state not in ("done", "pending")  # its state says more than how it starts
+    return Text.assemble((f"{glyph} ", style), (f"{name:<8}", "bold" if row.state == "running" else ""),
+                         f" {row.epochs_done}/{step.epochs} ",
+                         (row.state, style) if active else (START_SHORT.get(row.start, row.start), "dim"))
+
+
+def _group_label(name: str, rows: list[StepRow], theme: dict[str, str]) -> Text:
+    done = sum(r.state == "done" for r in rows)
+    for state in ("running", "failed", "diverged", "interrupted", "will re-run"):
+        if any(r.state == state for r in rows):
+            break
+    else:
+        state = "done" if done == len(rows) else "pending"
+    glyph, style = state_style(theme, state)
+    return Text.assemble((f"{glyph} ", style), name, (f"  {done}/{len(rows)}", "dim"))

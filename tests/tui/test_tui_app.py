@@ -1,0 +1,319 @@
+"""The real app, driven headlessly on the recorded smoke run: what a user sees and can do."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Log, Static
+
+from dcvc_bench.tui.model import RunModel
+from dcvc_bench.tui.screens.evals import EvalScreen
+from dcvc_bench.tui.screens.help import HelpScreen
+from dcvc_bench.tui.screens.quit import QuitScreen
+from dcvc_bench.tui.screens.run import RunScreen
+from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
+from dcvc_bench.tui.widgets.curriculum_tree import CurriculumTree
+from tui_helpers import NOW, SMALL, drive, make_app, until
+
+STEPS = ["s1g2", "s1g3", "s2g2", "s2g3", "s3g2", "s3g3", "s4g2", "s4g3", "s4g3-opt"]
+
+
+def tree_labels(screen) -> list[str]:  # type: ignore[no-untyped-def]
+    tree = screen.query_one(CurriculumTree)
+    return [str(tree.get_node_at_line(i).label) for i in range(tree.last_line + 1)]
+
+
+def table_text(table: DataTable) -> list[list[str]]:  # type: ignore[type-arg]
+    header = [str(c.label) for c in table.ordered_columns]
+    return [header] + [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def static_text(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
+    return str(screen.query_one(selector, Static).render())
+
+
+def append_event(run_dir: Path, step_id: str, text: str) -> None:
+    with open(run_dir / "steps" / step_id / "events.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def train_event(loss: float, **extra: object) -> str:
+    event = {"v": 1, "t": NOW, "event": "train", "step": "s4g3-opt", "epoch": 0, "iter": 2,
+             "iters_per_epoch": 3, "loss": loss, "mse": 0.01, "psnr": 20.0, "bpp": 0.3, "bpp_y": 0.2,
+             "bpp_z": 0.02, "bpp_mv_y": 0.05, "bpp_mv_z": 0.03, "lr": 1e-4, "frames_per_s": 50.0, **extra}
+    return json.dumps(event) + "\n"
+
+
+def test_finished_run_shows_every_step_state_curves_evals_and_checkpoints(run_dir):
+    async def steps(pilot):
+        screen = pilot.app.screen
+        labels = tree_labels(screen)
+        for phase in STEPS:
+            assert any(f"✓ {phase} " in label for label in labels), (phase, labels)
+        assert "9/9 steps done" in static_text(screen, "#banner")
+        assert "curriculum done" in static_text(screen, "#banner")
+        evals = table_text(screen.query_one("#eval-table", DataTable))
+        assert {"PSNR", "BPP", "MS-SSIM", "RD loss", "I PSNR", "P BPP", "model"} <= set(evals[0])
+        assert len(evals) - 1 == 2 * 10  # 10 eval events, each normal + EMA
+        assert sum(row[0] == "★" for row in evals[1:]) == 1
+        files = [row[1] for row in table_text(screen.query_one("#checkpoint-table", DataTable))[1:]]
+        for kind in ("latest", "best", "best_ema", "global_best", "final"):
+            assert f"stage_1_{kind}.pth" in files
+        assert "l2048-s4g3-opt/final.pth" in files
+        assert screen.query_one("#step-chart PlotextPlot").display  # curves drawn
+        assert "every step of this track is done" in static_text(screen, "#next-start")
+
+    drive(make_app(run_dir), steps)
+
+
+def test_q_exits_cleanly(run_dir):
+    app = make_app(run_dir)
+
+    async def steps(pilot):
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+
+    drive(app, steps)
+    assert app.return_code == 0
+
+
+def test_small_terminal_shows_one_bottom_panel_at_a_time(run_dir):
+    async def steps(pilot):
+        screen = pilot.app.screen
+        assert screen.query_one("#eval-table").display and not screen.query_one("#log-pane").display
+        assert not screen.query_one("#track-chart").display
+        await pilot.press("v", "v")
+        assert screen.query_one("#log-pane").display and not screen.query_one("#eval-table").display
+        await pilot.press("t")
+        assert screen.query_one("#track-chart").display and not screen.query_one("#step-chart").display
+
+    drive(make_app(run_dir), steps, size=SMALL)
+
+
+def test_highlighting_a_step_shows_its_progress_and_log(run_dir):
+    async def steps(pilot):
+        screen = pilot.app.screen
+        screen.query_one(CurriculumTree).select_step("l2048-s1g2")
+        await until(pilot, lambda: "l2048-s1g2" in static_text(screen, "#step-title"))
+        assert "epoch 2/2" in static_text(screen, "#epoch-line")
+        assert "started from fresh" in static_text(screen, "#epoch-line")
+        await until(pilot, lambda: any("s1g2 epoch 2/2" in line
+                                       for line in screen.query_one("#log-pane", Log).lines))
+
+    drive(make_app(run_dir), steps)
+
+
+def test_number_keys_switch_the_charted_metric(run_dir):
+    async def steps(pilot):
+        screen = pilot.app.screen
+        await pilot.press("3")
+        assert screen.query_one("#metric-bar", ChoiceBar).active == "rate"
+        assert screen.metric.fields == ("bpp", "bpp_y", "bpp_z", "bpp_mv_y", "bpp_mv_z")
+        await pilot.press("4")
+        assert screen.metric.key == "lr"
+
+    drive(make_app(run_dir), steps)
+
+
+def test_a_written_event_appears_on_screen_and_torn_lines_and_unknown_fields_are_tolerated(run_dir):
+    async def steps(pilot):
+        screen = pilot.app.screen
+        numbers = lambda: static_text(screen, "#step-numbers")  # noqa: E731
+        append_event(run_dir, "l2048-s4g3-opt", train_event(123.456, a_field_from_the_future=[1, 2]))
+        took = await until(pilot, lambda: "loss 123.5" in numbers())
+        print(f"event on screen after {took * 1000:.0f} ms")
+        torn = train_event(77.25)
+        append_event(run_dir, "l2048-s4g3-opt", torn[:40])  # a writer caught mid-line
+        await pilot.pause(0.3)
+        assert "loss 123.5" in numbers()
+        append_event(run_dir, "l2048-s4g3-opt", torn[40:])  # ... and the line completed
+        await until(pilot, lambda: "loss 77.25" in numbers())
+
+    drive(make_app(run_dir), steps)
+
+
+def test_attaches_to_a_run_started_in_another_terminal(run_dir):
+    (run_dir / ".lock").write_text(json.dumps({"pid": os.getpid(), "started": NOW, "host": socket.gethostname()}))
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    record = next(r for r in ledger["steps"] if r["id"] == "l2048-s4g3-opt")
+    record.update(status="running", pid=os.getpid(), epochs_done=0)
+    (run_dir / "ledger.json").write_text(json.dumps(ledger))
+
+    async def steps(pilot):
+        screen = pilot.app.screen
+        assert f"followed, run by pid {os.getpid()}" in static_text(screen, "#banner")
+        assert any("▶ s4g3-opt" in label and "running" in label for label in tree_labels(screen))
+        assert screen.check_action("stop", ()) is True
+        assert screen.check_action("start", ()) is None  # a second run would be refused
+        start = {"v": 1, "t": NOW - 5, "event": "step_start", "step": "s4g3-opt", "stage": 4, "gop": 3,
+                 "lambda": 2048.0, "epochs": 1, "start_epoch": 0, "lr": 1e-4, "resumed_from": None,
+                 "lr_reset": True}
+        append_event(run_dir, "l2048-s4g3-opt", json.dumps(start) + "\n" + train_event(99.0, iter=1, t=NOW - 2)
+                     + train_event(98.0, iter=2, t=NOW))
+        await until(pilot, lambda: "ETA epoch 2s" in static_text(screen, "#epoch-line"))
+
+    drive(make_app(run_dir), steps)
+
+
+def test_interrupted_and_will_rerun_states(run_dir, tmp_path):
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    record = next(r for r in ledger["steps"] if r["id"] == "l2048-s4g3-opt")
+    record.update(status="running", pid=2 ** 22 + 17)  # its runner is gone
+    (run_dir / "ledger.json").write_text(json.dumps(ledger))
+    edited = tmp_path / "edited.toml"
+    edited.write_text((run_dir / "curriculum.toml").read_text().replace("epochs = [2, 1]", "epochs = [3, 1]"))
+
+    async def steps(pilot):
+        labels = tree_labels(pilot.app.screen)
+        assert any("↻ s1g2" in label and "will re-run" in label for label in labels), labels
+        assert any("↻ s4g2" in label for label in labels), labels  # downstream of a re-run
+
+    drive(make_app(edited), steps)
+    rows = {r.step.id: r.state for r in RunModel.open(run_dir).rows()}
+    assert rows["l2048-s4g3-opt"] == "interrupted"
+
+
+def test_a_checkpoint_whose_sidecar_does_not_match_is_shown_untrusted(run_dir):
+    sidecar = run_dir / "checkpoints/l2048/model_dcvc_lambda_2048.0_quality_4_stage_4_best.pth.json"
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "file_size": meta["file_size"] + 1}))
+
+    async def steps(pilot):
+        rows = table_text(pilot.app.screen.query_one("#checkpoint-table", DataTable))
+        row = next(r for r in rows if r[1] == "stage_4_best.pth")
+        assert row[2] == "sidecar does not match" and row[4] == "?"
+
+    drive(make_app(run_dir), steps)
+
+
+def test_eval_view_lists_every_evaluation_with_the_best_marked(run_dir):
+    async def steps(pilot):
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(pilot.app.screen, EvalScreen))
+        screen = pilot.app.screen
+        rows = table_text(screen.query_one("#all-evals", DataTable))
+        best = [r for r in rows[1:] if r[0] == "★"]
+        assert len(rows) - 1 == 20 and len(best) == 1
+        rd = [float(r[7]) for r in rows[1:]]
+        assert float(best[0][7]) == min(rd)
+        assert "best (lowest RD loss)" in static_text(screen, "#eval-summary")
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, RunScreen)
+
+    drive(make_app(run_dir), steps)
+
+
+def test_help_lists_every_key_and_why_skip_is_disabled(run_dir):
+    async def steps(pilot):
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        console = Console(width=200, record=True, file=io.StringIO())
+        for static in pilot.app.screen.query(Static):
+            console.print(static.content)
+        text = console.export_text()
+        for words in ("Run", "Stop", "Skip", "needs support", "Evals", "Follow", "Quit", "Chart bpp",
+                      "Next panel", "will re-run"):
+            assert words in text
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, RunScreen)
+
+    drive(make_app(run_dir), steps)
+
+
+FAKE_RUNNER = """
+import signal, sys, time
+print("fake run", sys.argv[1:], flush=True)
+signal.signal(signal.SIGINT, lambda *a: (print("stopped gracefully", flush=True), sys.exit(130)))
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def fake_runner(tmp_path):
+    script = tmp_path / "fake_runner.py"
+    script.write_text(FAKE_RUNNER)
+    return [sys.executable, str(script)]
+
+
+def test_start_and_stop_run_the_runner_in_the_background(run_dir, fake_runner):
+    app = make_app(run_dir, run_command=fake_runner)
+
+    async def steps(pilot):
+        screen = pilot.app.screen
+        await pilot.press("r")
+        control = screen.control
+        assert control.owns_live_run()
+        assert os.getpgid(control.process.pid) == control.process.pid  # its own session
+        log = run_dir / "tui-run.log"
+        await until(pilot, lambda: "fake run ['run'," in log.read_text())
+        assert str((run_dir / "curriculum.toml").resolve()) in log.read_text()
+        assert "started here" in static_text(screen, "#banner")
+        await pilot.press("s")
+        await until(pilot, lambda: not control.owns_live_run())
+        assert "stopped gracefully" in log.read_text()
+        await until(pilot, lambda: "no run in progress" in static_text(screen, "#banner"), timeout=3)
+
+    drive(app, steps)
+
+
+def test_quitting_while_owning_the_run_asks_and_can_leave_it_running(run_dir, fake_runner):
+    app = make_app(run_dir, run_command=fake_runner)
+    pids = []
+
+    async def steps(pilot):
+        await pilot.press("r")
+        pids.append(pilot.app.screen.control.process.pid)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(pilot.app.screen, QuitScreen))
+        await pilot.press("k")
+        await pilot.pause()
+
+    try:
+        drive(app, steps)
+        assert app.return_code == 0
+        os.kill(pids[0], 0)  # still running after the TUI is gone
+    finally:
+        os.killpg(pids[0], 9)
+
+
+def test_quitting_and_choosing_stop_stops_the_run(run_dir, fake_runner):
+    app = make_app(run_dir, run_command=fake_runner)
+    procs = []
+
+    async def steps(pilot):
+        await pilot.press("r")
+        procs.append(pilot.app.screen.control.process)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(pilot.app.screen, QuitScreen))
+        await pilot.press("s")
+
+    drive(app, steps)
+    assert procs[0].wait(timeout=10) == 130
+    assert "stopped gracefully" in (run_dir / "tui-run.log").read_text()
+
+
+def test_picker_lists_runs_and_curricula_and_opens_one(run_dir, tmp_path):
+    (tmp_path / "curricula").mkdir()
+    (tmp_path / "curricula" / "mine.toml").write_text((run_dir / "curriculum.toml").read_text())
+    app = make_app(run_dir)
+    app.model = None
+
+    async def steps(pilot):
+        from textual.widgets import OptionList
+
+        options = pilot.app.screen.query_one(OptionList)
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any("runs/smoke" in p for p in prompts) and any("curricula/mine.toml" in p for p in prompts)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen))
+
+    drive(app, steps)

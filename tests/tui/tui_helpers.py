@@ -1,0 +1,84 @@
+"""Helpers of the TUI tests: the recorded smoke run (tests/tui/fixtures/smoke-run, made
+by record_fixture.py from a real `dcvc-bench run`), a fixed clock, and driving the real
+app headlessly. (A unique module name: tests/train has a ``helpers`` module.)
+
+The recorded checkpoints are placeholders, so the loader makes every sidecar describe
+its placeholder again (size) and gives each file the modification time recorded in its
+sidecar: the run folder then reads exactly as the real one did, ages included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from dcvc_bench.tui.app import BenchApp
+from dcvc_bench.tui.model import RunModel
+
+FIXTURE = Path(__file__).parent / "fixtures" / "smoke-run"
+#: Ten minutes after the recorded run ended: every age and duration on screen is fixed.
+NOW = json.loads((FIXTURE / "ledger.json").read_text())["updated"] + 600.0
+#: Terminal sizes of the tests: a roomy one and the smallest supported.
+WIDE, SMALL = (120, 36), (80, 24)
+
+
+def copy_run(dest: Path) -> Path:
+    shutil.copytree(FIXTURE, dest)
+    for sidecar in dest.rglob("*.pth.json"):
+        pth = sidecar.with_suffix("")
+        meta = json.loads(sidecar.read_text())
+        os.utime(pth, ns=(meta["file_mtime_ns"], meta["file_mtime_ns"]))
+        meta["file_size"] = pth.stat().st_size
+        sidecar.write_text(json.dumps(meta))
+    return dest
+
+
+def make_app(target: Path, **kwargs: object) -> BenchApp:
+    return BenchApp(RunModel.open(target, clock=lambda: NOW), clock=lambda: NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def drive(app: BenchApp, steps: Callable[..., Awaitable[None]], size: tuple[int, int] = WIDE) -> None:
+    """Run the app headlessly and call ``steps(pilot)`` once it has read the run folder."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await until_loaded(pilot)
+            await steps(pilot)
+
+    asyncio.run(main())
+
+
+async def until(pilot, condition: Callable[[], bool], timeout: float = 5.0) -> float:  # type: ignore[no-untyped-def]
+    """Wait (bounded) until ``condition()``; returns the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true after {timeout}s: {condition}")
+        await pilot.pause(0.02)
+    return time.monotonic() - start
+
+
+async def until_loaded(pilot) -> None:  # type: ignore[no-untyped-def]
+    """The watcher's first read is shown: evaluations listed, log filled, tables settled."""
+    from textual.widgets import DataTable, Log
+
+    screen = pilot.app.screen
+    if screen.query("#eval-table"):
+        await until(pilot, lambda: screen.query_one("#eval-table", DataTable).row_count > 0)
+        await until(pilot, lambda: screen.query_one("#log-pane", Log).line_count > 0)
+    await settled(pilot)
+
+
+async def settled(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Every table on screen has sized its columns (DataTable does it when idle; a
+    screenshot taken before would crop them)."""
+    from textual.widgets import DataTable
+
+    tables = list(pilot.app.screen.query(DataTable))
+    await until(pilot, lambda: not any(t._require_update_dimensions for t in tables))
+    await pilot.pause()
