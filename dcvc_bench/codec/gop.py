@@ -4,7 +4,10 @@ Frame 0 of each intra period is coded by the I-frame codec; every other frame by
 P-frame coder with the previous *decoded* frame as reference. The loop is a generator so
 the caller decides what happens between frames: training steps the optimizer after each
 P-frame (reference detached, the default) or sums the loss over the GOP
-(``detach_reference=False``, stage-4 GOP optimisation); evaluation only records metrics.
+(``detach_reference=False``, stage-4 GOP optimisation); evaluation only records metrics;
+real coding (:mod:`dcvc_bench.codec.video`) plugs in functions that write bytes and return
+what the decoder will show. The decoder, driven by the stream, checks its frame types
+against :func:`is_intra_frame`, the rule this loop follows.
 """
 
 from __future__ import annotations
@@ -23,16 +26,26 @@ ReconFn = Callable[[dict[str, Any]], torch.Tensor]                       # outpu
 class CodedFrame:
     index: int
     kind: str                  # "I" or "P"
-    x: torch.Tensor            # original frame, B×3×H×W in [0,1]
+    x: torch.Tensor            # original frame, B×3×H×W as given (float in [0,1], or uint8)
     decoded: torch.Tensor      # what the decoder shows (clamped to [0,1]); next reference
     bits: torch.Tensor         # (B,) bits of this frame
     output: dict[str, Any] | None = None   # P-frame model output (likelihoods, bpp terms)
+
+
+def is_intra_frame(t: int, intra_period: int | None) -> bool:
+    """Frame ``t`` is an I-frame: frame 0, and every ``intra_period``-th frame
+    (None or -1: frame 0 only)."""
+    return t == 0 or (intra_period not in (None, -1) and t % intra_period == 0)
 
 
 def code_frames(frames: torch.Tensor, iframe: IFrameFn, pframe: PFrameFn, recon: ReconFn,
                 intra_period: int | None = None,
                 detach_reference: bool = True) -> Iterator[CodedFrame]:
     """Code ``frames`` (B×T×3×H×W in [0,1]) frame by frame.
+
+    Frames reach ``iframe``/``pframe`` one at a time exactly as stored, so a caller may
+    pass uint8 frames and convert each one when it is coded (real coding does: a long
+    clip in float would need four times the memory).
 
     ``intra_period``: an I-frame every N frames (None or -1: only frame 0).
     The decoded frame is clamped to [0,1] — a decoder outputs pixels — and becomes the
@@ -41,8 +54,7 @@ def code_frames(frames: torch.Tensor, iframe: IFrameFn, pframe: PFrameFn, recon:
     ref: torch.Tensor | None = None
     for t in range(frames.shape[1]):
         x = frames[:, t]
-        is_intra = ref is None or (intra_period not in (None, -1) and t % intra_period == 0)
-        if is_intra:
+        if ref is None or is_intra_frame(t, intra_period):
             with torch.no_grad():
                 x_hat, bits = iframe(x)
             decoded = x_hat.clamp(0.0, 1.0)

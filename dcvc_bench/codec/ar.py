@@ -1,0 +1,257 @@
+"""Autoregressive latent coding with rANS: a wavefront coder and its per-position reference.
+
+DCVC codes each latent y with a Gaussian whose (means, scales) come from the hyperprior
+features and a 5×5 type-"A" masked convolution over the already-decoded latents. Position
+(r, c) then depends on (r, c−1), (r, c−2) and on rows r−1, r−2 up to column c+2, so every
+position with the same ``t = c + 3r`` is independent of the others: the coder visits the
+latent wave by wave (W + 3(H−1) sequential steps instead of H·W). The slope 3 is derived
+from the layer's mask, not assumed.
+
+Bit-exactness is the design constraint. Encoder and decoder must compute the same
+(means, scales) to the last bit, or the decoder reads other CDFs than the encoder wrote
+and the frame decodes to garbage. Both sides therefore run the same function,
+:meth:`ContextCoder._params`, on a gathered ``[n_positions, taps·C]`` matrix (only the
+mask's 12 causal taps are gathered: a masked-out tap adds nothing but time). A BLAS
+picks different kernels (gemv, small-M paths) for different row counts, so the row count
+is normalised: every matmul runs on blocks of exactly :data:`ROW_BLOCK` rows (the last
+block padded by repeating a row). The per-position reference calls the same function with
+one position, so it computes bit-identical parameters and therefore produces the same
+symbols, CDF indexes and bytes (tested).
+
+The coders write into and read from a rANS stream they are given, so one stream can carry
+several tensors (a P-frame's four share one: one final-state flush instead of four). A
+latent's symbols are in wave order, positions in a wave by row, channels innermost; the
+encoder emits them in that order with one call whatever order it computed them in, the
+decoder decodes one wave (or one position) at a time. :class:`RansTables` holds any
+CompressAI entropy model's CDF tables in the form the coder takes.
+
+Symbols are ``round(y − mean)``, ``y_hat = symbol + mean`` and CDF indexes are
+``GaussianConditional.build_indexes`` of the scales, as in CompressAI's ``_compress_ar``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyModel, GaussianConditional
+from compressai.layers import MaskedConv2d
+
+__all__ = ["ROW_BLOCK", "ContextCoder", "RansTables", "coding_settings", "latent_from_bytes", "latent_to_bytes",
+           "raster_schedule", "wave_schedule"]
+
+#: Rows per matmul block; the same for every call, whatever the number of positions.
+ROW_BLOCK = 16
+
+
+@contextlib.contextmanager
+def coding_settings(threads: int) -> Iterator[None]:
+    """Deterministic numerics for real coding, restored on exit: a fixed thread count (the
+    kernels' work split, hence float rounding, can depend on it), no TF32, deterministic
+    cuDNN, no autocast, no gradients."""
+    saved = (torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark)
+    torch.set_num_threads(threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    try:
+        with torch.no_grad(), torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.backends.cuda.matmul.allow_tf32 = saved[1]
+        torch.backends.cudnn.allow_tf32 = saved[2]
+        torch.backends.cudnn.deterministic = saved[3]
+        torch.backends.cudnn.benchmark = saved[4]
+
+
+def wave_schedule(height: int, width: int, slope: int = 3) -> list[Tensor]:
+    """Raster indices of the positions of each (non-empty) wave ``t = c + slope·r``, rows
+    ascending: the coding steps, and concatenated, the stream order."""
+    rows = torch.arange(height).repeat_interleave(width)
+    cols = torch.arange(width).repeat(height)
+    wave = cols + slope * rows
+    order = torch.argsort(wave * height + rows)  # by wave, then by row: the stream order
+    counts = torch.bincount(wave).tolist()
+    return [group for group in torch.split(order, counts) if group.numel()]  # narrow latents skip waves
+
+
+class RansTables:
+    """An entropy model's CDF tables as lists (what CompressAI's rANS coder takes), rows
+    trimmed to their length: the coder never reads past it, and the per-call list
+    conversion in the decoder stays small."""
+
+    def __init__(self, model: EntropyModel):
+        if model.quantized_cdf.numel() == 0:
+            raise ValueError(f"{type(model).__name__} has no CDF tables; call update(force=True) first")
+        self.lengths = model.cdf_length.reshape(-1).tolist()
+        self.cdfs = [row[:n] for row, n in zip(model.quantized_cdf.tolist(), self.lengths)]
+        self.offsets = model.offset.reshape(-1).tolist()
+
+    def encode(self, encoder: BufferedRansEncoder, symbols: Tensor, indexes: Tensor) -> None:
+        encoder.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(),
+                                    self.cdfs, self.lengths, self.offsets)
+
+    def decode(self, decoder: RansDecoder, indexes: Tensor) -> Tensor:
+        """The next ``indexes.numel()`` symbols, shaped like ``indexes``."""
+        values = decoder.decode_stream(indexes.reshape(-1).tolist(), self.cdfs, self.lengths, self.offsets)
+        return torch.tensor(values, dtype=torch.int32, device=indexes.device).reshape(indexes.shape)
+
+
+def raster_schedule(height: int, width: int) -> list[Tensor]:
+    """One position per step in raster order: the order of CompressAI's ``_compress_ar``."""
+    return list(torch.arange(height * width).split(1))
+
+
+class ContextCoder:
+    """Codes one latent (1×C×H×W) given its hyperprior features with a model's masked
+    context layer, entropy-parameters network (1×1 convs: a per-position MLP) and
+    Gaussian conditional, whose CDF tables must be built (``update(force=True)``).
+
+    The coder takes the weights and CDF tables as they are when it is built: build it
+    after loading weights and ``update(force=True)``. ``encode``/``decode`` take a schedule
+    (:func:`wave_schedule` or :func:`raster_schedule`); the bytes do not depend on it.
+    ``row_block`` is the matmul block height; encoder and decoder must use the same (the
+    benchmark sets 1 to time the fastest one-position-at-a-time arithmetic).
+    """
+
+    def __init__(self, context_prediction: MaskedConv2d, entropy_parameters: nn.Sequential,
+                 gaussian: GaussianConditional, row_block: int = ROW_BLOCK):
+        self.row_block = row_block
+        mask = context_prediction.mask[0, 0]
+        k_h, k_w = mask.shape
+        if context_prediction.stride != (1, 1) or context_prediction.padding != (k_h // 2, k_w // 2):
+            raise ValueError("the context model must be a 'same' convolution with stride 1")
+        self.pad_y, self.pad_x = k_h // 2, k_w // 2
+        taps = mask.nonzero().tolist()
+        if any(dy > self.pad_y or (dy == self.pad_y and dx >= self.pad_x) for dy, dx in taps):
+            raise ValueError("the context model's mask is not causal (type 'A')")
+        #: t = c + slope·r orders the positions: above-right taps reach slope−1 columns ahead.
+        self.slope = 1 + max([dx - self.pad_x for dy, dx in taps if dy < self.pad_y] + [0])
+        self.taps = taps
+        channels = context_prediction.in_channels
+        weight = context_prediction.weight.detach() * context_prediction.mask
+        ys, xs = zip(*taps)
+        # [2C, C, taps] -> [2C, taps·C]: tap-major rows, matching the gathered patches.
+        self.ctx_weight = weight[:, :, list(ys), list(xs)].permute(0, 2, 1).reshape(weight.shape[0], -1).contiguous()
+        self.ctx_bias = context_prediction.bias.detach().clone()
+        self.channels = channels
+        self.layers: list[tuple[Tensor, Tensor] | nn.Module] = []
+        for layer in entropy_parameters:
+            if isinstance(layer, nn.Conv2d):
+                if layer.kernel_size != (1, 1) or layer.stride != (1, 1) or layer.groups != 1:
+                    raise ValueError("entropy_parameters must be 1×1 convolutions and activations")
+                self.layers.append((layer.weight.detach().flatten(1).contiguous(), layer.bias.detach().clone()))
+            elif isinstance(layer, (nn.LeakyReLU, nn.ReLU)):
+                self.layers.append(layer)
+            else:
+                raise ValueError(f"entropy_parameters: unsupported layer {type(layer).__name__}")
+        self.gaussian = gaussian
+        self.tables = RansTables(gaussian)
+        self.scale_bounds = gaussian.scale_table[:-1].contiguous()
+
+    # -- shared arithmetic --------------------------------------------------------------
+
+    def _geometry(self, height: int, width: int) -> tuple[int, Tensor, Tensor]:
+        """Padded row length, padded flat index of each position, and tap offsets."""
+        padded_w = width + 2 * self.pad_x
+        rows = torch.arange(height).repeat_interleave(width)
+        cols = torch.arange(width).repeat(height)
+        base = (rows + self.pad_y) * padded_w + cols + self.pad_x
+        offsets = torch.tensor([(dy - self.pad_y) * padded_w + (dx - self.pad_x) for dy, dx in self.taps])
+        return padded_w, base, offsets
+
+    def _params(self, y_hat_flat: Tensor, hyper_flat: Tensor, base: Tensor, offsets: Tensor,
+                pos: Tensor) -> tuple[Tensor, Tensor]:
+        """(means, scales), each [n, C], at raster positions ``pos`` from the decoded
+        latents (padded, position-major) and the hyperprior features (position-major)."""
+        n = pos.numel()
+        block = self.row_block
+        padded = torch.cat((pos, pos[-1:].expand(-n % block)))
+        patches = y_hat_flat[base[padded, None] + offsets].reshape(padded.numel(), -1)
+        hyper = hyper_flat[padded]
+        blocks = []
+        for start in range(0, padded.numel(), block):
+            ctx = F.linear(patches[start:start + block], self.ctx_weight, self.ctx_bias)
+            h = torch.cat((hyper[start:start + block], ctx), dim=1)
+            for layer in self.layers:
+                h = F.linear(h, *layer) if isinstance(layer, tuple) else layer(h)
+            blocks.append(h)
+        params = torch.cat(blocks)[:n]
+        means, scales = params.chunk(2, dim=1)  # DCVC's order (see DCVC._code_latent)
+        return means, scales
+
+    def _indexes(self, scales: Tensor) -> Tensor:
+        """``GaussianConditional.build_indexes`` in one op instead of one per table entry:
+        the index is the number of table entries (all but the last) below the bounded
+        scale. Exact comparisons, so equal to it bit for bit (tested)."""
+        bounded = self.gaussian.lower_bound_scale(scales)
+        return torch.bucketize(bounded, self.scale_bounds).int()
+
+    def _setup(self, hyper: Tensor, shape: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        height, width = shape
+        if hyper.dim() != 4 or hyper.shape[0] != 1 or tuple(hyper.shape[2:]) != (height, width):
+            raise ValueError(f"hyperprior features {tuple(hyper.shape)} do not fit a {height}×{width} latent")
+        padded_w, base, offsets = self._geometry(height, width)
+        y_hat_flat = hyper.new_zeros((height + 2 * self.pad_y) * padded_w, self.channels)
+        hyper_flat = hyper[0].permute(1, 2, 0).reshape(height * width, -1).contiguous()
+        return y_hat_flat, hyper_flat, base, offsets
+
+    def _unpad(self, y_hat_flat: Tensor, base: Tensor, shape: tuple[int, int]) -> Tensor:
+        height, width = shape
+        return y_hat_flat[base].reshape(height, width, self.channels).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    # -- coding -------------------------------------------------------------------------
+
+    def encode(self, encoder: BufferedRansEncoder, y: Tensor, hyper: Tensor, schedule: list[Tensor]) -> Tensor:
+        """Code ``y`` (1×C×H×W) into ``encoder``; returns ``y_hat`` exactly as
+        :meth:`decode` rebuilds it. ``schedule`` must cover every position once, each
+        after its causal neighbours (both schedules here do)."""
+        height, width = y.shape[2:]
+        y_hat_flat, hyper_flat, base, offsets = self._setup(hyper, (height, width))
+        y_flat = y[0].permute(1, 2, 0).reshape(height * width, self.channels)
+        symbols = torch.empty(height * width, self.channels, dtype=torch.int32)
+        indexes = torch.empty(height * width, self.channels, dtype=torch.int32)
+        for pos in schedule:
+            means, scales = self._params(y_hat_flat, hyper_flat, base, offsets, pos)
+            sym = self.gaussian.quantize(y_flat[pos], "symbols", means)
+            y_hat_flat[base[pos]] = sym.type_as(means) + means
+            symbols[pos] = sym.cpu()
+            indexes[pos] = self._indexes(scales).cpu()
+        order = torch.cat(wave_schedule(height, width, self.slope))
+        self.tables.encode(encoder, symbols[order], indexes[order])
+        return self._unpad(y_hat_flat, base, (height, width))
+
+    def decode(self, decoder: RansDecoder, hyper: Tensor, shape: tuple[int, int], schedule: list[Tensor]) -> Tensor:
+        """Read ``y_hat`` (1×C×H×W) from ``decoder``, positioned where :meth:`encode`
+        wrote it. ``schedule`` must visit the positions in stream order:
+        :func:`wave_schedule`, or its positions one at a time (the per-position reference)."""
+        y_hat_flat, hyper_flat, base, offsets = self._setup(hyper, shape)
+        for pos in schedule:
+            means, scales = self._params(y_hat_flat, hyper_flat, base, offsets, pos)
+            sym = self.tables.decode(decoder, self._indexes(scales))
+            y_hat_flat[base[pos]] = sym.type_as(means) + means
+        return self._unpad(y_hat_flat, base, shape)
+
+
+def latent_to_bytes(coder: ContextCoder, y: Tensor, hyper: Tensor, schedule: list[Tensor]) -> tuple[bytes, Tensor]:
+    """One latent in a stream of its own (benchmarks, tests): the bytes and ``y_hat``."""
+    encoder = BufferedRansEncoder()
+    y_hat = coder.encode(encoder, y, hyper, schedule)
+    return encoder.flush(), y_hat
+
+
+def latent_from_bytes(coder: ContextCoder, data: bytes, hyper: Tensor, shape: tuple[int, int],
+                      schedule: list[Tensor]) -> Tensor:
+    """Inverse of :func:`latent_to_bytes`."""
+    decoder = RansDecoder()
+    decoder.set_stream(data)
+    return coder.decode(decoder, hyper, shape, schedule)

@@ -1,0 +1,147 @@
+"""Real coding of one DCVC P-frame into one rANS stream, and the decoder's reconstruction.
+
+The order of operations is :meth:`DCVC.forward`'s, run through the model's own submodules;
+what changes is quantisation. The four coded tensors share one rANS stream, in decoding
+order: motion hyper-latent, motion latent, frame hyper-latent, frame latent (one
+final-state flush per frame instead of four: 8 bytes each, a large share of a small
+P-frame). Hyper-latents are coded exactly as ``EntropyBottleneck.compress`` codes them
+(symbols ``round(z − median)``, one CDF per channel, the bottleneck's tables) and
+``z_hat = symbol + median`` as its ``decompress`` rebuilds it. Latents go through
+:class:`~dcvc_bench.codec.ar.ContextCoder` (``y_hat = round(y − mean) + mean``, where the
+forward pass uses ``round(y)`` for the context: real and estimated rates differ by that,
+slightly). Everything after the latents (motion decoding and refinement, context,
+temporal prior, reconstruction) is one function per step shared by encoder and decoder,
+so the encoder's reconstruction is the decoder's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from dcvc_bench.codec.ar import ContextCoder, RansTables, wave_schedule
+from dcvc_bench.models.spynet import flow_warp
+from dcvc_bench.models.video_net import DCVC, PAD_MULTIPLE, crop, pad_to_multiple
+
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyBottleneck
+
+__all__ = ["PFrameCoder", "PFrameEncoding", "latent_shapes"]
+
+#: Downsampling of the latents (mv_y, y) and of the hyper-latents (mv_z, z).
+LATENT_DOWN, HYPER_DOWN = 16, PAD_MULTIPLE
+
+
+def latent_shapes(size: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """Spatial shape of each coded tensor for a frame of original ``size`` (H, W)."""
+    padded = [s + (-s % PAD_MULTIPLE) for s in size]
+    latent = (padded[0] // LATENT_DOWN, padded[1] // LATENT_DOWN)
+    hyper = (padded[0] // HYPER_DOWN, padded[1] // HYPER_DOWN)
+    return {"mv_z": hyper, "mv_y": latent, "z": hyper, "y": latent}
+
+
+@dataclass
+class PFrameEncoding:
+    """What :meth:`PFrameCoder.encode` produced: the rANS stream, the reconstruction the
+    decoder will compute (1×3×H×W, clamped to [0, 1]) and, for benchmarks, each
+    autoregressive latent with its hyperprior features."""
+
+    data: bytes
+    x_hat: Tensor
+    latents: dict[str, tuple[Tensor, Tensor]] = field(repr=False)
+
+
+class HyperCoder:
+    """A hyper-latent coded as ``EntropyBottleneck.compress`` codes it, into a shared
+    stream: symbols ``round(z − median)``, the channel's CDF; ``z_hat = symbol + median``
+    as ``decompress`` rebuilds it."""
+
+    def __init__(self, bottleneck: EntropyBottleneck):
+        self.bottleneck = bottleneck
+        self.tables = RansTables(bottleneck)
+        self.medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+
+    def encode(self, encoder: BufferedRansEncoder, z: Tensor) -> Tensor:
+        symbols = self.bottleneck.quantize(z, "symbols", self.medians)
+        self.tables.encode(encoder, symbols, self.bottleneck._build_indexes(z.size()))
+        return self.bottleneck.dequantize(symbols, self.medians)
+
+    def decode(self, decoder: RansDecoder, shape: tuple[int, int]) -> Tensor:
+        indexes = self.bottleneck._build_indexes((1, self.medians.shape[1], *shape)).to(self.medians.device)
+        return self.bottleneck.dequantize(self.tables.decode(decoder, indexes), self.medians)
+
+
+class PFrameCoder:
+    """Encoder and decoder of P-frames for one DCVC model, which must be in eval mode with
+    its CDF tables built (``update(force=True)``) before this is created."""
+
+    def __init__(self, net: DCVC):
+        if net.training:
+            raise ValueError("real coding needs the model in eval mode")
+        self.net = net
+        self.mv = ContextCoder(net.auto_regressive_mv, net.entropy_parameters_mv, net.gaussian_conditional_mv)
+        self.y = ContextCoder(net.auto_regressive, net.entropy_parameters, net.gaussian_conditional)
+        self.mv_z = HyperCoder(net.bitEstimator_z_mv)
+        self.z = HyperCoder(net.bitEstimator_z)
+
+    # -- steps shared by encoder and decoder --------------------------------------------
+
+    def _context(self, ref: Tensor, mv_y_hat: Tensor) -> Tensor:
+        """Decoded motion, refined with the reference, warps the reference's features."""
+        net = self.net
+        mv_coarse = net.mvDecoder_part1(mv_y_hat)
+        mv_hat = mv_coarse + net.mvDecoder_part2(torch.cat((mv_coarse, ref), dim=1))
+        return net.context_refine(flow_warp(net.feature_extract(ref), mv_hat))
+
+    def _priors(self, context: Tensor, z_hat: Tensor) -> Tensor:
+        return torch.cat((self.net.temporalPriorEncoder(context), self.net.priorDecoder(z_hat)), dim=1)
+
+    def _reconstruct(self, y_hat: Tensor, context: Tensor, size: tuple[int, int]) -> Tensor:
+        net = self.net
+        x_hat = net.contextualDecoder_part2(torch.cat((net.contextualDecoder_part1(y_hat), context), dim=1))
+        return crop(x_hat, size).clamp(0.0, 1.0)
+
+    # -- coding ---------------------------------------------------------------------------
+
+    def encode(self, ref: Tensor, x: Tensor) -> PFrameEncoding:
+        """Code ``x`` (1×3×H×W in [0, 1]) against the decoded reference ``ref``."""
+        if ref.shape != x.shape or x.dim() != 4 or x.shape[0] != 1:
+            raise ValueError(f"expected two 1×3×H×W frames, got {tuple(ref.shape)} and {tuple(x.shape)}")
+        net = self.net
+        encoder = BufferedRansEncoder()
+        ref, size = pad_to_multiple(ref)
+        x, _ = pad_to_multiple(x)
+        mv_y = net.mvEncoder(net.opticFlow(x, ref))
+        mv_z_hat = self.mv_z.encode(encoder, net.mvpriorEncoder(mv_y))
+        mv_params = net.mvpriorDecoder(mv_z_hat)
+        mv_y_hat = self.mv.encode(encoder, mv_y, mv_params, wave_schedule(*mv_y.shape[2:], self.mv.slope))
+        context = self._context(ref, mv_y_hat)
+
+        y = net.contextualEncoder(torch.cat((x, context), dim=1))
+        z_hat = self.z.encode(encoder, net.priorEncoder(y))
+        priors = self._priors(context, z_hat)
+        y_hat = self.y.encode(encoder, y, priors, wave_schedule(*y.shape[2:], self.y.slope))
+        return PFrameEncoding(
+            data=encoder.flush(),
+            x_hat=self._reconstruct(y_hat, context, size),
+            latents={"mv_y": (mv_y, mv_params), "y": (y, priors)},
+        )
+
+    def decode(self, ref: Tensor, data: bytes, size: tuple[int, int]) -> Tensor:
+        """Rebuild the frame (1×3×H×W in [0, 1]) from :meth:`encode`'s stream."""
+        net = self.net
+        shapes = latent_shapes(size)
+        ref, _ = pad_to_multiple(ref)
+        decoder = RansDecoder()
+        decoder.set_stream(data)
+        mv_z_hat = self.mv_z.decode(decoder, shapes["mv_z"])
+        mv_params = net.mvpriorDecoder(mv_z_hat)
+        mv_y_hat = self.mv.decode(decoder, mv_params, shapes["mv_y"], wave_schedule(*shapes["mv_y"], self.mv.slope))
+        context = self._context(ref, mv_y_hat)
+
+        z_hat = self.z.decode(decoder, shapes["z"])
+        priors = self._priors(context, z_hat)
+        y_hat = self.y.decode(decoder, priors, shapes["y"], wave_schedule(*shapes["y"], self.y.slope))
+        return self._reconstruct(y_hat, context, size)
