@@ -1,0 +1,283 @@
+"""Showing and storing evaluation results: rich tables, JSON and CSV (atomic writes).
+
+Files (all JSON is standard: NaN/inf become null)
+
+``eval/<timestamp>-<mode>.json`` and ``eval/latest.json`` — the whole result document
+(``"format": "dcvc-bench-eval"``, ``"version": 1``), built by
+:func:`dcvc_bench.eval.run_eval.run_eval` / :func:`dcvc_bench.eval.iframe_eval.run_iframe_eval`:
+``mode`` (estimate | real | baselines | iframe-estimate | iframe-real), ``settings``,
+``conventions``, ``lpips`` {available, reason}, ``baselines`` (colour path and encoder
+settings, or null), ``clips`` [{name, path, width, height, frames, ms_ssim (label),
+lpips (label or why unavailable), colour_roundtrip_psnr?}], ``results`` [one per RD
+point: {id, curve, kind (learned|baseline|iframe), bits (estimated|real), source,
+overall, clips: {clip name: summary + per_frame}}], ``rd`` (curves + BD, see below) and
+``notes``. A summary holds frames, bits, header_bits, bpp, psnr, ms_ssim, lpips,
+i_frame/p_frame {count, bpp, psnr}, p_first3 [{index, bpp, psnr}], bpp_estimate,
+rate_gap_percent, enc_ms_per_frame, dec_ms_per_frame (null where not measured);
+baseline clip summaries add stream_bytes, sha256, command (argv), command_display,
+decode_command.
+
+``eval/<timestamp>-<mode>-rd.json`` and ``eval/rd.json`` — the RD view
+(``"format": "dcvc-bench-rd"``): see :func:`rd_document`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from dcvc_bench.checkpoints import atomic_write_bytes
+
+PIPE_WIDTH = 160
+
+
+def console() -> Any:
+    """A rich console; wide when writing to a file or pipe (tables would wrap at 80)."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def json_safe(value: Any) -> Any:
+    """A copy with non-finite floats as None (standard JSON for every reader)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def copy_file(src: Path, dst: Path) -> None:
+    atomic_write_bytes(dst, Path(src).read_bytes())
+
+
+def plot_title(doc: dict[str, Any]) -> str:
+    s = doc["settings"]
+    clips = ", ".join(f"{c['name']} ({c['width']}x{c['height']}, {c['frames']} frames)" for c in doc["clips"][:4])
+    if len(doc["clips"]) > 4:
+        clips += f" and {len(doc['clips']) - 4} more"
+    ip = {-1: "one I-frame", 1: "all intra"}.get(s.get("intra_period"), f"intra period {s.get('intra_period')}")
+    return f"{clips}; {ip}"
+
+
+def rd_document(doc: dict[str, Any], source: Optional[str]) -> dict[str, Any]:
+    """The RD view for the TUI (``eval/rd.json``)::
+
+        {"format": "dcvc-bench-rd", "version": 1, "created", "source" (the full eval JSON's
+         file name), "mode", "frames", "intra_period", "clips": [names],
+         "colour_path" (baselines, or null), "anchor" (curve name or null), "bd_method",
+         "ms_ssim_label" (e.g. "MS-SSIM" or "MS-SSIM (3 scales)"),
+         "curves": [{"name", "kind", "bits", "points": [{"label", "bpp", "psnr",
+                     "ms_ssim", "lpips", "lambda", "qp"}] sorted by bpp}],
+         "bd": [{"codec", "anchor", "bd_rate_psnr" (%), "bd_psnr" (dB),
+                 "bd_rate_ms_ssim" (%), "overlap_psnr", "method", "note"}],
+         "plot" (PNG file name beside it, or null)}
+    """
+    rd = doc["rd"] or {}
+    return json_safe({
+        "format": "dcvc-bench-rd", "version": 1, "created": doc["created"], "source": source,
+        "mode": doc["mode"], "frames": doc["settings"]["frames"], "intra_period": doc["settings"]["intra_period"],
+        "clips": [c["name"] for c in doc["clips"]],
+        "colour_path": (doc.get("baselines") or {}).get("colour_path"),
+        "anchor": rd.get("anchor"), "bd_method": rd.get("bd_method"), "ms_ssim_label": rd.get("ms_ssim_label"),
+        "curves": rd.get("curves", []), "bd": rd.get("bd", []), "plot": rd.get("plot"),
+    })
+
+
+# --------------------------------------------------------------------------- CSV
+
+CSV_COLUMNS = ("codec", "curve", "kind", "bits", "clip", "frames", "width", "height", "bpp", "psnr", "ms_ssim",
+               "ms_ssim_label", "lpips", "i_frames", "i_bpp", "i_psnr", "p_frames", "p_bpp", "p_psnr",
+               "p1_bpp", "p1_psnr", "p2_bpp", "p2_psnr", "p3_bpp", "p3_psnr", "bpp_estimate", "rate_gap_percent",
+               "enc_ms_per_frame", "dec_ms_per_frame", "stream_bytes", "command")
+
+
+def _row(result: dict[str, Any], clip: str, summary: dict[str, Any], info: Optional[dict[str, Any]]) -> dict[str, Any]:
+    row = {"codec": result["id"], "curve": result["curve"], "kind": result["kind"], "bits": result["bits"],
+           "clip": clip, "frames": summary["frames"],
+           "width": info["width"] if info else "", "height": info["height"] if info else "",
+           "bpp": summary["bpp"], "psnr": summary["psnr"], "ms_ssim": summary["ms_ssim"],
+           "ms_ssim_label": info["ms_ssim"] if info else "", "lpips": summary["lpips"],
+           "i_frames": summary["i_frame"]["count"], "i_bpp": summary["i_frame"]["bpp"],
+           "i_psnr": summary["i_frame"]["psnr"], "p_frames": summary["p_frame"]["count"],
+           "p_bpp": summary["p_frame"]["bpp"], "p_psnr": summary["p_frame"]["psnr"],
+           "bpp_estimate": summary.get("bpp_estimate"), "rate_gap_percent": summary.get("rate_gap_percent"),
+           "enc_ms_per_frame": summary.get("enc_ms_per_frame"), "dec_ms_per_frame": summary.get("dec_ms_per_frame"),
+           "stream_bytes": summary.get("stream_bytes"), "command": summary.get("command_display")}
+    for k, first in enumerate(summary["p_first3"][:3], start=1):
+        row[f"p{k}_bpp"], row[f"p{k}_psnr"] = first["bpp"], first["psnr"]
+    return {k: ("" if v is None else v) for k, v in row.items()}
+
+
+def write_csv(doc: dict[str, Any], path: Path) -> None:
+    """One row per (RD point, clip) plus an ``overall`` row per RD point."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
+    writer.writeheader()
+    infos = {c["name"]: c for c in doc["clips"]}
+    for result in doc["results"]:
+        for clip, summary in result["clips"].items():
+            writer.writerow(_row(result, clip, summary, infos.get(clip)))
+        writer.writerow(_row(result, "overall", result["overall"], None))
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def _f(value: Optional[float], fmt: str, missing: str = "—") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return missing
+    return format(value, fmt)
+
+
+def _pair(part: Optional[dict[str, Any]]) -> str:
+    if not part or part.get("psnr") is None:
+        return "—"
+    return f"{part['psnr']:.2f} / {part['bpp']:.4f}"
+
+
+def print_document(doc: dict[str, Any], out: Any) -> None:
+    """Tables: rate and quality, frame types and timing, RD points and BD figures."""
+    from rich.table import Table
+
+    results = doc["results"]
+    infos = {c["name"]: c for c in doc["clips"]}
+    multi_clip = len(doc["clips"]) > 1
+    real_learned = any(r["kind"] != "baseline" and r["bits"] == "real" and r["overall"].get("bpp_estimate") is not None
+                       for r in results)
+
+    table = Table(title=f"dcvc-bench eval — {doc['mode']} ({len(doc['clips'])} clip"
+                        f"{'s' if multi_clip else ''}; overall = mean over clips)", title_justify="left")
+    for col, justify in (("codec", "left"), ("clip", "left"), ("frames", "right"), ("bits", "left"),
+                         ("BPP", "right"), ("PSNR dB", "right"), ("MS-SSIM", "right"), ("LPIPS", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    if real_learned:
+        table.add_column("est. BPP", justify="right")
+        table.add_column("real vs est.", justify="right")
+    for result in results:
+        rows = list(result["clips"].items()) if multi_clip else []
+        rows.append(("overall" if multi_clip else next(iter(result["clips"])), result["overall"]))
+        for i, (clip, s) in enumerate(rows):
+            label = infos.get(clip, {}).get("ms_ssim", "MS-SSIM")
+            ms = _f(s["ms_ssim"], ".4f") + ("*" if label != "MS-SSIM" and clip in infos else "")
+            cells = [result["id"] if i == 0 else "", clip, str(s["frames"]), result["bits"],
+                     _f(s["bpp"], ".4f"), _f(s["psnr"], ".2f"), ms,
+                     _f(s["lpips"], ".4f", "n/a")]
+            if real_learned:
+                cells += [_f(s.get("bpp_estimate"), ".4f"),
+                          _f(s.get("rate_gap_percent"), "+.2f", "—") + ("%" if s.get("rate_gap_percent") is not None else "")]
+            style = "bold" if clip == "overall" else None
+            table.add_row(*cells, style=style)
+        table.add_section()
+    out.print(table)
+    if any(r["overall"]["p_frame"]["count"] or r["overall"].get("enc_ms_per_frame") is not None for r in results):
+        _print_frames(results, multi_clip, out)
+    for line in footnotes(doc):
+        out.print(line, highlight=False, soft_wrap=True)
+    print_rd(doc, out)
+
+
+def _print_frames(results: list[dict[str, Any]], multi_clip: bool, out: Any) -> None:
+    from rich.table import Table
+
+    frames = Table(title="frame types and timing (PSNR dB / BPP)", title_justify="left")
+    for col in ("codec", "clip", "I-frames", "P-frames", "P1", "P2", "P3", "enc ms/frame", "dec ms/frame"):
+        frames.add_column(col, justify="left" if col in ("codec", "clip") else "right")
+    for result in results:
+        rows = list(result["clips"].items()) if multi_clip else []
+        rows.append(("overall" if multi_clip else next(iter(result["clips"])), result["overall"]))
+        for i, (clip, s) in enumerate(rows):
+            firsts = [_pair(p) for p in s["p_first3"]] + ["—"] * (3 - len(s["p_first3"]))
+            frames.add_row(result["id"] if i == 0 else "", clip,
+                           f"{s['i_frame']['count']}× {_pair(s['i_frame'])}",
+                           f"{s['p_frame']['count']}× {_pair(s['p_frame'])}", *firsts,
+                           _f(s.get("enc_ms_per_frame"), ".1f"), _f(s.get("dec_ms_per_frame"), ".1f"),
+                           style="bold" if clip == "overall" else None)
+        frames.add_section()
+    out.print(frames)
+
+
+def footnotes(doc: dict[str, Any]) -> list[str]:
+    """What a reader must know to read the numbers right."""
+    lines = ["PSNR: RGB, mean of per-frame PSNR (DCVC convention). BPP: bits over original pixels."]
+    kinds = {(r["kind"], r["bits"]) for r in doc["results"]}
+    if ("learned", "real") in kinds:
+        lines.append("learned codecs: every frame really coded; the stream was decoded again and reproduced the "
+                     "encoder's frames exactly; est. BPP = the entropy models' estimate along the same decoded chain")
+    if ("learned", "estimated") in kinds:
+        lines.append("learned codecs: bits ESTIMATED from the entropy models' likelihoods (no bitstream); "
+                     "use --real for coded bits")
+    reduced = [c for c in doc["clips"] if c["ms_ssim"] != "MS-SSIM"]
+    for c in reduced:
+        lines.append(f"* {c['name']} ({c['width']}x{c['height']}) is too small for 5-scale MS-SSIM: {c['ms_ssim']}")
+    if not doc["lpips"]["available"]:
+        lines.append(f"LPIPS {doc['lpips']['reason']}")
+    else:
+        for c in doc["clips"]:
+            if c["lpips"].startswith("unavailable"):
+                lines.append(f"LPIPS for {c['name']}: {c['lpips']}")
+    base = doc.get("baselines")
+    if base:
+        lines.append(f"baselines: {base['colour_path']}; {base['structure']}; bits = {base['bits']}")
+        ceilings = [f"{c['name']} {c['colour_roundtrip_psnr']:.2f} dB" for c in doc["clips"]
+                    if c.get("colour_roundtrip_psnr") is not None]
+        if ceilings:
+            lines.append("colour conversion alone (no coding) costs the baselines: " + ", ".join(ceilings))
+        lines.append("baseline enc/dec ms/frame: ffmpeg wall time, colour conversion and process start-up included")
+        shown = set()
+        for r in doc["results"]:
+            if r["kind"] == "baseline" and r["id"] not in shown:
+                shown.add(r["id"])
+                first = next(iter(r["clips"].values()))
+                lines.append(f"[dim]{r['id']}: {first['command_display']}  (< {first['command_input']})[/dim]")
+    lines += [f"note: {n}" for n in doc.get("notes", [])]
+    return lines
+
+
+def print_rd(doc: dict[str, Any], out: Any) -> None:
+    """RD points per curve and BD figures against the anchor."""
+    from rich.table import Table
+
+    rd = doc.get("rd")
+    if not rd or not (len(rd["curves"]) > 1 or any(len(c["points"]) > 1 for c in rd["curves"])):
+        return
+    table = Table(title="RD points", title_justify="left")
+    for col in ("curve", "point", "bits", "BPP", "PSNR dB", "MS-SSIM", "LPIPS"):
+        table.add_column(col, justify="left" if col in ("curve", "point", "bits") else "right")
+    for curve in rd["curves"]:
+        for i, p in enumerate(curve["points"]):
+            table.add_row(curve["name"] if i == 0 else "", p["label"], curve["bits"], _f(p["bpp"], ".4f"),
+                          _f(p["psnr"], ".2f"), _f(p["ms_ssim"], ".4f"), _f(p["lpips"], ".4f", "n/a"))
+        table.add_section()
+    out.print(table)
+    if not rd["bd"]:
+        if rd["anchor"] is None and len(rd["curves"]) > 1:
+            out.print("BD figures: no anchor (run --baselines, or pick a curve with --anchor)")
+        return
+    bd = Table(title=f"Bjøntegaard deltas vs {rd['anchor']} ({rd['bd_method']} interpolation; "
+                     "negative BD-rate = fewer bits than the anchor)", title_justify="left")
+    for col in ("codec", "BD-rate (PSNR)", "BD-PSNR", "BD-rate (MS-SSIM dB)", "note"):
+        bd.add_column(col, justify="left" if col in ("codec", "note") else "right")
+    for row in rd["bd"]:
+        bd.add_row(row["codec"], _f(row["bd_rate_psnr"], "+.2f", "n/a") + ("%" if row["bd_rate_psnr"] is not None else ""),
+                   _f(row["bd_psnr"], "+.3f", "n/a") + (" dB" if row["bd_psnr"] is not None else ""),
+                   _f(row["bd_rate_ms_ssim"], "+.2f", "n/a") + ("%" if row["bd_rate_ms_ssim"] is not None else ""),
+                   row["note"] or "")
+    out.print(bd)
+    if rd.get("plot"):
+        out.print(f"RD plot: {rd['plot']}", highlight=False)
+    kinds = {c["bits"] for c in rd["curves"]}
+    if len(kinds) > 1:
+        out.print("note: curves mix estimated and real bits; compare with --real for coded bits", highlight=False)
+
+
+__all__ = ["console", "copy_file", "footnotes", "json_safe", "plot_title", "print_document", "print_rd",
+           "rd_document", "write_csv"]
+
