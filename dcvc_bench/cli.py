@@ -137,6 +137,24 @@ def status(run_dir: Path = typer.Argument(..., help="A run folder, such as runs/
     _guard(body)
 
 
+@app.command("skip", epilog=("Examples:\n\n"
+                             "  dcvc-bench skip runs/smoke l2048-s1g3         # never launch it\n\n"
+                             "  dcvc-bench skip runs/smoke l2048-s1g3 --undo  # run it again"))
+def skip(
+    run_dir: Path = typer.Argument(..., help="A run folder, such as runs/smoke."),
+    step_id: str = typer.Argument(..., help="The step's id as `dcvc-bench status` lists it, e.g. l2048-s1g3."),
+    undo: bool = typer.Option(False, "--undo", help="Stop skipping the step: the next run decides it as before."),
+) -> None:
+    """Skip a step: `run` never launches it, and the next step of its track starts as if it were absent. Refused while a run holds the folder."""
+
+    def body() -> int:
+        from dcvc_bench.runner.commands import skip_command
+
+        return skip_command(run_dir, step_id, undo)
+
+    _guard(body)
+
+
 @app.command("tui", epilog="Example: dcvc-bench tui runs/smoke")
 def tui(target: Optional[Path] = typer.Argument(
         None, help="A curriculum .toml or a run folder (default: pick one from curricula/ and runs/).")) -> None:

@@ -1,4 +1,4 @@
-"""Bodies of `dcvc-bench plan`, `run` and `status`: print, return the exit code.
+"""Bodies of `dcvc-bench plan`, `run`, `status` and `skip`: print, return the exit code.
 
 The CLI (``dcvc_bench/cli.py``) only parses arguments and calls these inside its
 UserError guard, so everything a command does is testable without Typer.
@@ -6,10 +6,13 @@ UserError guard, so everything a command does is testable without Typer.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from dcvc_bench.curriculum import (
     Curriculum,
@@ -24,9 +27,11 @@ from dcvc_bench.curriculum import (
 )
 from dcvc_bench.errors import UserError
 from dcvc_bench.runner.display import make_display
+from dcvc_bench.runner.ledger import SKIPPED, STATUSES
+from dcvc_bench.runner.lock import LOCK_FILE, describe_owner, lock_owner, pid_alive
 from dcvc_bench.runner.resume import Action, Decision
 from dcvc_bench.runner.run import Runner
-from dcvc_bench.runner.status import inspect_run, is_run_folder, open_run, plan_statuses, render_status
+from dcvc_bench.runner.status import RunView, inspect_run, is_run_folder, open_run, plan_statuses, render_status
 
 #: Width of tables written to a file or pipe (rich would otherwise squeeze them to 80).
 PIPE_WIDTH = 160
@@ -66,6 +71,8 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
 
 def _as_decided(cur: Curriculum, row: dict[str, Any], decision: Decision) -> dict[str, Any]:
     """A plan row with the start and command that the next `run` would use."""
+    if decision.user_skipped:
+        return {**row, "start_description": f"skipped by user, never launched (planned: {row['start_description']})"}
     if decision.action is Action.SKIP:
         return {**row, "start_description": f"done, skipped (planned: {row['start_description']})"}
     assert decision.start is not None
@@ -106,4 +113,104 @@ def status_command(run_dir: str | Path) -> int:
     console = _console()
     for part in render_status(view):
         console.print(part)
+    return 0
+
+
+def skip_step(run_dir: str | Path, step_id: str, undo: bool = False) -> str:
+    """Mark a step of a run folder as skipped by the user (``undo``: as it was before),
+    and say what happened in one line. The TUI calls this too.
+
+    Refused (:class:`UserError`, one line) while a `run` holds the folder (stop it first:
+    the runner would not see the change), for an id that is not a step of the run, for a
+    step that is done (nothing left to skip), and for ``undo`` of a step that is not
+    skipped. The folder's lock is held while the ledger is rewritten, so a `run` cannot
+    start in between. What a skip does to the rest of the track:
+    :mod:`dcvc_bench.runner.resume`.
+    """
+    run_dir = Path(run_dir)
+    view = open_run(run_dir)
+    ids = [s.id for s in view.steps]
+    if step_id not in ids:
+        raise UserError(f"{run_dir} has no step {step_id!r}{_did_you_mean(step_id, ids)}; its steps are "
+                        f"{_some(ids)} (`dcvc-bench status {run_dir}` lists them)")
+    _refuse_while_running(run_dir)
+    with _quiet_lock(run_dir):
+        view = open_run(run_dir)  # again, under the lock: what a run that just ended wrote
+        ledger = view.ledger
+        if ledger.warning:
+            raise UserError(f"cannot change the ledger: {ledger.warning}")
+        step = next(s for s in view.steps if s.id == step_id)
+        decision = next(d for d in view.decisions if d.step.id == step_id)
+        record = ledger.get(step_id)
+        status = record.status if record is not None else "pending"
+        if undo:
+            if status != SKIPPED:
+                raise UserError(f"step {step_id} is not skipped (it is {view.status_word(step)}); nothing to undo")
+            restored = record.skipped_from if record and record.skipped_from in STATUSES else "pending"
+            restored = "pending" if restored in (SKIPPED, "running") else restored
+            ledger.update(step_id, status=restored, skipped_from=None, message="skip undone")
+            again = next(d for d in open_run(run_dir).decisions if d.step.id == step_id)
+            return f"{step_id}: no longer skipped; the next `dcvc-bench run` would {again.describe()}"
+        if status == SKIPPED:
+            return f"{step_id} is already skipped; `dcvc-bench skip {run_dir} {step_id} --undo` runs it again"
+        if decision.action is Action.SKIP:
+            raise UserError(f"step {step_id} is done; there is nothing left to skip")
+        if status == "running" and record is not None and pid_alive(record.pid):
+            raise UserError(f"step {step_id} is recorded as running and its trainer (pid {record.pid}) is still "
+                            f"alive; run `dcvc-bench run` to let it save and stop, or stop it, then skip")
+        ledger.ensure(step_id, track=step.track, epochs=step.epochs)
+        ledger.update(step_id, status=SKIPPED, skipped_from="interrupted" if status == "running" else status,
+                      pid=None, message="skipped by user")
+    follow = _next_start(open_run(run_dir), step_id)
+    return f"{step_id}: skipped (by user); `dcvc-bench run` never launches it; {follow}"
+
+
+def _next_start(view: RunView, step_id: str) -> str:
+    """How the step after ``step_id`` in its track starts now, in words."""
+    step = next(s for s in view.steps if s.id == step_id)
+    nxt = next((d for d in view.decisions if d.step.track == step.track and d.step.index > step.index
+                and d.action is Action.RUN), None)
+    if nxt is None:
+        return "no later step of its track is left to run"
+    return f"next: {nxt.step.id} starts from {nxt.how()}"
+
+
+@contextlib.contextmanager
+def _quiet_lock(run_dir: Path) -> Iterator[None]:
+    """The run folder's lock (:mod:`dcvc_bench.runner.lock`), held while the ledger is
+    changed so that no `run` starts meanwhile, without writing an owner into the lock
+    file: readers (`status`, the TUI) must not take a skip for a run."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _refuse_while_running(run_dir)
+            raise UserError(f"{run_dir} is locked by another process; try again in a moment") from None
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _refuse_while_running(run_dir: Path) -> None:
+    owner = lock_owner(run_dir)
+    if owner is not None:
+        raise UserError(f"{run_dir} is being run by {describe_owner(owner)}; stop it first (Ctrl-C in its "
+                        "terminal, or `s` in `dcvc-bench tui`), then skip")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _some(ids: list[str], limit: int = 6) -> str:
+    return ", ".join(ids[:limit]) + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def skip_command(run_dir: str | Path, step_id: str, undo: bool = False) -> int:
+    """`dcvc-bench skip RUN_DIR STEP_ID [--undo]`."""
+    print(skip_step(run_dir, step_id, undo))
     return 0

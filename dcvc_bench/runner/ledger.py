@@ -22,9 +22,12 @@ from dcvc_bench.checkpoints import atomic_write_json
 
 LEDGER_FILE = "ledger.json"
 LEDGER_VERSION = 1
-STATUSES = ("pending", "running", "done", "failed", "interrupted", "diverged")
+STATUSES = ("pending", "running", "done", "failed", "interrupted", "diverged", "skipped")
 #: Statuses of a step that started and did not finish: its own latest may continue it.
 UNFINISHED = ("running", "interrupted", "failed", "diverged")
+#: Set only by the user (`dcvc-bench skip`, `k` in the TUI): the step is never launched and
+#: its track continues as if it were absent, until `dcvc-bench skip --undo`.
+SKIPPED = "skipped"
 
 
 @dataclass
@@ -47,6 +50,8 @@ class StepRecord:
     finished_at: float | None = None
     pid: int | None = None
     message: str = ""
+    #: The status a skipped step had before it was skipped (what ``--undo`` restores).
+    skipped_from: str | None = None
 
     @classmethod
     def from_json(cls, obj: Any) -> StepRecord | None:
@@ -71,7 +76,7 @@ class StepRecord:
 _INVALID = object()
 _INTS = ("attempts", "epochs_done", "epochs", "pid")
 _FLOATS = ("best_loss", "started_at", "finished_at")
-_STRS = ("track", "status", "config_hash", "start_kind", "message")
+_STRS = ("track", "status", "config_hash", "start_kind", "message", "skipped_from")
 
 
 def _json_safe(value: Any) -> Any:
@@ -88,7 +93,8 @@ def _json_safe(value: Any) -> Any:
 def _coerce(name: str, value: Any) -> Any:
     """The value of field ``name`` as its type, None where None is allowed, else _INVALID."""
     if value is None:
-        return None if name in _FLOATS + ("config_hash", "start_kind", "pid", "last_eval") else _INVALID
+        return None if name in _FLOATS + ("config_hash", "start_kind", "pid", "last_eval", "skipped_from") \
+            else _INVALID
     if name in _INTS:
         return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _INVALID
     if name in _FLOATS:

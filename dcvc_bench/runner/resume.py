@@ -21,6 +21,14 @@ The rules (shared/DESIGN.md, "Resume rules"):
   ``--force_learning_rate`` the reset LR).
 - A step that runs makes every later step of its track run too (their inputs change);
   a step whose config hash changed loses its history. Other tracks are untouched.
+- SKIPPED (by user, ``dcvc-bench skip``): never launched, whatever its config hash or the
+  steps before it do; only ``dcvc-bench skip --undo`` brings it back. The rest of its
+  track starts as if the skipped steps were absent: a GOP increase resumes the archived
+  final of the last earlier step that is not skipped (LR reset), never the skipped step's
+  own ``latest`` (the weights of a step the user chose not to finish); a step whose stage
+  has no earlier step left starts as the stage's first step would (the previous stage's
+  best, weights only; fresh at stage 1). A stage's first step still loads the previous
+  stage's best. Skipping changes no config hash, so it re-runs nothing by itself.
 """
 
 from __future__ import annotations
@@ -28,15 +36,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 from dcvc_bench.checkpoints import checkpoint_path, read_meta
-from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, previous_step
+from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step
 from dcvc_bench.curriculum import step_config_hash
-from dcvc_bench.runner.ledger import UNFINISHED, Ledger, StepRecord
+from dcvc_bench.runner.ledger import SKIPPED, UNFINISHED, Ledger, StepRecord
 
 #: Names shown for config keys when a change is explained.
 _KEY_NAMES = {"lambda_value": "lambda", "gop_size": "gop", "quality_index": "quality"}
+#: Why a step the user skipped is not run (``skip (by user)``).
+SKIPPED_REASON = "by user"
 #: Keys explained first (the ones a user edits most).
 _KEY_ORDER = ("lambda_value", "quality_index", "epochs", "gop_size", "learning_rate",
               "reset_learning_rate", "batch_size", "crop_size")
@@ -115,6 +125,8 @@ class Decision:
     recovered: bool = False
     #: ... after archiving this ``final`` checkpoint (None: the archive is in place).
     recovered_from: Path | None = None
+    #: Not run because the user skipped it (``dcvc-bench skip``).
+    user_skipped: bool = False
 
     def run_flags(self, paths: RunPaths) -> dict[str, Any]:
         """All run-dependent trainer flags of this start (see curriculum RUN_FLAGS)."""
@@ -152,10 +164,14 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
     """One decision per step, in order (see the module docstring for the rules)."""
     first_run: dict[str, str] = {}  # track -> id of its first step that runs
     will_run: set[str] = set()      # ids of the earlier steps that run
+    skipped = skipped_steps(steps, ledger)
 
     decisions: list[Decision] = []
     for step in steps:
         record = ledger.get(step.id)
+        if step.id in skipped:
+            decisions.append(Decision(step, Action.SKIP, SKIPPED_REASON, user_skipped=True))
+            continue
         fp = fingerprints[step.id]
         upstream = first_run.get(step.track)
         if upstream is None:
@@ -174,7 +190,7 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
             if own is not None and own.unknown:
                 note = (f"{own.path.name} cannot be resumed: its sidecar does not match the file, so "
                         "which step wrote it is unknown; the step starts over")
-            start, flags, missing, fallback = _planned_start(step, steps, paths, will_run)
+            start, flags, missing, fallback = _planned_start(step, steps, paths, will_run, skipped)
             decision = Decision(step, Action.RUN, reason, start, flags,
                                 "; ".join(n for n in (note, fallback) if n), missing, stale)
         decisions.append(decision)
@@ -233,38 +249,49 @@ def _own_latest(step: Step, record: StepRecord | None, fp: Fingerprint,
     return probe(stage_checkpoint(paths, step, step.stage, "latest"))
 
 
-def _planned_start(step: Step, steps: Sequence[Step], paths: RunPaths,
-                   will_run: set[str]) -> tuple[StartKind, dict[str, Any], str | None, str]:
+def skipped_steps(steps: Sequence[Step], ledger: Ledger) -> set[str]:
+    """Ids of the steps the user skipped."""
+    return {s.id for s in steps if (r := ledger.get(s.id)) is not None and r.status == SKIPPED}
+
+
+def _planned_start(step: Step, steps: Sequence[Step], paths: RunPaths, will_run: set[str],
+                   skipped: AbstractSet[str] = frozenset()) -> tuple[StartKind, dict[str, Any], str | None, str]:
     """(start kind, its flags, what is missing, a note on a fallback used). A checkpoint
-    that an earlier step of this run will write counts as there."""
+    that an earlier step of this run will write counts as there. Skipped steps are
+    treated as absent (see the module docstring)."""
+    earlier = [s for s in steps if s.track == step.track and s.index < step.index]
+    kept = [s for s in earlier if s.id not in skipped]
+    before = kept[-1] if kept else None  # the step whose weights this one continues
     start = step.planned_start
+    if start is StartKind.STAGE_LATEST_LR_RESET and (before is None or before.stage != step.stage):
+        # Every earlier step of its stage is skipped: it is the stage's first step now.
+        start = StartKind.FRESH if step.stage == 1 and before is None else StartKind.PREVIOUS_STAGE_BEST
+    gap = [s.id for s in earlier if s.id in skipped and (before is None or s.index > before.index)]
+    skip_note = f"starts as if {', '.join(gap)} (skipped by user) were absent" if gap else ""
     if start is StartKind.FRESH:
-        return start, {}, None, ""
+        return start, {}, None, skip_note
     if start is StartKind.STAGE_LATEST_LR_RESET:
-        before = previous_step(step, steps)
+        assert before is not None
         archive = paths.final_checkpoint(before.id)
         flags = {"resume": str(archive), "force_learning_rate": step.reset_learning_rate}
         ok = before.id in will_run or archive.is_file()
-        return start, flags, None if ok else f"{archive} (the archived final of {before.id})", ""
-    assert step.previous_stage is not None
-    best = stage_checkpoint(paths, step, step.previous_stage, "best")
-    last = _last_step_of_stage(step, steps, step.previous_stage)
-    if best.is_file() or (last is not None and last.id in will_run):
-        return start, {"load_pretrained": str(best)}, None, ""
-    if last is not None:
-        archive = paths.final_checkpoint(last.id)
+        return start, flags, None if ok else f"{archive} (the archived final of {before.id})", skip_note
+    # The previous stage: the stage of the last step before this one that trains (the
+    # curriculum's previous stage when nothing is skipped), else the stage below.
+    previous_stage = before.stage if before is not None else (step.previous_stage or step.stage - 1)
+    best = stage_checkpoint(paths, step, previous_stage, "best")
+    notes = [n for n in (skip_note,) if n]
+    if best.is_file() or (before is not None and before.id in will_run):
+        return start, {"load_pretrained": str(best)}, None, "; ".join(notes)
+    if before is not None:
+        archive = paths.final_checkpoint(before.id)
         if archive.is_file():
-            return start, {"load_pretrained": str(archive)}, None, \
-                f"{best.name} is missing; loading the archived final of {last.id} instead"
-        missing = f"{best} (stage {step.previous_stage}'s best) and {archive} (the archived final of {last.id})"
+            notes.append(f"{best.name} is missing; loading the archived final of {before.id} instead")
+            return start, {"load_pretrained": str(archive)}, None, "; ".join(notes)
+        missing = f"{best} (stage {previous_stage}'s best) and {archive} (the archived final of {before.id})"
     else:
-        missing = f"{best} (stage {step.previous_stage}'s best; put it into {best.parent})"
-    return start, {"load_pretrained": str(best)}, missing, ""
-
-
-def _last_step_of_stage(step: Step, steps: Sequence[Step], stage: int) -> Step | None:
-    candidates = [s for s in steps if s.track == step.track and s.stage == stage and s.index < step.index]
-    return candidates[-1] if candidates else None
+        missing = f"{best} (stage {previous_stage}'s best; put it into {best.parent})"
+    return start, {"load_pretrained": str(best)}, missing, "; ".join(notes)
 
 
 def explain_change(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:

@@ -64,6 +64,7 @@ class StepResult:
     step: Step
     status: str      # skipped | done | failed | diverged | interrupted
     message: str = ""
+    by_user: bool = False  # skipped because the user skipped it (`dcvc-bench skip`)
 
 
 # ---------------------------------------------------------------- run folder setup
@@ -200,8 +201,10 @@ class Runner:
             self._close_leftovers()
             decisions = self._prepare_ledger()
             todo = [d for d in decisions if d.action is Action.RUN]
+            by_user = sum(d.user_skipped for d in decisions)
             self.display.message(f"{self.cur.name}: {len(self.steps)} steps, "
-                                 f"{len(self.steps) - len(todo)} done, {len(todo)} to run "
+                                 f"{len(self.steps) - len(todo) - by_user} done, "
+                                 + (f"{by_user} skipped by user, " if by_user else "") + f"{len(todo)} to run "
                                  f"(run folder {self.paths.run_dir})")
             with self._signals():
                 results = self._execute()
@@ -306,7 +309,7 @@ class Runner:
                 if decision.recovered:
                     self._record_done(step, decision.recovered_from)
                 self.display.step_skipped(step, position, total, decision.reason)
-                return StepResult(step, "skipped", decision.reason)
+                return StepResult(step, "skipped", decision.reason, by_user=decision.user_skipped)
             if decision.missing:
                 message = f"cannot start: missing {decision.missing}"
                 self.ledger.update(step.id, status="failed", message=message)
@@ -451,7 +454,8 @@ class Runner:
     # -- the end ------------------------------------------------------------------------
     def _summary(self, results: list[StepResult]) -> int:
         ran = sum(r.status == "done" for r in results)
-        skipped = sum(r.status == "skipped" for r in results)
+        by_user = sum(r.by_user for r in results)
+        skipped = sum(r.status == "skipped" for r in results) - by_user
         bad = [r for r in results if r.status in ("failed", "diverged")]
         stopped = [r for r in results if r.status == "interrupted"]
         for r in bad:
@@ -465,7 +469,9 @@ class Runner:
             return EXIT_INTERRUPTED
         if bad:
             return EXIT_FAILED
-        self.display.message(f"all {len(self.steps)} steps done ({ran} run now, {skipped} done before); "
+        what = f"done or skipped ({ran} run now, {skipped} done before, {by_user} skipped by user)" if by_user \
+            else f"done ({ran} run now, {skipped} done before)"
+        self.display.message(f"all {len(self.steps)} steps {what}; "
                              f"checkpoints in {self.paths.run_dir / 'checkpoints'}")
         return EXIT_OK
 

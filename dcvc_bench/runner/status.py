@@ -16,7 +16,7 @@ from dcvc_bench.checkpoints import read_meta, sidecar_path
 from dcvc_bench.curriculum import Curriculum, RunPaths, Step, expand, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
 from dcvc_bench.runner.display import eval_summary, fmt_duration
-from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger, StepRecord
+from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger, StepRecord
 from dcvc_bench.runner.lock import describe_owner, lock_owner, pid_alive
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
 
@@ -40,6 +40,8 @@ class RunView:
         record = self.ledger.get(step.id)
         if record is None:
             return "pending"
+        if record.status == SKIPPED:
+            return "skipped (by user)"
         if record.status == "running" and (self.owner is None or not pid_alive(record.pid)):
             return "interrupted (runner gone)"
         return record.status
@@ -95,9 +97,11 @@ def plan_statuses(view: RunView) -> dict[str, str]:
     for decision in view.decisions:
         record = view.ledger.get(decision.step.id)
         now = view.status_word(decision.step)
-        if record is not None and record.status not in ("pending", "done"):
+        if record is not None and record.status not in ("pending", "done", SKIPPED):
             now += f" {record.epochs_done}/{decision.step.epochs}"
-        if decision.action is Action.SKIP:
+        if decision.user_skipped:
+            nxt = "not launched"
+        elif decision.action is Action.SKIP:
             nxt = "skip"
         elif decision.missing:
             nxt = f"blocked: missing {decision.missing}"
@@ -178,12 +182,17 @@ def render_status(view: RunView) -> list[Any]:
     else:
         parts.append(Text("checkpoints: none yet"))
 
-    skips = [d.step.id for d in view.decisions if d.action is Action.SKIP]
+    skips = [d.step.id for d in view.decisions if d.action is Action.SKIP and not d.user_skipped]
+    by_user = [d.step.id for d in view.decisions if d.user_skipped]
     lines = ["next `run` would:"]
     if skips:
         lines.append(f"  skip {len(skips)} finished step(s): {', '.join(skips)}")
-    lines += [f"  {d.step.id}: {d.describe()}" for d in view.decisions if d.action is Action.RUN]
-    if len(lines) == 1 + bool(skips):
-        lines.append("  nothing: every step is done")
+    if by_user:
+        lines.append(f"  skip {len(by_user)} step(s) skipped by user: {', '.join(by_user)} "
+                     f"(`dcvc-bench skip {view.paths.run_dir} STEP --undo` runs one again)")
+    runs = [f"  {d.step.id}: {d.describe()}" for d in view.decisions if d.action is Action.RUN]
+    lines += runs
+    if not runs:
+        lines.append("  nothing: every step is done" + (" or skipped" if by_user else ""))
     parts.append(Text("\n".join(lines)))
     return parts

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from rich.style import Style
+from rich.text import Text
 from textual.color import Color
 
 from dcvc_bench.runner.display import fmt_duration
@@ -19,6 +20,7 @@ STATE_GLYPHS: dict[str, tuple[str, str | None]] = {
     "interrupted": ("⏸", "warning"),
     "diverged": ("↯", "error"),
     "will re-run": ("↻", "warning"),
+    "skipped": ("↷", None),
 }
 
 #: StartKind value -> short words for narrow places (the tree)
@@ -60,3 +62,16 @@ def state_style(theme_variables: Mapping[str, str], state: str) -> tuple[str, St
     if variable is None or variable not in theme_variables:
         return glyph, Style(dim=True)
     return glyph, Style(color=Color.parse(theme_variables[variable]).rich_color)
+
+
+def theme_style(theme_variables: Mapping[str, str], variable: str, **extra: bool) -> Style:
+    """A Rich style in the colour of a theme variable (``success``, ``warning``...)."""
+    colour = theme_variables.get(variable)
+    base = Style(color=Color.parse(colour).rich_color) if colour else Style()
+    return base + Style(**extra)
+
+
+def cell(text: str, right: bool = True, style: str | Style = "") -> Text:
+    """A table cell for tables without cell padding (they fit 80 columns): one space
+    before the text keeps the columns apart."""
+    return Text(f" {text}", style=style, justify="right" if right else "left")

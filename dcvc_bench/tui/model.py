@@ -21,17 +21,21 @@ from typing import Any, Callable, Iterable
 from dcvc_bench.checkpoints import KINDS, checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
-from dcvc_bench.runner.ledger import LEDGER_FILE
+from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
 from dcvc_bench.runner.lock import lock_owner
-from dcvc_bench.runner.resume import Action, Decision
+from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
 from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, open_run
-from dcvc_bench.tui.readers import CheckpointFile, CheckpointShelf, LogTail, StepEvents, stat_key
+from dcvc_bench.tui.readers import CheckpointFile, CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
 
 Clock = Callable[[], float]
 #: How often the lock file's owner is checked (a pid check, so not on every poll).
 OWNER_CHECK_S = 1.0
 #: Lines of a step's log kept for the log pane.
 LOG_LINES = 500
+#: States of a step that `k` may skip (a running one after the run is stopped).
+SKIPPABLE = ("pending", "interrupted", "failed", "diverged", "will re-run", "running")
+#: What `dcvc-bench eval` writes into the run folder (dcvc_bench/eval/report.py).
+EVAL_LATEST, EVAL_RD = "eval/latest.json", "eval/rd.json"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class StepRow:
     """One step as the tree shows it."""
 
     step: Step
-    state: str        # pending | running | done | failed | interrupted | diverged | will re-run
+    state: str        # pending | running | done | failed | interrupted | diverged | will re-run | skipped
     epochs_done: int
     start: str        # a StartKind value, or "-" when unknown
     start_text: str   # how it starts (or started), in words
@@ -134,15 +138,135 @@ class Changes:
     events: set[str] = field(default_factory=set)    # steps with new events
     checkpoints: set[str] = field(default_factory=set)  # tracks whose checkpoints changed
     log: bool = False
+    eval_files: bool = False                         # eval/latest.json or eval/rd.json
 
     def __bool__(self) -> bool:
-        return self.steps or bool(self.events) or bool(self.checkpoints) or self.log
+        return self.steps or bool(self.events) or bool(self.checkpoints) or self.log or self.eval_files
 
     def merge(self, other: Changes) -> None:
         self.steps |= other.steps
         self.events |= other.events
         self.checkpoints |= other.checkpoints
         self.log |= other.log
+        self.eval_files |= other.eval_files
+
+
+# -- `dcvc-bench eval` results (eval/latest.json) and RD curves (eval/rd.json) -------------
+@dataclass(frozen=True)
+class Figures:
+    """One summary of a result: overall (means over clips) or one clip's."""
+
+    name: str                     # "overall" or the clip's name
+    frames: int | None
+    bpp: float | None
+    psnr: float | None
+    ms_ssim: float | None
+    lpips: float | None
+    i_frames: tuple[int | None, float | None, float | None]   # (count, PSNR, BPP)
+    p_frames: tuple[int | None, float | None, float | None]
+    p_first3: tuple[tuple[float | None, float | None], ...]   # (PSNR, BPP) of P1..P3
+    bpp_estimate: float | None    # the entropy models' estimate (real coding only)
+    rate_gap_percent: float | None  # (real - estimate) / estimate x 100
+    enc_ms: float | None          # per frame
+    dec_ms: float | None
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One RD point of `dcvc-bench eval`: a learned checkpoint, a baseline at one QP, ..."""
+
+    id: str
+    curve: str
+    kind: str                     # learned | baseline | iframe
+    bits: str                     # estimated | real
+    overall: Figures
+    clips: tuple[Figures, ...]
+
+
+@dataclass(frozen=True)
+class EvalClip:
+    name: str
+    width: int | None
+    height: int | None
+    frames: int | None
+    ms_ssim: str                  # its MS-SSIM variant, e.g. "MS-SSIM (3 scales)"
+    lpips: str                    # "LPIPS (alex)" or "unavailable: why"
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    """The latest `dcvc-bench eval` of the run (``missing``: none yet; ``problem``: the
+    file is there but cannot be read)."""
+
+    path: Path
+    missing: bool = True
+    problem: str = ""
+    created: str = ""
+    mode: str = ""                # estimate | real | baselines | iframe-estimate | iframe-real
+    frames: int | None = None     # the frames asked for per clip (a shorter clip gives fewer)
+    intra_period: int | None = None
+    device: str = ""
+    clips: tuple[EvalClip, ...] = ()
+    lpips_reason: str = ""        # '' when LPIPS was computed
+    results: tuple[EvalResult, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ms_ssim_reduced(self) -> list[EvalClip]:
+        """Clips too small for 5-scale MS-SSIM (their figures use fewer scales)."""
+        return [c for c in self.clips if c.ms_ssim != "MS-SSIM"]
+
+
+@dataclass(frozen=True)
+class RDPoint:
+    label: str
+    bpp: float | None
+    psnr: float | None
+    ms_ssim: float | None
+    lpips: float | None
+    lam: float | None             # the learned codec's λ
+    qp: float | None              # the baseline's QP (or CRF)
+
+
+@dataclass(frozen=True)
+class RDCurve:
+    name: str
+    kind: str
+    bits: str
+    points: tuple[RDPoint, ...]
+
+
+@dataclass(frozen=True)
+class BDRow:
+    codec: str
+    anchor: str
+    bd_rate_psnr: float | None    # % (negative: fewer bits than the anchor)
+    bd_psnr: float | None         # dB
+    bd_rate_ms_ssim: float | None  # %
+    overlap_psnr: float | None
+    method: str
+    note: str
+
+
+@dataclass(frozen=True)
+class RDView:
+    """The RD curves and BD figures of a `dcvc-bench eval` (``eval/rd.json``)."""
+
+    path: Path
+    missing: bool = True
+    problem: str = ""
+    created: str = ""
+    mode: str = ""
+    frames: int | None = None
+    intra_period: int | None = None
+    clips: tuple[str, ...] = ()
+    anchor: str | None = None
+    bd_method: str = ""
+    ms_ssim_label: str = "MS-SSIM"
+    colour_path: str = ""
+    curves: tuple[RDCurve, ...] = ()
+    bd: tuple[BDRow, ...] = ()
+    plot: str = ""                # the PNG beside it
 
 
 def _num(value: Any) -> float | None:
@@ -175,6 +299,11 @@ class RunModel:
         self._log_new: list[str] = []
         self._log_reset = False
         self._changes = Changes()
+        self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, "dcvc-bench-eval")
+        self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, "dcvc-bench-rd")
+        self._eval_results = EvalResults(self._eval_doc.path)
+        self._rd_view = RDView(self._rd_doc.path)
+        self._eval_version = 0
 
     @classmethod
     def open(cls, target: str | os.PathLike[str], clock: Clock = time.time) -> RunModel:
@@ -238,9 +367,29 @@ class RunModel:
                 self._view = dataclasses.replace(self._view, owner=owner)
                 changes.steps = True
         changes.log = self._poll_log()
+        changes.eval_files = self._poll_eval_files()
         with self._lock:
             self._changes.merge(changes)
         return bool(changes)
+
+    def _poll_eval_files(self) -> bool:
+        """Parse eval/latest.json and eval/rd.json again when they change (here, in the
+        watcher thread: a big result document never holds up the interface)."""
+        changed = False
+        if self._eval_doc.poll():
+            results = _eval_results(self._eval_doc)
+            with self._lock:
+                self._eval_results = results
+            changed = True
+        if self._rd_doc.poll():
+            rd = _rd_view(self._rd_doc)
+            with self._lock:
+                self._rd_view = rd
+            changed = True
+        if changed:
+            with self._lock:
+                self._eval_version += 1
+        return changed
 
     def _poll_log(self) -> bool:
         tail = self._log
@@ -417,6 +566,47 @@ class RunModel:
             rows[rows.index(best)] = dataclasses.replace(best, best=True)
         return rows
 
+    # -- `dcvc-bench eval` --------------------------------------------------------------------
+    @property
+    def eval_version(self) -> int:
+        """Changes whenever eval/latest.json or eval/rd.json was read again."""
+        with self._lock:
+            return self._eval_version
+
+    def eval_results(self) -> EvalResults:
+        with self._lock:
+            return self._eval_results
+
+    def rd_view(self) -> RDView:
+        with self._lock:
+            return self._rd_view
+
+    def eval_hint(self) -> str:
+        """The command that writes the eval results of this run."""
+        return f"dcvc-bench eval --checkpoint {self.run_dir}"
+
+    # -- skipping -------------------------------------------------------------------------
+    def skip_preview(self, step_id: str) -> str:
+        """What skipping ``step_id`` would change: how the next step of its track would
+        start (the runner's own decision, on a copy of the ledger)."""
+        view = self._view
+        records = [dataclasses.replace(r) for r in view.ledger.records.values()]
+        ledger = Ledger(view.ledger.path, records)
+        ledger.ensure(step_id).status = SKIPPED
+        decisions = decide(view.steps, ledger, view.paths, {s.id: fingerprint(view.cur, s) for s in view.steps})
+        step = self.step(step_id)
+        nxt = next((d for d in decisions if d.step.track == step.track and d.step.index > step.index
+                    and d.action is Action.RUN), None)
+        if nxt is None:
+            return f"no later step of {step.track} is left to run"
+        text = f"{nxt.step.id} then starts from {nxt.how()}"
+        return text + (f"; cannot start: missing {nxt.missing}" if nxt.missing else "")
+
+    def anything_to_run(self) -> bool:
+        """Whether a `run` would launch a step now (read from the folder, not the cache)."""
+        view = inspect_run(self._view.cur, self._view.paths)
+        return any(d.action is Action.RUN and not d.missing for d in view.decisions)
+
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint_prefix(self, track: str) -> str:
         """The part of the file names shared by a track's checkpoints."""
@@ -451,6 +641,9 @@ class RunModel:
 # -- helpers ------------------------------------------------------------------------------
 def _row(view: RunView, step: Step, decision: Decision) -> StepRow:
     record = view.ledger.get(step.id)
+    if decision.user_skipped:
+        return StepRow(step, "skipped", record.epochs_done if record is not None else 0, "-",
+                       "nothing: skipped by user, never launched", "skipped by user")
     word = view.status_word(step)
     state = "interrupted" if word.startswith("interrupted") else word
     if state == "done" and decision.action is Action.RUN:
@@ -533,3 +726,67 @@ def _checkpoint_row(f: CheckpointFile, prefix: str, now: float, source: str | No
     return CheckpointRow(name, f.kind, f.stage, _int(meta.get("gop_size")), str(meta.get("step_id") or "?"),
                          epoch, _num(meta.get("loss")), f.size, max(now - f.mtime, 0.0), f.problem,
                          source is not None and os.path.abspath(f.path) == source)
+
+
+# -- eval documents -> view data (tolerant: a missing or mistyped field shows as "-") ----------
+def _str(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _figures(name: str, s: dict[str, Any]) -> Figures:
+    i, p = _dict(s.get("i_frame")), _dict(s.get("p_frame"))
+    firsts = tuple((_num(_dict(f).get("psnr")), _num(_dict(f).get("bpp"))) for f in _list(s.get("p_first3"))[:3])
+    return Figures(name, _int(s.get("frames")), _num(s.get("bpp")), _num(s.get("psnr")), _num(s.get("ms_ssim")),
+                   _num(s.get("lpips")), (_int(i.get("count")), _num(i.get("psnr")), _num(i.get("bpp"))),
+                   (_int(p.get("count")), _num(p.get("psnr")), _num(p.get("bpp"))), firsts,
+                   _num(s.get("bpp_estimate")), _num(s.get("rate_gap_percent")),
+                   _num(s.get("enc_ms_per_frame")), _num(s.get("dec_ms_per_frame")))
+
+
+def _eval_results(reader: JsonDoc) -> EvalResults:
+    doc = reader.doc
+    if doc is None:
+        return EvalResults(reader.path, missing=reader.missing, problem=reader.problem)
+    settings, lpips = _dict(doc.get("settings")), _dict(doc.get("lpips"))
+    clips = tuple(EvalClip(_str(c.get("name"), "?"), _int(c.get("width")), _int(c.get("height")),
+                           _int(c.get("frames")), _str(c.get("ms_ssim"), "MS-SSIM"), _str(c.get("lpips")))
+                  for c in map(_dict, _list(doc.get("clips"))))
+    results = []
+    for r in map(_dict, _list(doc.get("results"))):
+        per_clip = tuple(_figures(str(name), _dict(summary)) for name, summary in _dict(r.get("clips")).items())
+        results.append(EvalResult(_str(r.get("id"), "?"), _str(r.get("curve")), _str(r.get("kind"), "?"),
+                                  _str(r.get("bits"), "?"), _figures("overall", _dict(r.get("overall"))), per_clip))
+    reason = "" if lpips.get("available") is True else _str(lpips.get("reason"), "unavailable")
+    return EvalResults(reader.path, False, "", _str(doc.get("created")), _str(doc.get("mode")),
+                       _int(settings.get("frames")), _int(settings.get("intra_period")), _str(settings.get("device")),
+                       clips, reason, tuple(results), tuple(n for n in _list(doc.get("notes")) if isinstance(n, str)))
+
+
+def _rd_view(reader: JsonDoc) -> RDView:
+    doc = reader.doc
+    if doc is None:
+        return RDView(reader.path, missing=reader.missing, problem=reader.problem)
+    curves = tuple(
+        RDCurve(_str(c.get("name"), "?"), _str(c.get("kind")), _str(c.get("bits")),
+                tuple(RDPoint(_str(p.get("label")), _num(p.get("bpp")), _num(p.get("psnr")), _num(p.get("ms_ssim")),
+                              _num(p.get("lpips")), _num(p.get("lambda")), _num(p.get("qp")))
+                      for p in map(_dict, _list(c.get("points")))))
+        for c in map(_dict, _list(doc.get("curves"))))
+    bd = tuple(BDRow(_str(b.get("codec"), "?"), _str(b.get("anchor")), _num(b.get("bd_rate_psnr")),
+                     _num(b.get("bd_psnr")), _num(b.get("bd_rate_ms_ssim")), _num(b.get("overlap_psnr")),
+                     _str(b.get("method")), _str(b.get("note")))
+               for b in map(_dict, _list(doc.get("bd"))))
+    anchor = doc.get("anchor")
+    return RDView(reader.path, False, "", _str(doc.get("created")), _str(doc.get("mode")), _int(doc.get("frames")),
+                  _int(doc.get("intra_period")), tuple(c for c in _list(doc.get("clips")) if isinstance(c, str)),
+                  anchor if isinstance(anchor, str) else None, _str(doc.get("bd_method")),
+                  _str(doc.get("ms_ssim_label"), "MS-SSIM"), _str(doc.get("colour_path")), curves, bd,
+                  _str(doc.get("plot")))

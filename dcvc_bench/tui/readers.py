@@ -8,6 +8,7 @@ no torch, no Textual.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -231,3 +232,47 @@ def _describe(path: Path, archived_for: str | None = None) -> CheckpointFile | N
     except OSError:  # missing, or replaced while listing
         return None
     return CheckpointFile(path, st.st_size, st.st_mtime, read_meta(path), archived_for)
+
+
+class JsonDoc:
+    """A JSON document that is replaced whole (``eval/latest.json``, ``eval/rd.json``:
+    written atomically by `dcvc-bench eval`), parsed again only when its file changes.
+    After :meth:`poll`: ``doc`` is the parsed object (None when missing or unreadable) and
+    ``problem`` says why it could not be used ('' when missing or fine)."""
+
+    def __init__(self, path: Path, format_name: str, version: int = 1):
+        self.path = path
+        self.format_name = format_name
+        self.version = version
+        self.doc: dict[str, Any] | None = None
+        self.problem = ""
+        self._key: tuple[int, int, int] | None | bool = False  # False: never looked
+
+    @property
+    def missing(self) -> bool:
+        return self.doc is None and not self.problem
+
+    def poll(self) -> bool:
+        """Read the file again if it changed; True when it did (appeared, went, changed)."""
+        key = stat_key(self.path)
+        if key == self._key:
+            return False
+        self._key = key
+        self.doc, self.problem = None, ""
+        if key is None:
+            return True
+        try:
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            self.problem = f"cannot read {self.path}: {exc.strerror or exc}"
+        except ValueError as exc:
+            self.problem = f"{self.path} is not valid JSON ({exc})"
+        else:
+            if not isinstance(doc, dict) or doc.get("format") != self.format_name:
+                self.problem = f"{self.path} is not a {self.format_name} file"
+            elif doc.get("version") != self.version:
+                self.problem = (f"{self.path} is {self.format_name} version {doc.get('version')!r}; "
+                                f"this dcvc-bench reads version {self.version}")
+            else:
+                self.doc = doc
+        return True

@@ -13,14 +13,18 @@ import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Log, Static
 
+from dcvc_bench.runner.commands import skip_step
+from dcvc_bench.runner.ledger import Ledger
 from dcvc_bench.tui.model import RunModel
+from dcvc_bench.tui.screens.confirm import ConfirmScreen
 from dcvc_bench.tui.screens.evals import EvalScreen
 from dcvc_bench.tui.screens.help import HelpScreen
 from dcvc_bench.tui.screens.quit import QuitScreen
+from dcvc_bench.tui.screens.rd import RDScreen
 from dcvc_bench.tui.screens.run import RunScreen
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
 from dcvc_bench.tui.widgets.curriculum_tree import CurriculumTree
-from tui_helpers import NOW, SMALL, drive, make_app, until
+from tui_helpers import NOW, SMALL, drive, make_app, set_status, settled, until
 
 STEPS = ["s1g2", "s1g3", "s2g2", "s2g3", "s3g2", "s3g3", "s4g2", "s4g3", "s4g3-opt"]
 
@@ -211,7 +215,7 @@ def test_eval_view_lists_every_evaluation_with_the_best_marked(run_dir):
     drive(make_app(run_dir), steps)
 
 
-def test_help_lists_every_key_and_why_skip_is_disabled(run_dir):
+def test_help_lists_every_key_and_what_skip_does(run_dir):
     async def steps(pilot):
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
@@ -219,8 +223,8 @@ def test_help_lists_every_key_and_why_skip_is_disabled(run_dir):
         for static in pilot.app.screen.query(Static):
             console.print(static.content)
         text = console.export_text()
-        for words in ("Run", "Stop", "Skip", "needs support", "Evals", "Follow", "Quit", "Chart bpp",
-                      "Next panel", "will re-run"):
+        for words in ("Run", "Stop", "Skip", "dcvc-bench skip RUN_DIR STEP [--undo]", "Evals", "RD", "eval/rd.json",
+                      "Follow", "Quit", "Chart bpp", "Next panel", "will re-run", "↷ skipped"):
             assert words in text
         await pilot.press("escape")
         assert isinstance(pilot.app.screen, RunScreen)
@@ -317,3 +321,216 @@ def test_picker_lists_runs_and_curricula_and_opens_one(run_dir, tmp_path):
         await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen))
 
     drive(app, steps)
+
+
+# -- skipping a step ------------------------------------------------------------------------
+def status_of(run_dir: Path, step_id: str) -> str:
+    return Ledger.load(run_dir / "ledger.json").get(step_id).status
+
+
+def question(screen) -> str:  # type: ignore[no-untyped-def]
+    return str(screen.query_one("#confirm-question", Static).render())
+
+
+def test_k_is_disabled_on_a_done_step_and_enabled_on_an_unfinished_one(run_dir):
+    async def done(pilot):
+        screen = pilot.app.screen
+        assert screen.model.row(screen.selected).state == "done"
+        assert screen.check_action("skip", ()) is None
+        await pilot.press("k")
+        assert isinstance(pilot.app.screen, RunScreen)  # nothing asked
+
+    drive(make_app(run_dir), done)
+    set_status(run_dir, l2048_s4g3="interrupted")
+
+    async def unfinished(pilot):
+        screen = pilot.app.screen
+        assert screen.selected == "l2048-s4g3" and screen.check_action("skip", ()) is True
+        screen.query_one(CurriculumTree).select_step("l2048-s4g2")
+        await until(pilot, lambda: screen.selected == "l2048-s4g2")
+        assert screen.check_action("skip", ()) is None
+
+    drive(make_app(run_dir), unfinished)
+
+
+def test_skip_stops_the_tuis_run_skips_the_step_and_offers_to_continue(run_dir, fake_runner):
+    set_status(run_dir, l2048_s4g3="interrupted", l2048_s4g3_opt="pending")
+    app = make_app(run_dir, run_command=fake_runner)
+    log = run_dir / "tui-run.log"
+
+    async def steps(pilot):
+        screen = pilot.app.screen
+        assert screen.selected == "l2048-s4g3"
+        await pilot.press("r")
+        await until(pilot, lambda: log.is_file() and "fake run" in log.read_text())
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        asked = question(pilot.app.screen)
+        assert "Skip l2048-s4g3 (interrupted)?" in asked
+        assert "l2048-s4g3-opt then starts from l2048-s4g2's archived final" in asked
+        assert "this TUI's run is stopped first" in asked
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                    and "Continue the run now" in question(pilot.app.screen), timeout=10)
+        assert "stopped gracefully" in log.read_text()  # stopped before the ledger was touched
+        assert status_of(run_dir, "l2048-s4g3") == "skipped"
+        await until(pilot, lambda: any("↷ s4g3 " in label and "skipped" in label for label in tree_labels(screen)))
+        await pilot.press("y")
+        await until(pilot, lambda: screen.control.owns_live_run())
+        await until(pilot, lambda: log.read_text().count("fake run") == 2)
+        await pilot.press("s")
+        await until(pilot, lambda: not screen.control.owns_live_run())
+
+    drive(app, steps)
+
+
+def test_k_on_a_skipped_step_runs_it_again_and_cancel_changes_nothing(run_dir):
+    set_status(run_dir, l2048_s4g3="interrupted")
+    skip_step(run_dir, "l2048-s4g3")
+
+    async def steps(pilot):
+        screen = pilot.app.screen
+        screen.query_one(CurriculumTree).select_step("l2048-s4g3")
+        await until(pilot, lambda: screen.selected == "l2048-s4g3")
+        assert "skipped by user" in static_text(screen, "#step-title")
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        assert "l2048-s4g3 is skipped. Run it again?" in question(pilot.app.screen)
+        await pilot.press("n")
+        assert isinstance(pilot.app.screen, RunScreen) and status_of(run_dir, "l2048-s4g3") == "skipped"
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: status_of(run_dir, "l2048-s4g3") == "interrupted")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                    and "Start the run now" in question(pilot.app.screen))
+        await pilot.press("escape")  # not now
+        assert not screen.control.owns_live_run()
+        await until(pilot, lambda: any("⏸ s4g3 " in label for label in tree_labels(screen)))
+
+    drive(make_app(run_dir), steps)
+
+
+# -- the latest `dcvc-bench eval` and the RD view ---------------------------------------------
+def test_eval_view_shows_the_latest_dcvc_bench_eval_real_vs_estimated_and_per_clip(run_dir):
+    async def steps(pilot):
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(pilot.app.screen, EvalScreen))
+        screen = pilot.app.screen
+        table = screen.query_one("#bench-results", DataTable)
+        await until(pilot, lambda: table.row_count == 4)
+        rows = [[c.strip() for c in row] for row in table_text(table)]
+        assert rows[0] == ["codec", "bits", "BPP", "PSNR", "MS-SSIM", "LPIPS", "est. BPP", "gap", "enc ms", "dec ms"]
+        assert rows[1][:2] == ["l2048", "real"] and rows[1][6] == "1.3964" and rows[1][7] == "-5.39%"
+        assert rows[1][4].endswith("*") and rows[1][5] == "n/a"
+        assert rows[3][:2] == ["x265 qp32", "real"] and rows[3][6:8] == ["-", "-"]
+        info = static_text(screen, "#bench-info")
+        assert "learned codecs: REAL bits" in info and "synth_000 96×64×8" in info
+        notes = static_text(screen, "#bench-notes")
+        assert "LPIPS unavailable: LPIPS needs torchvision's AlexNet weights" in notes
+        assert "* MS-SSIM (3 scales): synth_000 (96×64) is too small for 5 scales" in notes
+        assert screen.query_one("#bench-eval").border_subtitle == "created 2026-11-21T08:04:55+0000"
+        clips = screen.query_one("#bench-clips", DataTable)
+        assert clips.border_title == "l2048 per clip" and clips.row_count == 1
+        assert [c.strip() for c in table_text(clips)[1][:3]] == ["synth_000", "1.3211", "14.38"]
+        table.focus()
+        await pilot.press("down")
+        await until(pilot, lambda: clips.border_title == "l2048-s4g3 per clip")
+        assert table_text(clips)[1][1].strip() == "0.8836"
+
+    drive(make_app(run_dir), steps)
+
+
+def test_eval_view_without_results_says_how_to_get_them_and_shows_them_when_written(run_dir, tmp_path):
+    latest = run_dir / "eval" / "latest.json"
+    saved = tmp_path / "latest.json"
+    latest.rename(saved)
+
+    async def steps(pilot):
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(pilot.app.screen, EvalScreen))
+        screen = pilot.app.screen
+        await until(pilot, lambda: "no dcvc-bench eval results yet" in static_text(screen, "#bench-info"))
+        assert "run dcvc-bench eval --checkpoint runs/smoke" in static_text(screen, "#bench-info")
+        assert not screen.query_one("#bench-results").display
+        saved.rename(latest)  # `dcvc-bench eval` finished meanwhile
+        await until(pilot, lambda: screen.query_one("#bench-results", DataTable).row_count == 4)
+        latest.write_text("{torn")
+        await until(pilot, lambda: "is not valid JSON" in static_text(screen, "#bench-info"))
+
+    drive(make_app(run_dir), steps)
+
+
+def test_rd_view_plots_every_codec_and_lists_points_and_bd_rates(run_dir):
+    async def steps(pilot):
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RDScreen))
+        screen = pilot.app.screen
+        await until(pilot, lambda: "smoke (real)" in static_text(screen, "#rd-legend"))
+        assert "■ x265 (real, anchor)" in static_text(screen, "#rd-legend")
+        assert screen.query_one("#rd-chart PlotextPlot").display
+        info = static_text(screen, "#rd-info")
+        assert "RD of the eval of 2026-11-21T08:04:55+0000" in info and "1 clip (synth_000)" in info
+        assert "older than" not in info
+        points = table_text(screen.query_one("#rd-points", DataTable))
+        assert [r[1] for r in points[1:]] == ["l2048-s4g3", "l2048", "x265 qp37", "x265 qp32"]
+        assert points[3][-1] == " QP 37".strip() or points[3][-1].strip() == "QP 37"
+        bd = [[c.strip() for c in row] for row in table_text(screen.query_one("#rd-bd", DataTable))]
+        assert bd[0] == ["codec", "BD-rate PSNR", "BD-PSNR", "BD-rate MS-SSIM", "overlap"]
+        assert bd[1] == ["smoke", "n/a", "n/a", "n/a", "0%"]
+        assert "disjoint quality ranges" in static_text(screen, "#rd-notes")
+        await pilot.press("2")
+        assert screen.metric == "ms_ssim"
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, RunScreen)
+        await pilot.press("e", "d")  # also from the eval view
+        await until(pilot, lambda: isinstance(pilot.app.screen, RDScreen))
+
+    drive(make_app(run_dir), steps)
+
+
+def test_rd_view_without_rd_json_gives_the_command_and_an_older_one_says_so(run_dir):
+    rd = run_dir / "eval" / "rd.json"
+    kept = rd.read_text()
+    rd.unlink()
+    latest = run_dir / "eval" / "latest.json"
+    latest.write_text(latest.read_text().replace("2026-11-21T08:04:55+0000", "2026-11-22T09:00:00+0000"))
+
+    async def steps(pilot):
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(pilot.app.screen, RDScreen))
+        screen = pilot.app.screen
+        await until(pilot, lambda: "no RD curves yet" in static_text(screen, "#rd-info"))
+        assert "dcvc-bench eval --checkpoint runs/smoke --baselines x265" in static_text(screen, "#rd-info")
+        assert not screen.query_one("#rd-body").display
+        rd.write_text(kept)
+        await until(pilot, lambda: "older than the latest eval (2026-11-22T09:00:00+0000)"
+                    in static_text(screen, "#rd-info"))
+        await settled(pilot)
+        assert screen.query_one("#rd-body").display
+
+    drive(make_app(run_dir), steps)
+
+
+def test_estimated_results_are_labelled_estimated(run_dir):
+    latest = run_dir / "eval" / "latest.json"
+    doc = json.loads(latest.read_text())
+    for result in doc["results"]:
+        if result["kind"] == "learned":
+            result["bits"] = "estimated"
+            result["overall"].update(bpp_estimate=None, rate_gap_percent=None)
+    latest.write_text(json.dumps(doc))
+
+    async def steps(pilot):
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(pilot.app.screen, EvalScreen))
+        screen = pilot.app.screen
+        table = screen.query_one("#bench-results", DataTable)
+        await until(pilot, lambda: table.row_count == 4)
+        rows = [[c.strip() for c in row] for row in table_text(table)]
+        assert [r[1] for r in rows[1:]] == ["estimated", "estimated", "real", "real"]
+        assert rows[1][6:8] == ["-", "-"]
+        assert "learned codecs: ESTIMATED bits (entropy-model likelihoods, no bitstream)" in \
+            static_text(screen, "#bench-info")
+
+    drive(make_app(run_dir), steps)

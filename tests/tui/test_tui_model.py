@@ -10,7 +10,7 @@ import pytest
 from dcvc_bench.errors import UserError
 from dcvc_bench.tui.model import GROUPS_BY_KEY, RunModel
 from dcvc_bench.tui.readers import LogTail, StepEvents, TrainSeries
-from tui_helpers import NOW
+from tui_helpers import NOW, set_status
 
 
 def opened(run_dir: Path) -> RunModel:
@@ -107,3 +107,66 @@ def test_log_tail_keeps_the_last_state_of_carriage_return_lines(tmp_path):
         fh.write(b"ial line\n")
     assert tail.poll() == (False, ["partial line"])
     assert tail.poll() is None
+
+
+def test_eval_results_of_the_recorded_dcvc_bench_eval(run_dir):
+    results = opened(run_dir).eval_results()
+    assert not results.missing and not results.problem
+    assert (results.mode, results.created, results.frames, results.intra_period) == \
+        ("real", "2026-11-21T08:04:55+0000", 96, 32)
+    assert [r.id for r in results.results] == ["l2048", "l2048-s4g3", "x265 qp32", "x265 qp37"]
+    learned, x265 = results.results[0], results.results[2]
+    assert (learned.kind, learned.bits, x265.kind, x265.bits) == ("learned", "real", "baseline", "real")
+    o = learned.overall
+    assert o.bpp_estimate is not None and o.rate_gap_percent == pytest.approx((o.bpp - o.bpp_estimate) / o.bpp_estimate * 100)
+    assert o.i_frames[0] == 1 and o.p_frames[0] == 7 and len(o.p_first3) == 3 and o.enc_ms and o.dec_ms
+    assert o.lpips is None and results.lpips_reason.startswith("unavailable: LPIPS needs")
+    assert [(c.name, c.width, c.height, c.frames) for c in results.clips] == [("synth_000", 96, 64, 8)]
+    assert [c.ms_ssim for c in results.ms_ssim_reduced] == ["MS-SSIM (3 scales)"]
+    assert [f.name for f in learned.clips] == ["synth_000"]
+
+
+def test_rd_view_of_the_recorded_dcvc_bench_eval(run_dir):
+    rd = opened(run_dir).rd_view()
+    assert (rd.created, rd.anchor, rd.bd_method, rd.ms_ssim_label) == \
+        ("2026-11-21T08:04:55+0000", "x265", "akima", "MS-SSIM (3 scales)")
+    assert [(c.name, c.kind, len(c.points)) for c in rd.curves] == [("smoke", "learned", 2), ("x265", "baseline", 2)]
+    assert [p.qp for p in rd.curves[1].points] == [37, 32] and rd.curves[0].points[0].lam == 2048
+    assert rd.bd[0].codec == "smoke" and rd.bd[0].bd_rate_psnr is None and "disjoint" in rd.bd[0].note
+
+
+def test_eval_files_missing_malformed_and_changed_are_read_again(run_dir):
+    model = opened(run_dir)
+    version = model.eval_version
+    (run_dir / "eval" / "latest.json").unlink()
+    (run_dir / "eval" / "rd.json").write_text('{"format": "dcvc-bench-rd", "version": 1, "curves": [{"name": 3, '
+                                              '"points": [{"bpp": "x", "psnr": 30}]}], "bd": "nope"}')
+    assert model.poll() and model.take_changes().eval_files and model.eval_version > version
+    assert model.eval_results().missing and not model.eval_results().problem
+    rd = model.rd_view()  # tolerant: mistyped fields are missing values
+    assert rd.curves[0].name == "?" and rd.curves[0].points[0].bpp is None and rd.curves[0].points[0].psnr == 30
+    assert rd.bd == ()
+    (run_dir / "eval" / "latest.json").write_text("{not json")
+    (run_dir / "eval" / "rd.json").write_text('{"format": "dcvc-bench-rd", "version": 2}')
+    model.poll()
+    assert "is not valid JSON" in model.eval_results().problem
+    assert "version 2; this dcvc-bench reads version 1" in model.rd_view().problem
+    assert not model.poll()  # nothing changed: nothing parsed again
+
+
+def test_a_skipped_step_row_and_what_skipping_would_change(run_dir):
+    set_status(run_dir, l2048_s4g3="interrupted", l2048_s4g3_opt="pending")
+    model = opened(run_dir)
+    assert model.skip_preview("l2048-s4g3") == ("l2048-s4g3-opt then starts from l2048-s4g2's archived final "
+                                                "(weights + optimizer) with the LR reset to 0.0001")
+    from dcvc_bench.runner.commands import skip_step
+
+    skip_step(run_dir, "l2048-s4g3")
+    model.poll()
+    row = model.row("l2048-s4g3")
+    assert (row.state, row.note) == ("skipped", "skipped by user")
+    assert model.current_step() == "l2048-s4g3-opt" and model.anything_to_run()
+    assert model.next_start("l2048") == ("next: l2048-s4g3-opt starts from l2048-s4g2's archived final "
+                                         "(weights + optimizer) with the LR reset to 0.0001")
+    marked = [r.name for r in model.checkpoints("l2048") if r.next_start]
+    assert marked == ["l2048-s4g2/final.pth"]

@@ -4,7 +4,23 @@ smallest supported terminal size. Update after a deliberate change with
 
 from __future__ import annotations
 
-from tui_helpers import SMALL, WIDE, make_app, settled, until, until_loaded
+from tui_helpers import SMALL, WIDE, make_app, set_status, settled, until, until_loaded
+
+
+async def open_eval_view(pilot):
+    await until_loaded(pilot)
+    await pilot.press("e")
+    await until(pilot, lambda: pilot.app.screen.query("#bench-results")
+                and pilot.app.screen.query_one("#bench-results").row_count == 4)
+    await settled(pilot)
+
+
+async def open_rd_view(pilot):
+    await until_loaded(pilot)
+    await pilot.press("d")
+    await until(pilot, lambda: pilot.app.screen.query("#rd-points")
+                and pilot.app.screen.query_one("#rd-points").row_count == 4)
+    await settled(pilot)
 
 
 class TestRunScreen:
@@ -34,9 +50,26 @@ class TestRunScreen:
 
 class TestOtherScreens:
     def test_eval_view(self, run_dir, snap_compare):
+        """Training evaluations and the recorded `dcvc-bench eval --real --baselines x265`."""
+        assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=open_eval_view)
+
+    def test_eval_view_small(self, run_dir, snap_compare):
+        assert snap_compare(make_app(run_dir), terminal_size=SMALL, run_before=open_eval_view)
+
+    def test_rd_view_wide(self, run_dir, snap_compare):
+        assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=open_rd_view)
+
+    def test_rd_view_small(self, run_dir, snap_compare):
+        assert snap_compare(make_app(run_dir), terminal_size=SMALL, run_before=open_rd_view)
+
+    def test_skip_question_with_a_skipped_step(self, run_dir, snap_compare):
+        """s4g2 skipped; `k` on the interrupted s4g3 asks, saying how s4g3-opt would start."""
+        set_status(run_dir, l2048_s4g2="skipped", l2048_s4g3="interrupted", l2048_s4g3_opt="pending")
+
         async def run_before(pilot):
             await until_loaded(pilot)
-            await pilot.press("e")
+            await pilot.press("k")
+            await until(pilot, lambda: pilot.app.screen.query("#confirm-question"))
             await settled(pilot)
 
         assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=run_before)

@@ -1,4 +1,5 @@
-"""The evaluation view: every evaluation of the run (all tracks), best row marked."""
+"""The evaluation view: every training-time evaluation of the run (all tracks, best row
+marked) and, below, the latest `dcvc-bench eval` results (``eval/latest.json``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from textual.widgets import Footer, Static
 
 from dcvc_bench.tui.format import num
 from dcvc_bench.tui.model import EvalRow, RunModel
+from dcvc_bench.tui.widgets.bench_eval import BenchEvalPanel
 from dcvc_bench.tui.widgets.eval_table import EvalTable
 
 #: Seconds between two checks for new evaluations while this view is open.
@@ -17,37 +19,49 @@ REFRESH_S = 0.25
 
 
 class EvalScreen(Screen[None]):
-    BINDINGS = [Binding("escape,e", "app.pop_screen", "Back")]
+    BINDINGS = [Binding("escape,e", "app.pop_screen", "Back"),
+                Binding("d", "rd", "RD curves", tooltip="RD curves and BD-rates of the latest `dcvc-bench eval`")]
 
     def __init__(self, model: RunModel):
         super().__init__()
         self.model = model
         self._count = -1
+        self._version = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="eval-summary")
         yield EvalTable(one_track=False, id="all-evals")
+        yield BenchEvalPanel(self.model.eval_hint(), id="bench-eval")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#all-evals").border_title = f"Evaluations · {self.model.name} · ★ lowest RD loss"
+        self.query_one("#all-evals").border_title = f"Training evaluations · {self.model.name} · ★ lowest RD loss"
+        self.query_one("#bench-eval").border_title = f"dcvc-bench eval · {self.model.run_dir}/eval/latest.json"
         self._refresh()
         self.set_interval(REFRESH_S, self._refresh)
 
     def _refresh(self) -> None:
         count = self.model.eval_count
-        if count == self._count:
-            return
-        self._count = count
-        rows = self.model.eval_rows()
-        self.query_one(EvalTable).show(rows)
-        self.query_one("#eval-summary", Static).update(_summary(rows))
+        if count != self._count:
+            self._count = count
+            rows = self.model.eval_rows()
+            self.query_one(EvalTable).show(rows)
+            self.query_one("#eval-summary", Static).update(_summary(rows))
+        version = self.model.eval_version
+        if version != self._version:
+            self._version = version
+            self.query_one(BenchEvalPanel).show(self.model.eval_results())
+
+    def action_rd(self) -> None:
+        from dcvc_bench.tui.screens.rd import RDScreen
+
+        self.app.push_screen(RDScreen(self.model))
 
 
 def _summary(rows: list[EvalRow]) -> Content:
     best = next((r for r in rows if r.best), None)
     if best is None:
-        return Content("no evaluation yet")
-    return Content(f"{len(rows)} evaluations · best (lowest RD loss): {best.step_id} epoch {best.epoch} "
+        return Content("no evaluation during training yet")
+    return Content(f"{len(rows)} training evaluations · best (lowest RD loss): {best.step_id} epoch {best.epoch} "
                    f"{best.model}: PSNR {num(best.psnr, '.2f')} dB, BPP {num(best.bpp, '.4f')}, "
                    f"MS-SSIM {num(best.ms_ssim, '.4f')}, RD loss {num(best.rd_loss, '.3f')}")

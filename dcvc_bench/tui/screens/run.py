@@ -13,15 +13,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Tree
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from dcvc_bench.errors import UserError
-from dcvc_bench.runner.lock import describe_owner
+from dcvc_bench.runner.lock import describe_owner, lock_owner
 from dcvc_bench.tui.control import RunControl
-from dcvc_bench.tui.model import GROUPS_BY_KEY, METRIC_GROUPS, RunModel, StepRow
+from dcvc_bench.tui.model import GROUPS_BY_KEY, METRIC_GROUPS, SKIPPABLE, RunModel, StepRow
+from dcvc_bench.tui.screens.confirm import ConfirmScreen
 from dcvc_bench.tui.screens.evals import EvalScreen
 from dcvc_bench.tui.widgets.checkpoint_panel import CheckpointPanel
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
@@ -36,9 +38,12 @@ from dcvc_bench.tui.widgets.run_banner import RunBanner
 POLL_S = 0.1
 #: Seconds between two redraws of checkpoint ages when nothing else changes.
 AGE_REFRESH_S = 10.0
-#: Why `k` is shown disabled (it has no action until the runner can honour a skip).
-SKIP_WHY = ("Skipping a step needs support in `dcvc-bench run` (a ledger state it honours); "
-            "until then: stop the run and edit the curriculum")
+#: What `k` does (the help screen shows it).
+SKIP_HELP = ("Skip the highlighted step (pending, interrupted, failed...): asks first; a run in progress is "
+             "stopped gracefully first, then it offers to continue. On a skipped step: run it again. "
+             "Same as `dcvc-bench skip RUN_DIR STEP [--undo]`")
+#: How long to wait for a stopped run to save and exit before giving up on a skip.
+STOP_WAIT_S = 180.0
 DECK = ("evals", "checkpoints", "log")  # the bottom panels (one at a time on small terminals)
 
 
@@ -46,8 +51,10 @@ class RunScreen(Screen[None]):
     BINDINGS = [
         Binding("r", "start", "Run", tooltip="Start or continue the run in the background (dcvc-bench run)"),
         Binding("s", "stop", "Stop", tooltip="Stop gracefully: the running step saves its latest checkpoint"),
-        Binding("k", "skip", "Skip", tooltip=SKIP_WHY),
-        Binding("e", "evals", "Evals", tooltip="Every evaluation of the run, best marked"),
+        Binding("k", "skip", "Skip", tooltip=SKIP_HELP),
+        Binding("e", "evals", "Evals", tooltip="Every evaluation of the run (best marked) and the latest "
+                                               "`dcvc-bench eval` results"),
+        Binding("d", "rd", "RD", tooltip="RD curves and BD-rates of the latest `dcvc-bench eval` (eval/rd.json)"),
         Binding("f", "toggle_follow", "Follow", tooltip="Jump to each step as it starts"),
         *(Binding(str(n), f"metric('{g.key}')", f"Chart {g.title}", show=False)
           for n, g in enumerate(METRIC_GROUPS, start=1)),
@@ -63,6 +70,16 @@ class RunScreen(Screen[None]):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, RunScreen.Changed)
 
+    class SkipDone(Message):
+        """The skip worker finished: ``text`` says what happened (``ok``: it was done)."""
+
+        def __init__(self, text: str, ok: bool, offer: bool, stopped: bool):
+            super().__init__()
+            self.text = text
+            self.ok = ok
+            self.offer = offer      # a run would have something to do: offer to continue
+            self.stopped = stopped  # a run was stopped for the skip
+
     def __init__(self, model: RunModel, control: RunControl, poll_s: float = POLL_S):
         super().__init__()
         self.model = model
@@ -72,6 +89,7 @@ class RunScreen(Screen[None]):
         self.metric = METRIC_GROUPS[0]
         self.follow = True
         self._followed = self.selected  # the running step last jumped to
+        self.skipping: str | None = None  # the step being skipped (a run may be stopping first)
 
     def compose(self) -> ComposeResult:
         yield RunBanner(id="banner")
@@ -212,6 +230,7 @@ class RunScreen(Screen[None]):
         self.selected = step_id
         self.model.follow_log(step_id)
         self._show_step()
+        self.refresh_bindings()  # `k` depends on the highlighted step
 
     @on(ChoiceBar.Chosen, "#metric-bar")
     def _metric_chosen(self, event: ChoiceBar.Chosen) -> None:
@@ -235,7 +254,9 @@ class RunScreen(Screen[None]):
         if action == "stop":
             return True if live and not self.control.stopping(self.model.owner) else None
         if action == "skip":
-            return None
+            if self.skipping is not None:
+                return None
+            return True if self.model.row(self.selected).state in (*SKIPPABLE, "skipped") else None
         return True
 
     def action_start(self) -> None:
@@ -258,6 +279,92 @@ class RunScreen(Screen[None]):
 
     def action_evals(self) -> None:
         self.app.push_screen(EvalScreen(self.model))
+
+    def action_rd(self) -> None:
+        from dcvc_bench.tui.screens.rd import RDScreen
+
+        self.app.push_screen(RDScreen(self.model))
+
+    # -- skipping a step ------------------------------------------------------------------
+    def action_skip(self) -> None:
+        """Ask, stop the run if one is going, skip (or un-skip) with the runner's own
+        function, then offer to continue."""
+        step_id = self.selected
+        row = self.model.row(step_id)
+        undo = row.state == "skipped"
+        owner = self.model.owner
+        live = self.control.live_pid(owner) is not None
+        if undo:
+            question = Content.from_markup(
+                "[b]$id[/] is skipped. Run it again?\nThe next run decides it as before it was skipped "
+                "(and the steps of its track after it run again from it).", id=step_id)
+        else:
+            question = Content.from_markup(
+                "Skip [b]$id[/] ($state)?\n`dcvc-bench run` will never launch it; [b]$next[/].",
+                id=step_id, state=row.state, next=self.model.skip_preview(step_id))
+        if live:
+            who = "this TUI's run" if self.control.owns_live_run() else f"the run of {describe_owner(owner or {})}"
+            question = question.append(Content.from_markup(
+                "\n\n[$warning]$who is stopped first[/] (the running step saves its latest checkpoint).", who=who))
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            stopping = self.control.live_pid(self.model.owner) is not None
+            if stopping:
+                if not self.control.stopping(self.model.owner):
+                    try:
+                        self.control.stop(self.model.owner)
+                    except UserError:
+                        pass  # it ended meanwhile: nothing to wait for
+                self.notify(f"stopping the run, then {'un-skipping' if undo else 'skipping'} {step_id}...")
+            self.skipping = step_id
+            self.refresh_bindings()
+            self._skip_worker(step_id, undo, stopping)
+
+        title = "Run a skipped step again" if undo else "Skip a step"
+        self.app.push_screen(ConfirmScreen(title, question, "Run it again" if undo else "Skip it"), answered)
+
+    @work(thread=True, exclusive=True, group="skip", exit_on_error=False, name="skip a step")
+    def _skip_worker(self, step_id: str, undo: bool, stopped: bool) -> None:
+        from dcvc_bench.runner.commands import skip_step  # the CLI's own function
+
+        worker = get_current_worker()
+        deadline = time.monotonic() + STOP_WAIT_S
+        def running() -> bool:
+            process = self.control.process  # the interface thread may clear it meanwhile
+            return (process is not None and process.poll() is None) or lock_owner(self.model.run_dir) is not None
+
+        while running():
+            if worker.is_cancelled:
+                return
+            if time.monotonic() > deadline:
+                self.post_message(self.SkipDone(f"the run did not stop within {STOP_WAIT_S:.0f} s; "
+                                                f"{step_id} was not skipped", False, False, stopped))
+                return
+            time.sleep(0.05)
+        try:
+            text = skip_step(self.model.run_dir, step_id, undo)
+        except UserError as exc:
+            self.post_message(self.SkipDone(str(exc), False, False, stopped))
+            return
+        self.post_message(self.SkipDone(text, True, self.model.anything_to_run(), stopped))
+
+    def on_run_screen_skip_done(self, message: SkipDone) -> None:
+        self.skipping = None
+        self.refresh_bindings()
+        self.notify(message.text, severity="information" if message.ok else "error", timeout=10)
+        # Whether a run is going, asked now (the model's owner is up to a second old).
+        if not (message.ok and message.offer) or self.control.owns_live_run() or lock_owner(self.model.run_dir):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_start()
+
+        verb = "Continue" if message.stopped else "Start"
+        self.app.push_screen(ConfirmScreen(f"{verb} the run", Content(f"{verb} the run now ({self.control.curriculum})?"),
+                                           verb, "Not now"), answered)
 
     def action_toggle_follow(self) -> None:
         self.follow = not self.follow

@@ -75,10 +75,13 @@ def _step_label(row: StepRow, theme: dict[str, str]) -> Text:
 
 def _group_label(name: str, rows: list[StepRow], theme: dict[str, str]) -> Text:
     done = sum(r.state == "done" for r in rows)
+    skipped = sum(r.state == "skipped" for r in rows)
     for state in ("running", "failed", "diverged", "interrupted", "will re-run"):
         if any(r.state == state for r in rows):
             break
     else:
-        state = "done" if done == len(rows) else "pending"
+        state = "done" if done and done + skipped == len(rows) else "skipped" if skipped == len(rows) \
+            else "pending"
     glyph, style = state_style(theme, state)
-    return Text.assemble((f"{glyph} ", style), name, (f"  {done}/{len(rows)}", "dim"))
+    return Text.assemble((f"{glyph} ", style), name, (f"  {done}/{len(rows)}", "dim"),
+                         (f" ↷{skipped}" if skipped else "", "dim"))

@@ -54,6 +54,8 @@ def _epoch_line(progress: StepProgress) -> Content:
         timing = f"trained {duration(progress.took_s)}"
     else:
         timing = "not started"
+    if state == "skipped":
+        return Content.from_markup("[dim]skipped by user: never launched · [b]k[/] runs it again[/]")
     verb = "started from" if state in ("done", "running") else "starts from"
     return Content.assemble(
         f"epoch {progress.epoch}/{progress.row.step.epochs} ", _bar(progress.iter, ipe),

@@ -15,6 +15,7 @@ from dcvc_bench.tui.model import StepRow
 class RunBanner(Static):
     def show(self, name: str, run_dir: Path, rows: list[StepRow], runner: str, eta: float | None) -> None:
         done = sum(r.state == "done" for r in rows)
+        skipped = sum(r.state == "skipped" for r in rows)
         if eta == 0:
             when = "curriculum done"
         elif eta is None:
@@ -22,5 +23,6 @@ class RunBanner(Static):
         else:
             when = f"ETA ≈ {duration(eta)}"
         self.update(Content.from_markup(
-            "[b]$name[/] [dim]$dir[/] · $done/$total steps done · $when · $runner",
-            name=name, dir=str(run_dir), done=done, total=len(rows), when=when, runner=runner))
+            "[b]$name[/] [dim]$dir[/] · $done/$total steps done$skipped · $when · $runner",
+            name=name, dir=str(run_dir), done=done, total=len(rows), when=when, runner=runner,
+            skipped=f", {skipped} skipped" if skipped else ""))

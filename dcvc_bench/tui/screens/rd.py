@@ -1,0 +1,167 @@
+"""The RD view: the RD curves of the latest `dcvc-bench eval` that had some
+(``eval/rd.json``): quality against BPP, one line per codec, the points, and the
+Bjøntegaard deltas of every codec against the anchor. ``rd.json`` is only rewritten by an
+eval with two RD points or more, so it may be older than ``latest.json``: both dates
+are shown."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from dcvc_bench.tui.format import cell, num
+from dcvc_bench.tui.model import RDView, RunModel
+from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
+from dcvc_bench.tui.widgets.rd_chart import METRICS, RDChart
+
+#: Seconds between two checks for a new rd.json while this view is open.
+REFRESH_S = 0.25
+POINT_COLUMNS = ("curve", "point", "bits", "BPP", "PSNR", "MS-SSIM", "LPIPS", "λ / QP")
+BD_COLUMNS = (("codec", False), ("BD-rate PSNR", True), ("BD-PSNR", True), ("BD-rate MS-SSIM", True),
+              ("overlap", True))
+TABLES = ("bd", "points")  # one at a time on a short terminal
+
+
+class RDScreen(Screen[None]):
+    BINDINGS = [Binding("escape,d", "app.pop_screen", "Back"),
+                Binding("1", "metric('psnr')", "PSNR", tooltip="PSNR against BPP"),
+                Binding("2", "metric('ms_ssim')", "MS-SSIM", tooltip="MS-SSIM against BPP"),
+                Binding("v", "next_table", "BD/points", show=False,
+                        tooltip="On a short terminal: the BD-rates or the RD points")]
+
+    def __init__(self, model: RunModel):
+        super().__init__()
+        self.model = model
+        self.metric = "psnr"
+        self._version = -1
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="rd-info")
+        with Vertical(id="rd-body"):
+            with Horizontal(id="rd-top"):
+                yield ChoiceBar([(key, f"{n} {label}") for n, (key, (label, _)) in enumerate(METRICS.items(), start=1)],
+                                self.metric, id="rd-metric-bar")
+                yield Static(id="rd-legend")
+            yield RDChart(id="rd-chart")
+            yield ChoiceBar([("bd", "BD-rates"), ("points", "RD points")], "bd", id="rd-table-bar")
+            with Horizontal(id="rd-tables", classes="-show-bd"):
+                yield DataTable(id="rd-bd", cursor_type="row", zebra_stripes=True, cell_padding=0)
+                yield DataTable(id="rd-points", cursor_type="row", zebra_stripes=True)
+            yield Static(id="rd-notes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#rd-bd", DataTable).add_columns(*(cell(name, right) for name, right in BD_COLUMNS))
+        self.query_one("#rd-body").border_title = f"RD curves · {self.model.run_dir}/eval/rd.json"
+        self.query_one("#rd-points").border_title = "Points"
+        self._refresh()
+        self.set_interval(REFRESH_S, self._refresh)
+
+    def _refresh(self) -> None:
+        version = self.model.eval_version
+        if version == self._version:
+            return
+        self._version = version
+        self._show(self.model.rd_view())
+
+    def _show(self, rd: RDView) -> None:
+        info = self.query_one("#rd-info", Static)
+        body = self.query_one("#rd-body")
+        usable = not rd.missing and not rd.problem
+        body.display = usable
+        if rd.missing:
+            info.update(Content.from_markup(
+                "[dim]no RD curves yet: run[/] [b]$cmd --baselines x265 --qp 22,27,32,37[/] "
+                "[dim](rd.json is written when an eval has two RD points or more)[/]",
+                cmd=self.model.eval_hint()))
+            return
+        if rd.problem:
+            info.update(Content.from_markup("[$error]$problem[/]", problem=rd.problem))
+            return
+        info.update(_info(rd, self.model.eval_results().created))
+        self._show_chart(rd)
+        points = self.query_one("#rd-points", DataTable)
+        points.clear(columns=True)
+        lpips = any(p.lpips is not None for c in rd.curves for p in c.points)
+        points.add_columns(*(c for c in POINT_COLUMNS if lpips or c != "LPIPS"))
+        for curve in rd.curves:
+            for i, p in enumerate(curve.points):
+                lam_qp = f"λ {p.lam:g}" if p.lam is not None else (f"QP {p.qp:g}" if p.qp is not None else "-")
+                values = [num(p.bpp, ".4f"), num(p.psnr, ".2f"), num(p.ms_ssim, ".4f")]
+                values += [num(p.lpips, ".4f")] if lpips else []
+                points.add_row(Text(curve.name if i == 0 else "", style="bold"), Text(p.label), Text(curve.bits),
+                               *(Text(v, justify="right") for v in values), Text(lam_qp, justify="right"))
+        bd = self.query_one("#rd-bd", DataTable)
+        bd.clear()
+        for row in rd.bd:
+            codec = row.codec if row.anchor in ("", rd.anchor) else f"{row.codec} vs {row.anchor}"
+            bd.add_row(cell(codec, False, "bold"), cell(_pct(row.bd_rate_psnr)),
+                       cell(f"{row.bd_psnr:+.3f} dB" if row.bd_psnr is not None else "n/a"),
+                       cell(_pct(row.bd_rate_ms_ssim)), cell(num(row.overlap_psnr, ".0%")))
+        bd.border_title = (f"BD vs {rd.anchor} · {rd.bd_method} · negative BD-rate = fewer bits" if rd.anchor
+                           else "BD: no anchor")
+        self.query_one("#rd-notes", Static).update(_notes(rd))
+
+    def _show_chart(self, rd: RDView) -> None:
+        label, _ = METRICS[self.metric]
+        if self.metric == "ms_ssim" and rd.ms_ssim_label != "MS-SSIM":
+            label = rd.ms_ssim_label
+        legend = self.query_one(RDChart).show(rd.curves, self.metric, label, rd.anchor)
+        self.query_one("#rd-legend", Static).update(legend)
+
+    @on(ChoiceBar.Chosen, "#rd-table-bar")
+    def _table_chosen(self, event: ChoiceBar.Chosen) -> None:
+        tables = self.query_one("#rd-tables")
+        for name in TABLES:
+            tables.set_class(name == event.key, f"-show-{name}")
+
+    def action_next_table(self) -> None:
+        self.query_one("#rd-table-bar", ChoiceBar).cycle()
+
+    @on(ChoiceBar.Chosen, "#rd-metric-bar")
+    def _metric_chosen(self, event: ChoiceBar.Chosen) -> None:
+        if event.key != self.metric:
+            self.metric = event.key
+            rd = self.model.rd_view()
+            if not rd.missing and not rd.problem:
+                self._show_chart(rd)
+
+    def action_metric(self, key: str) -> None:
+        self.query_one("#rd-metric-bar", ChoiceBar).active = key
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:+.2f}%" if value is not None else "n/a"
+
+
+def _clips(rd: RDView) -> str:
+    names = ", ".join(rd.clips[:3]) + (f" +{len(rd.clips) - 3}" if len(rd.clips) > 3 else "")
+    return f"{len(rd.clips)} clip{'s' if len(rd.clips) != 1 else ''} ({names})" if rd.clips else "no clips"
+
+
+def _info(rd: RDView, latest_created: str) -> Content:
+    period = {-1: "one I-frame", 1: "all intra", None: "?"}.get(rd.intra_period, f"I-frame every {rd.intra_period}")
+    text = Content.from_markup("RD of the eval of [b]$created[/] · $mode · $clips · up to $frames frames/clip · "
+                               "$period", created=rd.created or "?", mode=rd.mode or "?", clips=_clips(rd),
+                               frames=str(rd.frames or "?"), period=period)
+    if latest_created and latest_created != rd.created:
+        text = text.append(Content.from_markup(
+            " · [$warning]older than the latest eval ($latest), which wrote none[/]", latest=latest_created))
+    return text
+
+
+def _notes(rd: RDView) -> Content:
+    lines = [f"{row.codec}: {row.note}" for row in rd.bd if row.note]
+    if rd.colour_path:
+        lines.append(f"baselines: {rd.colour_path}")
+    if rd.plot:
+        lines.append(f"PNG: {rd.plot} (beside rd.json)")
+    if len({c.bits for c in rd.curves}) > 1:
+        lines.append("note: the curves mix estimated and real bits; evaluate with --real for coded bits")
+    return Content("\n".join(lines))
