@@ -438,7 +438,7 @@ class Trainer:
             if self.stop:
                 return self._interrupted()
         self.save("final", self.last_loss, finished=True)
-        return self._end("done", f"{a.epochs} epochs done", EXIT_DONE)
+        return self._end("done", f"{a.epochs} epoch{'' if a.epochs == 1 else 's'} done", EXIT_DONE)
 
     def _end_of_epoch(self, train_loss: float) -> None:
         a = self.args
