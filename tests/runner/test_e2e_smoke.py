@@ -1,12 +1,15 @@
-"""End to end with the real trainer: `dcvc-bench run` survives a SIGKILL of the whole
-process tree at a random moment, and Ctrl-C stops a step that then resumes from its own
-latest checkpoint. The curricula are cut to the smallest that still cross an epoch
-boundary, a GOP increase (LR reset) and a stage change (previous stage's best), so the
-suite stays fast; the embedded smoke curriculum is run by hand (see the README).
+"""End to end with the real trainer:
+- `dcvc-bench run` survives a SIGKILL of the whole process tree at a random moment: the
+  second run completes the curriculum, finished steps are not re-run, the interrupted step
+  resumes from its own latest epoch, and no checkpoint is left corrupt (issue 3);
+- Ctrl-C stops a step, which the next run resumes from its own latest checkpoint;
+- a step the trainer refuses is reported once, not retried;
+- a really diverging step (λ = 1e39) is rolled back with a lower LR a bounded number of
+  times.
 
-What "survives" means (issue 3): the second run completes the curriculum; finished steps
-are not re-run; the interrupted step resumes from its own latest epoch; no checkpoint is
-left corrupt. Minutes on 2 CPU cores, hence ``slow``; skipped until the trainer exists.
+The curricula are the smallest that still cross an epoch boundary, a GOP increase (LR
+reset) and a stage change (previous stage's best), so the suite stays fast; the embedded
+smoke curriculum is run by hand (see the README).
 """
 
 from __future__ import annotations
@@ -237,3 +240,23 @@ def test_a_step_the_trainer_refuses_is_reported_once_not_retried(tmp_path):
     record = Ledger.load(tmp_path / "runs" / "refused" / "ledger.json").get("l256-s1g2")
     assert record.status == "failed" and record.attempts == 1
     assert "refused to start" in record.message and "vqgan" in record.message
+
+
+def test_a_diverging_step_is_rolled_back_with_a_lower_lr_then_reported(tmp_path):
+    # λ = 1e39 overflows float32: every loss of the real trainer is inf.
+    diverging = TINY.replace('name = "tiny"', 'name = "nan"').replace(
+        "lambda = 256", "lambda = 1e39").replace("steps_per_epoch = 2", "steps_per_epoch = 8").replace(
+        "epochs = [4, 1]", "epochs = [1, 1]") + "\n[failure]\ndivergence_retries = 1\n"
+    (tmp_path / "nan.toml").write_text(diverging)
+    proc = dcvc_bench_run(tmp_path, "nan.toml")
+    assert finish(proc, timeout=300) == 1
+    run_dir = tmp_path / "runs" / "nan"
+    step_id = next(iter(Ledger.load(run_dir / "ledger.json").records))
+    record = Ledger.load(run_dir / "ledger.json").get(step_id)
+    assert record.status == "diverged" and record.attempts == 2
+    starts = step_starts(run_dir / "steps" / step_id / "events.jsonl")
+    assert len(starts) == 2  # one roll-back, then it gave up
+    assert starts[1]["lr"] == pytest.approx(starts[0]["lr"] * 0.5) and starts[1]["lr_reset"] is True
+    ends = [e for e in read_events(run_dir / "steps" / step_id / "events.jsonl") if e["event"] == "step_end"]
+    assert [e["status"] for e in ends] == ["diverged", "diverged"]
+    assert not list(run_dir.glob("steps/*/final.pth"))  # nothing diverged was archived as finished

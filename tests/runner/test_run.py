@@ -3,7 +3,8 @@ step, synthetic data written whole, finished work recorded and skipped, stale hi
 reset after an edit, a leftover trainer stopped, and the failure policies. Launches use a
 stand-in interpreter: ``/bin/false`` (a step that cannot start), a recorder of how steps
 were started (GPU per track), and a script that writes the event contract's ``diverged``
-(the real trainer cannot diverge on demand). The real trainer runs in test_e2e_smoke.py."""
+(fast, and it pins the roll-back arithmetic). The real trainer runs in test_e2e_smoke.py,
+including a real divergence (λ = 1e39)."""
 
 from __future__ import annotations
 
@@ -222,7 +223,7 @@ sys.exit(3)
 
 
 def test_diverged_step_is_rolled_back_with_a_lower_lr_a_bounded_number_of_times(fake_run, tmp_path, monkeypatch):
-    """A stand-in that speaks the event contract (the real trainer cannot diverge on demand)."""
+    """A stand-in that speaks the event contract, so the roll-back arithmetic is pinned fast."""
     _with_data(fake_run)
     records = tmp_path / "records"
     records.mkdir()
