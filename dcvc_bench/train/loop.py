@@ -441,21 +441,32 @@ class Trainer:
         return self._end("done", f"{a.epochs} epoch{'' if a.epochs == 1 else 's'} done", EXIT_DONE)
 
     def _end_of_epoch(self, train_loss: float) -> None:
+        """Evaluate when due; step the plateau scheduler and pick ``best`` on ONE quantity:
+        the validation loss when evaluation is on (only on evaluation epochs), the training
+        loss when it is off. The value comes from the main process (the only one that
+        evaluates) so every rank takes the same scheduler step."""
         a = self.args
-        selection_loss = train_loss
-        due = (self.epoch % a.eval_freq == 0) or self.epoch == a.epochs
+        evaluating = bool(a.val_video_dir) and not a.skip_eval
+        due = evaluating and ((self.epoch % a.eval_freq == 0) or self.epoch == a.epochs)
         result = self.evaluate() if due else None
+        selection_loss: float | None = None if evaluating else train_loss
         if result is not None:
-            selection_loss = result["loss"] if result["loss"] is not None else train_loss
+            selection_loss = result["loss"]
             self.events.emit("eval", step=self.phase, epoch=self.epoch, **{
                 k: result[k] for k in ("psnr", "bpp", "ms_ssim", "rd_loss", "i_frame", "p_frame",
                                        "ema", "loss", "p_first3", "clips")})
             self.progress.note(f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f}, "
                                f"loss {selection_loss:.4f}")
-        if self.scheduler is not None and math.isfinite(selection_loss):
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            selection_loss = broadcast_object_list([selection_loss], from_process=0)[0]
+        if selection_loss is None or not math.isfinite(selection_loss):
+            selection_loss = None
+        if self.scheduler is not None and selection_loss is not None:
             self.scheduler.step(selection_loss)
         self.save("latest", train_loss)
-        if math.isfinite(selection_loss) and selection_loss < self.best_loss:
+        if selection_loss is not None and selection_loss < self.best_loss:
             self.best_loss = selection_loss
             self.save("best", selection_loss)
         if result is not None:

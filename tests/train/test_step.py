@@ -276,3 +276,15 @@ def test_unreadable_mp4_is_one_line(tmp_path):
     res = run_subprocess(step_argv(clips, tmp_path / "ck", tmp_path / "e.jsonl", stage=1), timeout=120)
     assert res.returncode == 2
     assert "broken.mp4" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_best_and_scheduler_use_the_validation_loss_only_on_evaluation_epochs(synthetic_clips, tmp_path):
+    ev = tmp_path / "b.jsonl"
+    argv = step_argv(synthetic_clips, tmp_path / "ck", ev, stage=1, epochs=3, eval_=True,
+                     extra=["--eval_freq", "2", "--no-use_ema"])
+    assert run_in_process(argv) == 0
+    evals = {e["epoch"]: e["loss"] for e in events_of(ev, "eval")}
+    assert sorted(evals) == [2, 3]  # every 2nd epoch, and the last
+    bests = [e for e in events_of(ev, "checkpoint") if e["kind"] == "best"]
+    assert bests and all(e["epoch"] in evals and e["loss"] == pytest.approx(evals[e["epoch"]])
+                         for e in bests), "a best picked on the training loss of a non-eval epoch"
