@@ -16,10 +16,12 @@ two atomic replaces), and callers then fall back to loading the checkpoint itsel
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 KINDS = ("latest", "best", "best_ema", "global_best", "final")
 SIDECAR_SUFFIX = ".json"
@@ -48,26 +50,44 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, replace,
-    fsync the folder. A reader sees the old file or the new one, never a torn one."""
+@contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """Write ``path`` atomically: yield a temp file in the same folder, then fsync it,
+    give it the usual mode, replace ``path`` and fsync the folder. A reader sees the old
+    file or the new one, never a torn one; an exception leaves the old file untouched.
+    The one implementation behind every write that matters (checkpoints, ledger,
+    sidecars, streams, reports)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+def json_safe(value: Any) -> Any:
+    """A copy with non-finite floats as None: JSON has no NaN/inf, and every reader
+    (the TUI, jq, another language) must be able to parse what we write."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

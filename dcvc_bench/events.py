@@ -9,12 +9,13 @@ it grows. Pure Python: importing this module never imports torch.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from dcvc_bench.checkpoints import json_safe
 
 SCHEMA_VERSION = 1
 
@@ -37,17 +38,6 @@ class EventSchemaError(ValueError):
     """An event that does not follow the schema (a bug in the writer, never user input)."""
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf: write them as null so every reader can parse the line."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def make_event(kind: str, /, **fields: Any) -> dict[str, Any]:
     """Build an event dict, checking that every required field of ``kind`` is present."""
     required = EVENT_FIELDS.get(kind)
@@ -58,7 +48,7 @@ def make_event(kind: str, /, **fields: Any) -> dict[str, Any]:
         raise EventSchemaError(f"event {kind!r} is missing {', '.join(missing)}")
     if kind == "step_end" and fields["status"] not in STEP_STATUSES:
         raise EventSchemaError(f"step_end status must be one of {STEP_STATUSES}")
-    return {"v": SCHEMA_VERSION, "t": time.time(), "event": kind, **_clean(fields)}
+    return {"v": SCHEMA_VERSION, "t": time.time(), "event": kind, **json_safe(fields)}
 
 
 class EventWriter:
@@ -67,21 +57,33 @@ class EventWriter:
 
     def __init__(self, path: str | os.PathLike[str] | None):
         self.path = Path(path) if path else None
+        self._checked_tail = False
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _starts_torn(self) -> bool:
+        """Whether an earlier writer (killed mid-line) left the file without a final
+        newline. Only the file as this writer found it can be torn: our lines are whole."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() == 0:
+                    return False
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) != b"\n"
+        except FileNotFoundError:
+            return False
 
     def emit(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         event = make_event(kind, **fields)
         if self.path is not None:
             line = json.dumps(event, separators=(",", ":")) + "\n"
+            if not self._checked_tail:
+                self._checked_tail = True
+                if self._starts_torn():
+                    line = "\n" + line  # start on a fresh line after the torn one
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                # A file torn by a kill may end without a newline: start on a fresh line.
-                if os.fstat(fd).st_size > 0:
-                    with open(self.path, "rb") as fh:
-                        fh.seek(-1, os.SEEK_END)
-                        if fh.read(1) != b"\n":
-                            line = "\n" + line
                 os.write(fd, line.encode())
                 os.fsync(fd)
             finally:

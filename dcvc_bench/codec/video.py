@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +35,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dcvc_bench.checkpoints import atomic_write_bytes
 from dcvc_bench.codec.ar import coding_settings
 from dcvc_bench.codec.bitstream import MAX_SIDE, Header, StreamError, pack_frame, pack_header, parse_stream
 from dcvc_bench.codec.gop import code_frames, is_intra_frame
 from dcvc_bench.codec.pframe import PFrameCoder
 from dcvc_bench.errors import UserError
-from dcvc_bench.models.iframe import IFrameCodec, _hash_state_dict, build_iframe_codec
+from dcvc_bench.models.iframe import IFrameCodec, build_iframe_codec, hash_state_dict
 from dcvc_bench.models.video_net import DCVC
 
 __all__ = ["DEFAULT_THREADS", "Codec", "CodingError", "DecodeResult", "EncodeResult", "FrameStats",
@@ -95,7 +95,7 @@ class Codec:
         self.threads = threads
         self.pframe = PFrameCoder(self.net)
         # After update(): the identity covers the CDF tables the coder really uses.
-        text = f"dcvc-bench/{self.net.preset}|{_hash_state_dict(self.net.state_dict())}|{iframe.identity()}"
+        text = f"dcvc-bench/{self.net.preset}|{hash_state_dict(self.net.state_dict())}|{iframe.identity()}"
         self.digest = hashlib.sha256(text.encode()).digest()
 
     @property
@@ -276,25 +276,13 @@ def _read_clip(path: Path, frames: int | None) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_file(src: Path, dst: Path, checkpoint: Path, *, frames: int | None, intra_period: int,
                 ema: bool, echo: Callable[[str], None]) -> int:
     """``dcvc-bench encode``: an MP4 (first ``frames`` frames) into a ``.dcvc`` stream."""
     clip = _read_clip(src, frames)
     codec = load_codec(checkpoint, ema=ema)
     result = encode_video(codec, clip, intra_period, name=src.name)
-    _write_atomically(dst, result.stream)
+    atomic_write_bytes(dst, result.stream)
     pixels = clip.shape[0] * clip.shape[2] * clip.shape[3]
     real = 8 * len(result.stream)
     est = result.header_bits + sum(f.est_bits for f in result.frames)

@@ -13,7 +13,7 @@ JPEG/WebP estimate *is* a real encode, so its bits are labelled real in both mod
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -22,6 +22,7 @@ import torch
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.run_eval import (
     CONVENTIONS,
+    EvalOptions,
     Evaluator,
     Scorer,
     Target,
@@ -45,28 +46,14 @@ DEFAULT_QUALITY = {"opencv": 90, "compressai": 6}
 
 
 @dataclass
-class IFrameEvalRequest:
-    checkpoints: list[Path] = field(default_factory=list)
+class IFrameEvalRequest(EvalOptions):
+    """Everything `dcvc-bench eval-iframe` was asked: the shared options plus the codec."""
+
     type: Optional[str] = None
     model: Optional[str] = None
     quality: Optional[str] = None
     pretrained: bool = False
     weights: Optional[Path] = None
-    videos: Optional[Path] = None
-    frames: int = 96
-    real: bool = False
-    device: str = "auto"
-    json_out: Optional[Path] = None
-    csv_out: Optional[Path] = None
-    plot_out: Optional[Path] = None
-    baselines: Optional[str] = None
-    preset: str = "medium"
-    qp: Optional[str] = None
-    crf: Optional[str] = None
-    anchor: Optional[str] = None
-    ffmpeg: Optional[str] = None
-    runs_dir: Path = Path("runs")
-    write_run: bool = True
 
 
 def _qualities(text: Optional[str], kind: str) -> list[int]:

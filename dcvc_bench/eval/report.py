@@ -29,7 +29,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from dcvc_bench.checkpoints import atomic_write_bytes
+from dcvc_bench.checkpoints import atomic_write_bytes, json_safe
 
 PIPE_WIDTH = 160
 
@@ -40,17 +40,6 @@ def console() -> Any:
 
     out = Console()
     return out if out.is_terminal else Console(width=PIPE_WIDTH)
-
-
-def json_safe(value: Any) -> Any:
-    """A copy with non-finite floats as None (standard JSON for every reader)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def copy_file(src: Path, dst: Path) -> None:

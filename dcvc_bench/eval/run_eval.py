@@ -52,15 +52,13 @@ METRIC_CHUNK = 8
 
 
 @dataclass
-class EvalRequest:
-    """Everything `dcvc-bench eval` was asked (CLI options, already typed)."""
+class EvalOptions:
+    """What `dcvc-bench eval` and `eval-iframe` share: clips, outputs, baselines."""
 
     checkpoints: list[Path] = field(default_factory=list)
     videos: Optional[Path] = None
     frames: int = 96
-    intra_period: int = 32
     real: bool = False
-    ema: bool = False
     device: str = "auto"
     json_out: Optional[Path] = None
     csv_out: Optional[Path] = None
@@ -71,9 +69,17 @@ class EvalRequest:
     crf: Optional[str] = None
     anchor: Optional[str] = None
     ffmpeg: Optional[str] = None
-    baselines_only: bool = False
     runs_dir: Path = Path("runs")
     write_run: bool = True
+
+
+@dataclass
+class EvalRequest(EvalOptions):
+    """Everything `dcvc-bench eval` was asked (CLI options, already typed)."""
+
+    intra_period: int = 32
+    ema: bool = False
+    baselines_only: bool = False
 
 
 @dataclass
@@ -773,7 +779,7 @@ def write_outputs(doc: dict[str, Any], req_json: Optional[Path], req_csv: Option
                   plot_out: Optional[Path], write_run: bool) -> dict[str, str]:
     """Write the result document where asked and into the run folder's ``eval/``.
     Returns {what: path} of everything written."""
-    from dcvc_bench.checkpoints import atomic_write_json
+    from dcvc_bench.checkpoints import atomic_write_json, json_safe
     from dcvc_bench.eval import report
 
     written: dict[str, str] = {}
@@ -797,8 +803,8 @@ def write_outputs(doc: dict[str, Any], req_json: Optional[Path], req_csv: Option
             atomic_write_json(folder / "rd.json", rd_doc)
             written["rd"] = str(folder / "rd.json")
             written["plot"] = str(png)
-        atomic_write_json(main, report.json_safe(doc))
-        atomic_write_json(folder / "latest.json", report.json_safe(doc))
+        atomic_write_json(main, json_safe(doc))
+        atomic_write_json(folder / "latest.json", json_safe(doc))
         written["run"] = str(main)
         written["latest"] = str(folder / "latest.json")
     if plot_out is not None:
@@ -809,7 +815,7 @@ def write_outputs(doc: dict[str, Any], req_json: Optional[Path], req_csv: Option
         plot_rd(rd, plot_out, title=report.plot_title(doc))
         written["plot_out"] = str(plot_out)
     if req_json is not None:
-        atomic_write_json(req_json, report.json_safe(doc))
+        atomic_write_json(req_json, json_safe(doc))
         written["json"] = str(req_json)
     if req_csv is not None:
         report.write_csv(doc, req_csv)

@@ -109,7 +109,7 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
-def _hash_state_dict(state: dict[str, Tensor]) -> str:
+def hash_state_dict(state: dict[str, Tensor]) -> str:
     """sha256 over names, dtypes, shapes and raw bytes: equal iff the weights are equal."""
     digest = hashlib.sha256()
     for key in sorted(state):
@@ -384,7 +384,7 @@ class CompressAICodec(IFrameCodec):
         model.update(force=True)  # entropy-coder tables, once; encode/decode rely on them
         self.model = model
         # Hash after update(): the identity then covers exactly what the coder uses.
-        self._identity = f"{self.name}:sha256:{_hash_state_dict(model.state_dict())}"
+        self._identity = f"{self.name}:sha256:{hash_state_dict(model.state_dict())}"
         # Models with a hyperprior send [y, z] strings and the z shape (1/64 of the
         # padded frame); the factorized ones send [y] and the y shape (1/16).
         self._has_hyperprior = hasattr(model, "h_a")

@@ -18,6 +18,16 @@ from typing import IO, Any
 from dcvc_bench.curriculum import Step
 
 
+def human_size(n: float) -> str:
+    """Bytes as B/KB/MB/GB (1024-based), for checkpoint tables."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "?"

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dcvc_bench.checkpoints import atomic_write_json
+from dcvc_bench.checkpoints import atomic_write_json, json_safe
 
 LEDGER_FILE = "ledger.json"
 LEDGER_VERSION = 1
@@ -70,24 +70,13 @@ class StepRecord:
         return record
 
     def to_json(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
 
 _INVALID = object()
 _INTS = ("attempts", "epochs_done", "epochs", "pid")
 _FLOATS = ("best_loss", "started_at", "finished_at")
 _STRS = ("track", "status", "config_hash", "start_kind", "message", "skipped_from")
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats become null: the ledger stays standard JSON for every reader."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 from dcvc_bench.checkpoints import read_meta, sidecar_path
 from dcvc_bench.curriculum import Curriculum, RunPaths, Step, expand, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
-from dcvc_bench.runner.display import eval_summary, fmt_duration
+from dcvc_bench.runner.display import eval_summary, fmt_duration, human_size
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger, StepRecord
 from dcvc_bench.runner.lock import describe_owner, lock_owner, pid_alive
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
@@ -132,16 +132,8 @@ def checkpoint_rows(paths: RunPaths, tracks: list[str]) -> list[dict[str, Any]]:
                 epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" + (" final" if meta.get("finished") else "")
                 loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "-"
             rows.append({"track": track, "file": pth.name, "step": step_id, "epoch": epoch, "loss": loss,
-                         "size": _size(st.st_size), "age": fmt_duration(now - st.st_mtime)})
+                         "size": human_size(st.st_size), "age": fmt_duration(now - st.st_mtime)})
     return rows
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def render_status(view: RunView) -> list[Any]:

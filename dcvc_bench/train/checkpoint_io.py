@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dcvc_bench.checkpoints import default_file_mode, fsync_dir, write_sidecar
+from dcvc_bench.checkpoints import atomic_file, write_sidecar
 from dcvc_bench.errors import UserError
 
 #: Keys of the seed protocol's checkpoints plus the ones dcvc-bench adds.
@@ -36,19 +35,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
     if missing:
         raise ValueError(f"checkpoint state is missing {missing}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with atomic_file(path) as fh:
+        torch.save(state, fh)
     write_sidecar(path, {k: state.get(k) for k in META_KEYS})
     return path
 

@@ -9,7 +9,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color
 
-from dcvc_bench.runner.display import fmt_duration
+from dcvc_bench.runner.display import fmt_duration, human_size
 
 #: state -> (glyph, theme variable of its colour; None: dimmed)
 STATE_GLYPHS: dict[str, tuple[str, str | None]] = {
@@ -35,17 +35,8 @@ def num(value: Any, spec: str = ".4f") -> str:
     return "-"
 
 
-def duration(seconds: float | None) -> str:
-    return fmt_duration(seconds)
-
-
-def size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+duration = fmt_duration  # the runner's formatting, so `status` and the TUI read alike
+size = human_size
 
 
 def age(seconds: float) -> str:

@@ -10,19 +10,9 @@ import pytest
 from dcvc_bench.data import synth
 from dcvc_bench.data.synth import parse_size, write_synthetic_clips
 from dcvc_bench.errors import UserError
+from data_helpers import decode_all
 
 
-def decode_all(path) -> np.ndarray:
-    """Independent oracle: plain sequential OpenCV decoding, RGB."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
 
 
 def test_writes_requested_clips_with_exact_frame_count_and_size(tmp_path):

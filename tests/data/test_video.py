@@ -23,21 +23,11 @@ from dcvc_bench.data.video import (
     read_frames,
 )
 from dcvc_bench.errors import UserError
+from data_helpers import decode_all
 
 CLIP_FRAMES, CLIP_WIDTH, CLIP_HEIGHT = 12, 96, 64  # what the synthetic_clips fixture holds
 
 
-def decode_all(path) -> np.ndarray:
-    """Independent oracle: plain sequential OpenCV decoding, RGB."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return np.stack(frames)
 
 
 @pytest.fixture(scope="module")
