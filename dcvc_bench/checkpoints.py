@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -36,6 +38,39 @@ def checkpoint_name(lambda_value: float, quality_index: int, stage: int, kind: s
 def checkpoint_path(checkpoint_dir: str | os.PathLike[str], lambda_value: float,
                     quality_index: int, stage: int, kind: str) -> Path:
     return Path(checkpoint_dir) / checkpoint_name(lambda_value, quality_index, stage, kind)
+
+
+@dataclass(frozen=True)
+class CheckpointName:
+    """The parts of a checkpoint file name (see :func:`checkpoint_name`)."""
+
+    lambda_value: float
+    quality_index: int
+    stage: int
+    kind: str
+
+
+_NAME_RE = re.compile(r"^model_dcvc_lambda_(?P<lmbda>[0-9.eE+-]+)_quality_(?P<q>\d+)"
+                      r"_stage_(?P<stage>\d+)_(?P<kind>[a-z_]+)\.pth$")
+
+
+def parse_checkpoint_name(name: str) -> CheckpointName | None:
+    """The inverse of :func:`checkpoint_name`; None for any other file name."""
+    match = _NAME_RE.match(name)
+    if match is None or match["kind"] not in KINDS:
+        return None
+    try:
+        lmbda = float(match["lmbda"])
+    except ValueError:
+        return None
+    return CheckpointName(lmbda, int(match["q"]), int(match["stage"]), match["kind"])
+
+
+def phase_id(stage: int, gop: int, gop_opt: bool = False) -> str:
+    """What the trainer writes into every checkpoint as ``step_id``: ``s{stage}g{gop}``,
+    plus ``-opt`` for the stage-4 GOP-optimisation step. The names carry no GOP, so this
+    is what tells the GOP steps of a stage apart."""
+    return f"s{stage}g{gop}" + ("-opt" if gop_opt else "")
 
 
 def sidecar_path(pth: str | os.PathLike[str]) -> Path:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dcvc_bench.checkpoint_io import ema_fits, load_checkpoint, model_weights, with_ema_weights
 from dcvc_bench.checkpoints import atomic_write_bytes
 from dcvc_bench.codec.ar import coding_settings
 from dcvc_bench.codec.bitstream import MAX_SIDE, Header, StreamError, pack_frame, pack_header, parse_stream
@@ -112,9 +113,6 @@ def load_codec(checkpoint: str | os.PathLike[str], *, ema: bool = False, device:
     """The codec a dcvc-bench checkpoint describes: DCVC rebuilt from ``model_preset``
     (``dcvc`` when absent, as in the reference checkpoints), its weights (or EMA weights),
     and the I-frame codec from the checkpoint's ``i_frame`` settings."""
-    from dcvc_bench.train.checkpoint_io import load_checkpoint, model_weights
-    from dcvc_bench.train.ema import EMA
-
     path = Path(checkpoint)
     state = load_checkpoint(path, flag="--checkpoint")
     preset = state.get("model_preset") or "dcvc"
@@ -125,10 +123,9 @@ def load_codec(checkpoint: str | os.PathLike[str], *, ema: bool = False, device:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UserError(f"--checkpoint: {path} weights do not fit a '{preset}' DCVC model ({first})") from None
     if ema:
-        averager = EMA(net, decay=0.0)
-        if not state.get("ema_state_dict") or not averager.load_state_dict(state["ema_state_dict"]):
+        if not ema_fits(net, state.get("ema_state_dict")):
             raise UserError(f"--checkpoint: {path} has no EMA weights for this model; drop --ema")
-        net = averager.averaged_copy(net)
+        net = with_ema_weights(net, state["ema_state_dict"]["shadow"])
     settings = state.get("i_frame")
     if not isinstance(settings, dict) or "type" not in settings:
         raise UserError(f"--checkpoint: {path} does not record its I-frame codec ('i_frame'); "

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from dcvc_bench.checkpoints import phase_id
+
 
 class StartKind(str, Enum):
     """How a step starts. Values are shown to users by `plan`, `status` and the TUI."""
@@ -26,10 +28,6 @@ class StartKind(str, Enum):
     PREVIOUS_STAGE_BEST = "prev-best"    # weights of the previous stage's best, fresh optimizer
     STAGE_LATEST_LR_RESET = "latest+lr-reset"  # stage latest: weights+optimizer, LR forced
     RESUME_OWN_LATEST = "resume"         # this step's own latest: epoch, optimizer, LR, RNG
-
-
-def phase_id(stage: int, gop: int, gop_opt: bool = False) -> str:
-    return f"s{stage}g{gop}" + ("-opt" if gop_opt else "")
 
 
 @dataclass(frozen=True)

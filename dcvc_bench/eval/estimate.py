@@ -16,7 +16,7 @@ import torch
 from dcvc_bench.codec.gop import CodedFrame, code_frames
 from dcvc_bench.eval.metrics import ms_ssim, psnr
 from dcvc_bench.models.iframe import IFrameCodec
-from dcvc_bench.train.stages import reconstruction, stage_loss
+from dcvc_bench.models.stages import reconstruction, stage_loss
 
 
 def _mean(values: list[float]) -> float | None:

@@ -31,7 +31,6 @@ Results go to the terminal, to ``--json``/``--csv`` and to the run folder's ``ev
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +39,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from dcvc_bench.checkpoints import parse_checkpoint_name
 from dcvc_bench.errors import UserError
 
-CHECKPOINT_RE = re.compile(r"^model_dcvc_lambda_(?P<lmbda>.+)_quality_(?P<q>\d+)_stage_(?P<stage>\d+)_(?P<kind>\w+)\.pth$")
 FROZEN_CURRICULUM = "curriculum.toml"
 #: Frames scored per metric call (bounded memory, batched speed).
 METRIC_CHUNK = 8
@@ -140,8 +139,8 @@ def latest_run(runs_dir: Path) -> Path:
 
 
 def _parse_name(path: Path) -> Optional[tuple[int, str]]:
-    match = CHECKPOINT_RE.match(path.name)
-    return (int(match["stage"]), match["kind"]) if match else None
+    parsed = parse_checkpoint_name(path.name)
+    return (parsed.stage, parsed.kind) if parsed else None
 
 
 def pick_track_checkpoint(track_dir: Path) -> Optional[Path]:
@@ -207,12 +206,9 @@ def _by_lambda(tracks: list[Path]) -> list[Path]:
 
     def key(track: Path) -> tuple[float, str]:
         for pth in track.glob("*.pth"):
-            match = CHECKPOINT_RE.match(pth.name)
-            if match:
-                try:
-                    return float(match["lmbda"]), track.name
-                except ValueError:
-                    break
+            parsed = parse_checkpoint_name(pth.name)
+            if parsed:
+                return parsed.lambda_value, track.name
         return math.inf, track.name
 
     return sorted(tracks, key=key)
@@ -445,7 +441,7 @@ def checkpoint_meta(path: Path) -> dict[str, Any]:
 
     meta = read_meta(path)
     if meta is None:
-        from dcvc_bench.train.checkpoint_io import load_checkpoint
+        from dcvc_bench.checkpoint_io import load_checkpoint
 
         meta = load_checkpoint(path, flag="--checkpoint")
     keys = ("stage", "lambda_value", "quality_index", "step_id", "gop_size", "epoch", "kind", "model_preset")

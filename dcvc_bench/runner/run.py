@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -116,9 +117,21 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _write_clips_atomically(folder: Path, recipe: dict[str, int]) -> None:
-    from dcvc_bench.data.synth import write_synthetic_clips  # numpy + OpenCV, only when needed
+def _synthesize(folder: Path, recipe: dict[str, int]) -> None:
+    """Write the clips with `dcvc-bench data synth` in a child process: the data layer
+    (numpy, OpenCV) is compute plane, and the runner only launches it, as it launches the
+    trainer. Its one-line error becomes ours."""
+    argv = [sys.executable, "-m", "dcvc_bench.cli", "data", "synth", str(folder),
+            "--videos", str(recipe["videos"]), "--frames", str(recipe["frames"]),
+            "--size", f"{recipe['width']}x{recipe['height']}", "--seed", str(recipe["seed"])]
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        last = lines[-1] if lines else f"exit code {done.returncode}"
+        raise UserError(f"writing synthetic clips to {folder} failed: {last.removeprefix('error: ')}")
 
+
+def _write_clips_atomically(folder: Path, recipe: dict[str, int]) -> None:
     parent = folder.parent
     parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{folder.name}.tmp-"
@@ -127,8 +140,7 @@ def _write_clips_atomically(folder: Path, recipe: dict[str, int]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     old = parent / f"{prefix}old"
     try:
-        write_synthetic_clips(tmp, videos=recipe["videos"], frames=recipe["frames"],
-                              size=(recipe["width"], recipe["height"]), seed=recipe["seed"])
+        _synthesize(tmp, recipe)
         atomic_write_json(tmp / SYNTH_RECIPE, recipe)
         if folder.exists():
             os.rename(folder, old)

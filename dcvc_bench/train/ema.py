@@ -7,9 +7,9 @@ the checkpoint next to the model and loads with ``weights_only=True``.
 
 from __future__ import annotations
 
-import copy
-
 import torch
+
+from dcvc_bench.checkpoint_io import with_ema_weights
 
 
 class EMA:
@@ -43,9 +43,4 @@ class EMA:
 
     def averaged_copy(self, model: torch.nn.Module) -> torch.nn.Module:
         """A copy of ``model`` carrying the averaged weights (buffers copied as they are)."""
-        averaged = copy.deepcopy(model)
-        with torch.no_grad():
-            for name, p in averaged.named_parameters():
-                if name in self.shadow:
-                    p.copy_(self.shadow[name])
-        return averaged
+        return with_ema_weights(model, self.shadow)

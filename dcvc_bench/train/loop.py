@@ -31,19 +31,18 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dcvc_bench.checkpoints import checkpoint_path
+from dcvc_bench.checkpoint_io import load_checkpoint, model_weights, save_checkpoint
+from dcvc_bench.checkpoints import checkpoint_path, phase_id
 from dcvc_bench.codec.gop import code_frames
-from dcvc_bench.curriculum.steps import phase_id
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.estimate import evaluate_clips
 from dcvc_bench.events import EventWriter
 from dcvc_bench.models.iframe import build_iframe_codec
+from dcvc_bench.models.stages import apply_stage_freeze, reconstruction, stage_loss
 from dcvc_bench.models.video_net import DCVC
-from dcvc_bench.train.checkpoint_io import load_checkpoint, model_weights, save_checkpoint
 from dcvc_bench.train.ema import EMA
 from dcvc_bench.train.progress import Progress
-from dcvc_bench.train.stages import apply_stage_freeze, reconstruction, stage_loss
 
 EXIT_DONE, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 3, 130
 MAX_CONSECUTIVE_NONFINITE = 5

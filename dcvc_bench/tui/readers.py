@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcvc_bench.checkpoints import read_meta, sidecar_path
+from dcvc_bench.checkpoints import parse_checkpoint_name, read_meta, sidecar_path
 from dcvc_bench.events import EventTail
 
 #: How much of an existing log is read when it is first shown.
@@ -25,7 +24,6 @@ TRAIN_FIELDS = ("loss", "mse", "psnr", "bpp", "bpp_y", "bpp_z", "bpp_mv_y", "bpp
                 "frames_per_s")
 #: Points kept per step: a days-long step writes a train event every half second.
 MAX_POINTS = 2048
-_CHECKPOINT_NAME = re.compile(r"model_dcvc_lambda_.+_quality_\d+_stage_(\d+)_(\w+)\.pth$")
 
 
 def stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -187,15 +185,15 @@ class CheckpointFile:
     def kind(self) -> str:
         if self.archived_for is not None:
             return "final"
-        match = _CHECKPOINT_NAME.search(self.path.name)
-        return match.group(2) if match else "?"
+        parsed = parse_checkpoint_name(self.path.name)
+        return parsed.kind if parsed else "?"
 
     @property
     def stage(self) -> int | None:
         if self.meta is not None and isinstance(self.meta.get("stage"), int):
             return self.meta["stage"]
-        match = _CHECKPOINT_NAME.search(self.path.name)
-        return int(match.group(1)) if match else None
+        parsed = parse_checkpoint_name(self.path.name)
+        return parsed.stage if parsed else None
 
     @property
     def problem(self) -> str:

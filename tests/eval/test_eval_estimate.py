@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from dcvc_bench.checkpoints import checkpoint_path
 from dcvc_bench.cli import app
-from dcvc_bench.train.checkpoint_io import save_checkpoint
+from dcvc_bench.checkpoint_io import save_checkpoint
 
 LAMBDAS = ((256.0, 1), (2048.0, 4))
 SMOKE = Path(__file__).resolve().parents[2] / "dcvc_bench" / "curricula" / "smoke.toml"

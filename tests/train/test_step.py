@@ -15,7 +15,7 @@ import torch
 
 from dcvc_bench.checkpoints import read_meta
 from dcvc_bench.models.video_net import MOTION_MODULES
-from dcvc_bench.train.checkpoint_io import REQUIRED_KEYS, load_checkpoint, save_checkpoint
+from dcvc_bench.checkpoint_io import REQUIRED_KEYS, load_checkpoint, save_checkpoint
 
 from train_helpers import ckpt, events_of, run_in_process, run_subprocess, step_argv
 

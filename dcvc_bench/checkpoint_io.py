@@ -1,4 +1,5 @@
-"""The one checkpoint writer and loader.
+"""The one checkpoint writer and loader (compute plane: needs torch), and the one reader
+of a checkpoint's EMA weights.
 
 Writes are atomic (temp file in the same folder, fsync, ``os.replace``) and followed by a
 JSON sidecar (see :mod:`dcvc_bench.checkpoints`). Loads use ``weights_only=True``: a
@@ -7,6 +8,7 @@ checkpoint is data, never code, and one that carries a pickled callable is refus
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from pathlib import Path
@@ -69,3 +71,24 @@ def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
         if weights and all(k.startswith(prefix) for k in weights):
             weights = {k[len(prefix):]: v for k, v in weights.items()}
     return weights
+
+
+def ema_fits(model: torch.nn.Module, ema_state: Any) -> bool:
+    """Whether a saved EMA (``{"shadow": {name: tensor}, ...}``) belongs to ``model``:
+    the same floating-point parameters with the same shapes."""
+    shadow = ema_state.get("shadow") if isinstance(ema_state, dict) else None
+    if not isinstance(shadow, dict) or not shadow:
+        return False
+    params = {n: p for n, p in model.named_parameters() if p.dtype.is_floating_point}
+    return shadow.keys() == params.keys() and all(
+        isinstance(shadow[n], torch.Tensor) and shadow[n].shape == p.shape for n, p in params.items())
+
+
+def with_ema_weights(model: torch.nn.Module, shadow: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A copy of ``model`` carrying the averaged weights (buffers copied as they are)."""
+    averaged = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in averaged.named_parameters():
+            if name in shadow:
+                p.copy_(shadow[name])
+    return averaged
