@@ -9,11 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dcvc_bench.cli import app
+from dcvc_bench.codec import video
 
 from test_eval_estimate import make_run, one_torch_thread  # noqa: F401 (autouse fixture)
 
-video = pytest.importorskip("dcvc_bench.codec.video",
-                            reason="real coding (dcvc_bench.codec.video, issue 5 item 2) is not in this build")
 runner = CliRunner()
 
 

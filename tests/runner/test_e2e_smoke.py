@@ -24,17 +24,13 @@ from pathlib import Path
 
 import pytest
 
-import dcvc_bench
 from dcvc_bench.checkpoints import read_meta
 from dcvc_bench.events import read_events
 from dcvc_bench.runner.ledger import Ledger
 
-TRAINER = Path(dcvc_bench.__file__).parent / "train" / "__main__.py"
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(1500),
-    pytest.mark.skipif(not TRAINER.exists(), reason="the trainer (dcvc_bench/train/__main__.py) is not there yet"),
 ]
 
 TINY = """\

@@ -78,6 +78,8 @@ class TestOtherScreens:
         async def run_before(pilot):
             await until_loaded(pilot)
             await pilot.press("question_mark")
+            await until(pilot, lambda: len(pilot.app.screen_stack) > 1)
+            await settled(pilot)
 
         assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=run_before)
 

@@ -87,10 +87,26 @@ async def until_loaded(pilot) -> None:  # type: ignore[no-untyped-def]
 
 
 async def settled(pilot) -> None:  # type: ignore[no-untyped-def]
-    """Every table on screen has sized its columns (DataTable does it when idle; a
-    screenshot taken before would crop them)."""
+    """Every table of every screen in the stack has sized its columns (DataTable does it
+    when idle; a screenshot taken before would crop them). A modal on top still shows the
+    screen behind it, so that screen's tables count too."""
     from textual.widgets import DataTable
 
-    tables = list(pilot.app.screen.query(DataTable))
-    await until(pilot, lambda: not any(t._require_update_dimensions for t in tables))
+    def state() -> tuple:
+        tables = [t for screen in pilot.app.screen_stack for t in screen.query(DataTable)]
+        return tuple((id(t), t.row_count, t._require_update_dimensions or bool(t._new_rows),
+                      tuple(c.content_width for c in t.columns.values())) for t in tables)
+
+    # Stable over a few polls of the run-folder watcher: under load its first read can
+    # come in parts, and each part redraws a table (which sizes its columns when idle).
+    deadline = time.monotonic() + 10.0
+    last, stable = None, 0
+    while stable < 3:
+        if time.monotonic() > deadline:
+            raise AssertionError("the tables on screen did not settle within 10 s")
+        await pilot.pause(0.1)
+        now = state()
+        busy = any(flag for _, _, flag, _ in now)
+        stable = stable + 1 if now == last and not busy else 0
+        last = now
     await pilot.pause()
