@@ -14,18 +14,22 @@ import dataclasses
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from dcvc_bench.checkpoints import KINDS, checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
+from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, EvalResults, RDView, as_float, as_int,
+                                read_eval_results, read_rd_view)
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
 from dcvc_bench.runner.lock import lock_owner
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
 from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, open_run
+from dcvc_bench.tui import eta
 from dcvc_bench.tui.readers import CheckpointFile, CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
+from dcvc_bench.tui.views import (Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
+                                  StepProgress, StepRow)
 
 Clock = Callable[[], float]
 #: How often the lock file's owner is checked (a pid check, so not on every poll).
@@ -34,248 +38,6 @@ OWNER_CHECK_S = 1.0
 LOG_LINES = 500
 #: States of a step that `k` may skip (a running one after the run is stopped).
 SKIPPABLE = ("pending", "interrupted", "failed", "diverged", "will re-run", "running")
-#: What `dcvc-bench eval` writes into the run folder (dcvc_bench/eval/report.py).
-EVAL_LATEST, EVAL_RD = "eval/latest.json", "eval/rd.json"
-
-
-@dataclass(frozen=True)
-class MetricGroup:
-    """Metrics drawn on one chart (they share a unit)."""
-
-    key: str
-    title: str
-    fields: tuple[str, ...]
-    y_format: str = ".4g"   # tick labels (an LR reads best as 1.0e-04)
-
-
-METRIC_GROUPS = (
-    MetricGroup("loss", "loss", ("loss",)),
-    MetricGroup("psnr", "PSNR dB", ("psnr",)),
-    MetricGroup("rate", "bpp", ("bpp", "bpp_y", "bpp_z", "bpp_mv_y", "bpp_mv_z")),
-    MetricGroup("lr", "LR", ("lr",), y_format=".1e"),
-    MetricGroup("fps", "frames/s", ("frames_per_s",)),
-)
-GROUPS_BY_KEY = {g.key: g for g in METRIC_GROUPS}
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Lines against epochs; ``marks`` are vertical lines (x, label) such as stage starts."""
-
-    title: str
-    lines: dict[str, tuple[list[float], list[float]]]
-    marks: tuple[tuple[float, str], ...] = ()
-    y_format: str = ".4g"
-    x_max: float | None = None    # where the x axis ends (the track's planned epochs)
-
-    @property
-    def empty(self) -> bool:
-        return not any(xs for xs, _ in self.lines.values())
-
-
-@dataclass(frozen=True)
-class StepRow:
-    """One step as the tree shows it."""
-
-    step: Step
-    state: str        # pending | running | done | failed | interrupted | diverged | will re-run | skipped
-    epochs_done: int
-    start: str        # a StartKind value, or "-" when unknown
-    start_text: str   # how it starts (or started), in words
-    note: str         # why it (re-)runs, or the ledger's last message
-
-
-@dataclass(frozen=True)
-class StepProgress:
-    row: StepRow
-    epoch: int                    # the epoch in progress, 1-based (epochs when done)
-    iter: int
-    iters_per_epoch: int | None
-    eta_epoch_s: float | None
-    eta_step_s: float | None
-    took_s: float | None          # time spent training (all attempts)
-    seconds_per_iter: float | None  # measured in the current attempt
-    last: dict[str, Any] | None   # the last train event
-
-
-@dataclass(frozen=True)
-class EvalRow:
-    step_id: str
-    phase: str                    # the step within its track (s1g2)
-    epoch: int | None
-    model: str                    # "normal" or "EMA"
-    psnr: float | None
-    bpp: float | None
-    ms_ssim: float | None
-    rd_loss: float | None
-    i_psnr: float | None
-    i_bpp: float | None
-    p_psnr: float | None
-    p_bpp: float | None
-    best: bool = False
-
-
-@dataclass(frozen=True)
-class CheckpointRow:
-    name: str
-    kind: str
-    stage: int | None
-    gop: int | None
-    step: str                     # the phase id that wrote it (s1g2), from its sidecar
-    epoch: str
-    loss: float | None
-    size: int
-    age_s: float
-    problem: str                  # why its sidecar is not trusted ('' when it is)
-    next_start: bool              # the next step of the track starts from this file
-
-
-@dataclass
-class Changes:
-    """What changed since the interface last looked (the watcher merges these)."""
-
-    steps: bool = False                              # ledger, decisions, runner presence
-    events: set[str] = field(default_factory=set)    # steps with new events
-    checkpoints: set[str] = field(default_factory=set)  # tracks whose checkpoints changed
-    log: bool = False
-    eval_files: bool = False                         # eval/latest.json or eval/rd.json
-
-    def __bool__(self) -> bool:
-        return self.steps or bool(self.events) or bool(self.checkpoints) or self.log or self.eval_files
-
-    def merge(self, other: Changes) -> None:
-        self.steps |= other.steps
-        self.events |= other.events
-        self.checkpoints |= other.checkpoints
-        self.log |= other.log
-        self.eval_files |= other.eval_files
-
-
-# -- `dcvc-bench eval` results (eval/latest.json) and RD curves (eval/rd.json) -------------
-@dataclass(frozen=True)
-class Figures:
-    """One summary of a result: overall (means over clips) or one clip's."""
-
-    name: str                     # "overall" or the clip's name
-    frames: int | None
-    bpp: float | None
-    psnr: float | None
-    ms_ssim: float | None
-    lpips: float | None
-    i_frames: tuple[int | None, float | None, float | None]   # (count, PSNR, BPP)
-    p_frames: tuple[int | None, float | None, float | None]
-    p_first3: tuple[tuple[float | None, float | None], ...]   # (PSNR, BPP) of P1..P3
-    bpp_estimate: float | None    # the entropy models' estimate (real coding only)
-    rate_gap_percent: float | None  # (real - estimate) / estimate x 100
-    enc_ms: float | None          # per frame
-    dec_ms: float | None
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """One RD point of `dcvc-bench eval`: a learned checkpoint, a baseline at one QP, ..."""
-
-    id: str
-    curve: str
-    kind: str                     # learned | baseline | iframe
-    bits: str                     # estimated | real
-    overall: Figures
-    clips: tuple[Figures, ...]
-
-
-@dataclass(frozen=True)
-class EvalClip:
-    name: str
-    width: int | None
-    height: int | None
-    frames: int | None
-    ms_ssim: str                  # its MS-SSIM variant, e.g. "MS-SSIM (3 scales)"
-    lpips: str                    # "LPIPS (alex)" or "unavailable: why"
-
-
-@dataclass(frozen=True)
-class EvalResults:
-    """The latest `dcvc-bench eval` of the run (``missing``: none yet; ``problem``: the
-    file is there but cannot be read)."""
-
-    path: Path
-    missing: bool = True
-    problem: str = ""
-    created: str = ""
-    mode: str = ""                # estimate | real | baselines | iframe-estimate | iframe-real
-    frames: int | None = None     # the frames asked for per clip (a shorter clip gives fewer)
-    intra_period: int | None = None
-    device: str = ""
-    clips: tuple[EvalClip, ...] = ()
-    lpips_reason: str = ""        # '' when LPIPS was computed
-    results: tuple[EvalResult, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    @property
-    def ms_ssim_reduced(self) -> list[EvalClip]:
-        """Clips too small for 5-scale MS-SSIM (their figures use fewer scales)."""
-        return [c for c in self.clips if c.ms_ssim != "MS-SSIM"]
-
-
-@dataclass(frozen=True)
-class RDPoint:
-    label: str
-    bpp: float | None
-    psnr: float | None
-    ms_ssim: float | None
-    lpips: float | None
-    lam: float | None             # the learned codec's λ
-    qp: float | None              # the baseline's QP (or CRF)
-
-
-@dataclass(frozen=True)
-class RDCurve:
-    name: str
-    kind: str
-    bits: str
-    points: tuple[RDPoint, ...]
-
-
-@dataclass(frozen=True)
-class BDRow:
-    codec: str
-    anchor: str
-    bd_rate_psnr: float | None    # % (negative: fewer bits than the anchor)
-    bd_psnr: float | None         # dB
-    bd_rate_ms_ssim: float | None  # %
-    overlap_psnr: float | None
-    method: str
-    note: str
-
-
-@dataclass(frozen=True)
-class RDView:
-    """The RD curves and BD figures of a `dcvc-bench eval` (``eval/rd.json``)."""
-
-    path: Path
-    missing: bool = True
-    problem: str = ""
-    created: str = ""
-    mode: str = ""
-    frames: int | None = None
-    intra_period: int | None = None
-    clips: tuple[str, ...] = ()
-    anchor: str | None = None
-    bd_method: str = ""
-    ms_ssim_label: str = "MS-SSIM"
-    colour_path: str = ""
-    curves: tuple[RDCurve, ...] = ()
-    bd: tuple[BDRow, ...] = ()
-    plot: str = ""                # the PNG beside it
-
-
-def _num(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-    return float(value) if ok else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 class RunModel:
@@ -299,8 +61,8 @@ class RunModel:
         self._log_new: list[str] = []
         self._log_reset = False
         self._changes = Changes()
-        self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, "dcvc-bench-eval")
-        self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, "dcvc-bench-rd")
+        self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, EVAL_KIND)
+        self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, RD_KIND)
         self._eval_results = EvalResults(self._eval_doc.path)
         self._rd_view = RDView(self._rd_doc.path)
         self._eval_version = 0
@@ -377,12 +139,12 @@ class RunModel:
         watcher thread: a big result document never holds up the interface)."""
         changed = False
         if self._eval_doc.poll():
-            results = _eval_results(self._eval_doc)
+            results = read_eval_results(self._eval_doc.path, self._eval_doc.doc, missing=self._eval_doc.missing, problem=self._eval_doc.problem)
             with self._lock:
                 self._eval_results = results
             changed = True
         if self._rd_doc.poll():
-            rd = _rd_view(self._rd_doc)
+            rd = read_rd_view(self._rd_doc.path, self._rd_doc.doc, missing=self._rd_doc.missing, problem=self._rd_doc.problem)
             with self._lock:
                 self._rd_view = rd
             changed = True
@@ -452,21 +214,21 @@ class RunModel:
             last, first = ev.last_train, ev.attempt_first_train
             starts, ends = list(ev.starts), list(ev.ends)
             latest = [c for c in ev.checkpoints if c.get("kind") == "latest"]
-        ipe = _int((last or {}).get("iters_per_epoch")) or _int((starts[-1] if starts else {}).get("iters_per_epoch"))
+        ipe = as_int((last or {}).get("iters_per_epoch")) or as_int((starts[-1] if starts else {}).get("iters_per_epoch"))
         epoch, it = 0, 0
         if row.state == "done":
             epoch, it = step.epochs, ipe or 0
         elif last is not None:
-            epoch, it = min((_int(last.get("epoch")) or 0) + 1, step.epochs), _int(last.get("iter")) or 0
+            epoch, it = min((as_int(last.get("epoch")) or 0) + 1, step.epochs), as_int(last.get("iter")) or 0
         elif row.state == "running" and starts:  # started, no iteration reported yet
-            epoch = min((_int(starts[-1].get("start_epoch")) or 0) + 1, step.epochs)
+            epoch = min((as_int(starts[-1].get("start_epoch")) or 0) + 1, step.epochs)
         eta_epoch = eta_step = None
-        spi = _seconds_per_iter(first, last)
+        spi = eta.seconds_per_iter(first, last)
         if row.state == "running" and spi is not None and ipe:
             eta_epoch = max(ipe - it, 0) * spi
-            epoch_s = _epoch_seconds(starts, latest) or ipe * spi
+            epoch_s = eta.epoch_seconds(starts, latest) or ipe * spi
             eta_step = eta_epoch + max(step.epochs - epoch, 0) * epoch_s
-        took = _took(starts, ends, self.clock() if row.state == "running" else None)
+        took = eta.took(starts, ends, self.clock() if row.state == "running" else None)
         return StepProgress(row, epoch, it, ipe, eta_epoch, eta_step, took, spi, last)
 
     def curriculum_eta(self) -> float | None:
@@ -503,7 +265,7 @@ class RunModel:
             for step in self._view.steps:
                 ev = self._events[step.id]
                 marks = sorted(ev.starts + ev.ends + [c for c in ev.checkpoints if c.get("kind") == "latest"],
-                               key=lambda e: _num(e.get("t")) or 0)
+                               key=lambda e: as_float(e.get("t")) or 0)
                 begun = None
                 for mark in marks:
                     if mark.get("event") == "step_start":
@@ -511,9 +273,9 @@ class RunModel:
                         continue
                     if begun is None:
                         continue
-                    epochs = (_int(mark.get("epoch")) or 0) - (_int(begun.get("start_epoch")) or 0)
-                    t = _num(mark.get("t")) or 0
-                    seconds = t - (_num(begun.get("t")) or 0)
+                    epochs = (as_int(mark.get("epoch")) or 0) - (as_int(begun.get("start_epoch")) or 0)
+                    t = as_float(mark.get("t")) or 0
+                    seconds = t - (as_float(begun.get("t")) or 0)
                     if epochs > 0 and seconds > 0 and t > newest:
                         newest, rate = t, seconds / (epochs * step.gop)
         return rate
@@ -660,41 +422,6 @@ def _row(view: RunView, step: Step, decision: Decision) -> StepRow:
                    record.message if record is not None else "")
 
 
-def _seconds_per_iter(first: dict[str, Any] | None, last: dict[str, Any] | None) -> float | None:
-    if first is None or last is None or first is last:
-        return None
-    ipe = _int(last.get("iters_per_epoch")) or 1
-    done = [(_int(e.get("epoch")) or 0) * ipe + (_int(e.get("iter")) or 0) for e in (first, last)]
-    seconds = (_num(last.get("t")) or 0) - (_num(first.get("t")) or 0)
-    return seconds / (done[1] - done[0]) if done[1] > done[0] and seconds > 0 else None
-
-
-def _epoch_seconds(starts: list[dict[str, Any]], latest: list[dict[str, Any]]) -> float | None:
-    """Seconds per epoch of the current attempt so far (evaluation included)."""
-    if not starts or not latest:
-        return None
-    begun = starts[-1]
-    done = [c for c in latest if (_num(c.get("t")) or 0) > (_num(begun.get("t")) or 0)]
-    if not done:
-        return None
-    epochs = (_int(done[-1].get("epoch")) or 0) - (_int(begun.get("start_epoch")) or 0)
-    seconds = (_num(done[-1].get("t")) or 0) - (_num(begun.get("t")) or 0)
-    return seconds / epochs if epochs > 0 and seconds > 0 else None
-
-
-def _took(starts: list[dict[str, Any]], ends: list[dict[str, Any]], now: float | None) -> float | None:
-    """Time from each step_start to the step_end after it (to ``now`` for a live attempt)."""
-    total, any_ = 0.0, False
-    for begun in starts:
-        t0 = _num(begun.get("t")) or 0
-        end = next((_num(e.get("t")) for e in ends if (_num(e.get("t")) or 0) >= t0), None)
-        if end is None and begun is starts[-1]:
-            end = now
-        if end is not None:
-            total, any_ = total + max(end - t0, 0), True
-    return total if any_ else None
-
-
 def _eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
     sources = [("normal", event)]
     if isinstance(event.get("ema"), dict):
@@ -702,10 +429,10 @@ def _eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
     for model, src in sources:
         i_frame = src.get("i_frame") if isinstance(src.get("i_frame"), dict) else {}
         p_frame = src.get("p_frame") if isinstance(src.get("p_frame"), dict) else {}
-        yield EvalRow(step.id, step.phase_id, _int(event.get("epoch")), model, _num(src.get("psnr")),
-                      _num(src.get("bpp")), _num(src.get("ms_ssim")), _num(src.get("rd_loss")),
-                      _num(i_frame.get("psnr")), _num(i_frame.get("bpp")), _num(p_frame.get("psnr")),
-                      _num(p_frame.get("bpp")))
+        yield EvalRow(step.id, step.phase_id, as_int(event.get("epoch")), model, as_float(src.get("psnr")),
+                      as_float(src.get("bpp")), as_float(src.get("ms_ssim")), as_float(src.get("rd_loss")),
+                      as_float(i_frame.get("psnr")), as_float(i_frame.get("bpp")), as_float(p_frame.get("psnr")),
+                      as_float(p_frame.get("bpp")))
 
 
 def _start_source(decision: Decision) -> str | None:
@@ -723,70 +450,6 @@ def _checkpoint_row(f: CheckpointFile, prefix: str, now: float, source: str | No
     meta = f.meta or {}
     name = f"{f.archived_for}/final.pth" if f.archived_for else f.path.name.removeprefix(prefix)
     epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" if f.meta is not None else "?"
-    return CheckpointRow(name, f.kind, f.stage, _int(meta.get("gop_size")), str(meta.get("step_id") or "?"),
-                         epoch, _num(meta.get("loss")), f.size, max(now - f.mtime, 0.0), f.problem,
+    return CheckpointRow(name, f.kind, f.stage, as_int(meta.get("gop_size")), str(meta.get("step_id") or "?"),
+                         epoch, as_float(meta.get("loss")), f.size, max(now - f.mtime, 0.0), f.problem,
                          source is not None and os.path.abspath(f.path) == source)
-
-
-# -- eval documents -> view data (tolerant: a missing or mistyped field shows as "-") ----------
-def _str(value: Any, default: str = "") -> str:
-    return value if isinstance(value, str) else default
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _figures(name: str, s: dict[str, Any]) -> Figures:
-    i, p = _dict(s.get("i_frame")), _dict(s.get("p_frame"))
-    firsts = tuple((_num(_dict(f).get("psnr")), _num(_dict(f).get("bpp"))) for f in _list(s.get("p_first3"))[:3])
-    return Figures(name, _int(s.get("frames")), _num(s.get("bpp")), _num(s.get("psnr")), _num(s.get("ms_ssim")),
-                   _num(s.get("lpips")), (_int(i.get("count")), _num(i.get("psnr")), _num(i.get("bpp"))),
-                   (_int(p.get("count")), _num(p.get("psnr")), _num(p.get("bpp"))), firsts,
-                   _num(s.get("bpp_estimate")), _num(s.get("rate_gap_percent")),
-                   _num(s.get("enc_ms_per_frame")), _num(s.get("dec_ms_per_frame")))
-
-
-def _eval_results(reader: JsonDoc) -> EvalResults:
-    doc = reader.doc
-    if doc is None:
-        return EvalResults(reader.path, missing=reader.missing, problem=reader.problem)
-    settings, lpips = _dict(doc.get("settings")), _dict(doc.get("lpips"))
-    clips = tuple(EvalClip(_str(c.get("name"), "?"), _int(c.get("width")), _int(c.get("height")),
-                           _int(c.get("frames")), _str(c.get("ms_ssim"), "MS-SSIM"), _str(c.get("lpips")))
-                  for c in map(_dict, _list(doc.get("clips"))))
-    results = []
-    for r in map(_dict, _list(doc.get("results"))):
-        per_clip = tuple(_figures(str(name), _dict(summary)) for name, summary in _dict(r.get("clips")).items())
-        results.append(EvalResult(_str(r.get("id"), "?"), _str(r.get("curve")), _str(r.get("kind"), "?"),
-                                  _str(r.get("bits"), "?"), _figures("overall", _dict(r.get("overall"))), per_clip))
-    reason = "" if lpips.get("available") is True else _str(lpips.get("reason"), "unavailable")
-    return EvalResults(reader.path, False, "", _str(doc.get("created")), _str(doc.get("mode")),
-                       _int(settings.get("frames")), _int(settings.get("intra_period")), _str(settings.get("device")),
-                       clips, reason, tuple(results), tuple(n for n in _list(doc.get("notes")) if isinstance(n, str)))
-
-
-def _rd_view(reader: JsonDoc) -> RDView:
-    doc = reader.doc
-    if doc is None:
-        return RDView(reader.path, missing=reader.missing, problem=reader.problem)
-    curves = tuple(
-        RDCurve(_str(c.get("name"), "?"), _str(c.get("kind")), _str(c.get("bits")),
-                tuple(RDPoint(_str(p.get("label")), _num(p.get("bpp")), _num(p.get("psnr")), _num(p.get("ms_ssim")),
-                              _num(p.get("lpips")), _num(p.get("lambda")), _num(p.get("qp")))
-                      for p in map(_dict, _list(c.get("points")))))
-        for c in map(_dict, _list(doc.get("curves"))))
-    bd = tuple(BDRow(_str(b.get("codec"), "?"), _str(b.get("anchor")), _num(b.get("bd_rate_psnr")),
-                     _num(b.get("bd_psnr")), _num(b.get("bd_rate_ms_ssim")), _num(b.get("overlap_psnr")),
-                     _str(b.get("method")), _str(b.get("note")))
-               for b in map(_dict, _list(doc.get("bd"))))
-    anchor = doc.get("anchor")
-    return RDView(reader.path, False, "", _str(doc.get("created")), _str(doc.get("mode")), _int(doc.get("frames")),
-                  _int(doc.get("intra_period")), tuple(c for c in _list(doc.get("clips")) if isinstance(c, str)),
-                  anchor if isinstance(anchor, str) else None, _str(doc.get("bd_method")),
-                  _str(doc.get("ms_ssim_label"), "MS-SSIM"), _str(doc.get("colour_path")), curves, bd,
-                  _str(doc.get("plot")))

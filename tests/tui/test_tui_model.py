@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dcvc_bench.errors import UserError
-from dcvc_bench.tui.model import GROUPS_BY_KEY, RunModel
+from dcvc_bench.tui.model import RunModel
+from dcvc_bench.tui.views import GROUPS_BY_KEY
 from dcvc_bench.tui.readers import LogTail, StepEvents, TrainSeries
 from tui_helpers import NOW, set_status
 

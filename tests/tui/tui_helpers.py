@@ -51,7 +51,24 @@ def set_status(run_dir: Path, **states: str) -> None:
 
 
 def make_app(target: Path, **kwargs: object) -> BenchApp:
-    return BenchApp(RunModel.open(target, clock=lambda: NOW), clock=lambda: NOW, **kwargs)  # type: ignore[arg-type]
+    model = RunModel.open(target, clock=lambda: NOW)
+    _count_quiet_polls(model)
+    return BenchApp(model, clock=lambda: NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def _count_quiet_polls(model: RunModel) -> None:
+    """Count the watcher's polls that found nothing new (``model.quiet_polls``): once there
+    is one, the watcher has read the whole folder and posted everything it found."""
+    poll = model.poll
+    model.quiet_polls = 0  # type: ignore[attr-defined]
+
+    def counting() -> bool:
+        changed = poll()
+        if not changed:
+            model.quiet_polls += 1  # type: ignore[attr-defined]
+        return changed
+
+    model.poll = counting  # type: ignore[method-assign]
 
 
 def drive(app: BenchApp, steps: Callable[..., Awaitable[None]], size: tuple[int, int] = WIDE) -> None:
@@ -80,6 +97,9 @@ async def until_loaded(pilot) -> None:  # type: ignore[no-untyped-def]
     from textual.widgets import DataTable, Log
 
     screen = pilot.app.screen
+    model = getattr(pilot.app, "model", None)
+    if model is not None and hasattr(model, "quiet_polls"):
+        await until(pilot, lambda: model.quiet_polls >= 1, timeout=20.0)
     if screen.query("#eval-table"):
         await until(pilot, lambda: screen.query_one("#eval-table", DataTable).row_count > 0)
         await until(pilot, lambda: screen.query_one("#log-pane", Log).line_count > 0)

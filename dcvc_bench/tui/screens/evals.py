@@ -10,7 +10,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from dcvc_bench.tui.format import num
-from dcvc_bench.tui.model import EvalRow, RunModel
+from dcvc_bench.tui.model import RunModel
+from dcvc_bench.tui.views import EvalRow
 from dcvc_bench.tui.widgets.bench_eval import BenchEvalPanel
 from dcvc_bench.tui.widgets.eval_table import EvalTable
 

@@ -16,7 +16,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from dcvc_bench.tui.format import cell, num
-from dcvc_bench.tui.model import RDView, RunModel
+from dcvc_bench.evaldoc import RDView
+from dcvc_bench.tui.model import RunModel
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
 from dcvc_bench.tui.widgets.rd_chart import METRICS, RDChart
 

@@ -22,7 +22,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from dcvc_bench.errors import UserError
 from dcvc_bench.runner.lock import describe_owner, lock_owner
 from dcvc_bench.tui.control import RunControl
-from dcvc_bench.tui.model import GROUPS_BY_KEY, METRIC_GROUPS, SKIPPABLE, RunModel, StepRow
+from dcvc_bench.tui.model import SKIPPABLE, RunModel
+from dcvc_bench.tui.views import GROUPS_BY_KEY, METRIC_GROUPS, StepRow
 from dcvc_bench.tui.screens.confirm import ConfirmScreen
 from dcvc_bench.tui.screens.evals import EvalScreen
 from dcvc_bench.tui.widgets.checkpoint_panel import CheckpointPanel

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from dcvc_bench.tui.format import cell as _cell
 from dcvc_bench.tui.format import num, theme_style
-from dcvc_bench.tui.model import EvalResult, EvalResults, Figures
+from dcvc_bench.evaldoc import EvalResult, EvalResults, Figures
 
 #: Columns (and whether right-aligned). The tables have no cell padding (so that they fit 80
 #: columns): every cell starts with one space instead.

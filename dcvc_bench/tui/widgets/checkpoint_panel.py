@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from dcvc_bench.tui.format import age, num, size
-from dcvc_bench.tui.model import CheckpointRow
+from dcvc_bench.tui.views import CheckpointRow
 
 COLUMNS = ("", "file", "by", "GOP", "epoch", "loss", "size", "age")
 NEXT = "▶"

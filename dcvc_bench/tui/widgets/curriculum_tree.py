@@ -8,7 +8,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from dcvc_bench.tui.format import START_SHORT, state_style
-from dcvc_bench.tui.model import StepRow
+from dcvc_bench.tui.views import StepRow
 
 
 class CurriculumTree(Tree[str]):

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from dcvc_bench.tui.format import num
-from dcvc_bench.tui.model import EvalRow
+from dcvc_bench.tui.views import EvalRow
 
 COLUMNS = ("", "step", "ep", "model", "PSNR", "BPP", "MS-SSIM", "RD loss", "I PSNR", "I BPP", "P PSNR", "P BPP")
 BEST = "★"

@@ -14,7 +14,7 @@ from textual.containers import Container
 from textual.content import Content
 from textual.widgets import Static
 
-from dcvc_bench.tui.model import Chart
+from dcvc_bench.tui.views import Chart
 
 if TYPE_CHECKING:
     from textual_plotext import PlotextPlot

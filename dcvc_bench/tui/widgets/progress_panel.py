@@ -8,7 +8,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from dcvc_bench.tui.format import STATE_GLYPHS, duration, num
-from dcvc_bench.tui.model import StepProgress
+from dcvc_bench.tui.views import StepProgress
 
 BAR_WIDTH = 16
 

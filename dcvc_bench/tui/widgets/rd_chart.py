@@ -11,7 +11,7 @@ from textual.containers import Container
 from textual.content import Content
 from textual.widgets import Static
 
-from dcvc_bench.tui.model import RDCurve
+from dcvc_bench.evaldoc import RDCurve
 
 if TYPE_CHECKING:
     from textual_plotext import PlotextPlot

@@ -9,7 +9,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from dcvc_bench.tui.format import duration
-from dcvc_bench.tui.model import StepRow
+from dcvc_bench.tui.views import StepRow
 
 
 class RunBanner(Static):
