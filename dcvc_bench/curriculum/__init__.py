@@ -16,7 +16,14 @@ from dcvc_bench.curriculum.command import (
     run_paths,
 )
 from dcvc_bench.curriculum.expand import expand, step_config_hash
-from dcvc_bench.curriculum.plan import describe_start, plan_json, plan_rows, render_plan_commands, render_plan_table
+from dcvc_bench.curriculum.plan import (
+    describe_start,
+    plan_json,
+    plan_rows,
+    plan_summary,
+    render_plan_commands,
+    render_plan_table,
+)
 from dcvc_bench.curriculum.schema import (
     DEFAULT_CURRICULUM,
     AccelerateSpec,
@@ -59,6 +66,7 @@ __all__ = [
     "phase_id",
     "plan_json",
     "plan_rows",
+    "plan_summary",
     "planned_run_flags",
     "previous_step",
     "render_flags",

@@ -32,6 +32,16 @@ def describe_start(step: Step, kind: Optional[StartKind] = None) -> str:
     return "resume own latest (same epoch counter, optimizer, LR)"
 
 
+def plan_summary(cur: Curriculum, steps: Sequence[Step]) -> str:
+    """``9 steps = 1 track x (4 stages: 8 GOP steps + GOP optimisation)``: the counts, so a
+    curriculum cut short (a truncated file can still be valid TOML) shows in what `plan` prints."""
+    tracks, stages = len(cur.tracks), len(cur.stages)
+    gop_steps = sum(len(s.gops) for s in cur.stages)
+    opt = " + GOP optimisation" if cur.gop_opt_step is not None else ""
+    return (f"{len(steps)} step{'s' * (len(steps) != 1)} = {tracks} track{'s' * (tracks != 1)} x "
+            f"({stages} stage{'s' * (stages != 1)}: {gop_steps} GOP step{'s' * (gop_steps != 1)}{opt})")
+
+
 def plan_rows(cur: Curriculum, steps: Sequence[Step]) -> list[dict[str, Any]]:
     """One JSON-ready dict per step, with the exact command of a fresh run folder."""
     rows = []

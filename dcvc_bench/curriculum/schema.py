@@ -9,21 +9,20 @@ naming the file, the key path and the rule, raised as :class:`~dcvc_bench.errors
     curricula/x.toml: tracks[0].lamda: unknown key; did you mean 'lambda'?
 
 pydantic's own multi-line dump is never shown: :func:`_one_line` converts its first error
-(``loc`` tuple -> ``stages[1].gops``) and counts the rest.
+(``loc`` tuple -> ``stages[1].gops``) and counts the rest. The range of every number and the
+rules for names and paths are in :mod:`~dcvc_bench.curriculum.bounds`, the CompressAI zoo in
+:mod:`~dcvc_bench.curriculum.zoo`, reading the file in :mod:`~dcvc_bench.curriculum.textfile`.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-import sys
 import typing
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,17 +34,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dcvc_bench.curriculum.bounds import (
+    MAX_EPOCHS, MAX_SEED, MAX_SYNTHETIC_PIXELS, MAX_TRACKS, Accumulation, Batch, ClipCount, ClipFrames,
+    ClipSide, CodebookSize, CropSize, Epochs, Fraction, FrameCount, Gop, GpuIds, GradNorm, Lambda,
+    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, RvqLayers, Seed,
+    StepsPerEpoch, Threads, Workers, is_count, short_repr,
+)
+from dcvc_bench.curriculum.textfile import parse_toml, read_text
+from dcvc_bench.curriculum.zoo import check_zoo_model, check_zoo_quality
 from dcvc_bench.errors import UserError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 DEFAULT_CURRICULUM: Path = Path(str(resources.files("dcvc_bench") / "curricula" / "smoke.toml"))
 """The embedded default curriculum (CPU, synthetic clips, minutes): what `run` uses without an argument."""
 
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _RULE_ERROR = "curriculum_rule"
 
 
@@ -53,23 +54,6 @@ def _rule(message: str, *subloc: str | int) -> PydanticCustomError:
     """A cross-field rule violation. ``subloc`` points below the validated model, so the
     message names the offending key (``stages[0].epochs``), not just the table."""
     return PydanticCustomError(_RULE_ERROR, "{rule}", {"rule": message, "subloc": subloc})
-
-
-def _check_name(value: str) -> str:
-    """Names become folder names (run folder, checkpoint folder, step ids)."""
-    if not _NAME_RE.fullmatch(value):
-        raise ValueError(f"must start with a letter or digit and contain only letters, digits, '_', '.', '-', got {value!r}")
-    return value
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
-PathText = Annotated[str, Field(min_length=1)]
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Fraction = Annotated[float, Field(gt=0, lt=1)]
-ClipSide = Annotated[int, Field(ge=16, multiple_of=2)]  # MP4 stores chroma at half size
-Gop = Annotated[int, Field(ge=2)]  # an I-frame and at least one P-frame
 
 
 class _Model(BaseModel):
@@ -85,16 +69,16 @@ class SyntheticData(_Model):
     absent, so a curriculum can run with no dataset at all. ``val_*`` default to the
     training clips' values (``val_seed`` to ``seed + 1``, so validation clips differ)."""
 
-    videos: PositiveInt = 4
-    frames: Gop = 30
+    videos: ClipCount = 4
+    frames: ClipFrames = 30
     width: ClipSide = 256
     height: ClipSide = 256
-    seed: NonNegativeInt = 0
-    val_videos: PositiveInt = 1
-    val_frames: Gop
+    seed: Seed = 0
+    val_videos: ClipCount = 1
+    val_frames: ClipFrames
     val_width: ClipSide
     val_height: ClipSide
-    val_seed: NonNegativeInt
+    val_seed: Seed
 
     @model_validator(mode="before")
     @classmethod
@@ -107,8 +91,19 @@ class SyntheticData(_Model):
             out.setdefault(val_key, out.get(train_key, fields[train_key].default))
         seed = out.get("seed", fields["seed"].default)
         if isinstance(seed, int) and not isinstance(seed, bool):
-            out.setdefault("val_seed", seed + 1)
+            out.setdefault("val_seed", (seed + 1) % (MAX_SEED + 1))
         return out
+
+    @model_validator(mode="after")
+    def _not_too_many_pixels(self) -> SyntheticData:
+        for key, pixels in (("videos", self.videos * self.frames * self.width * self.height),
+                            ("val_videos", self.val_videos * self.val_frames * self.val_width * self.val_height)):
+            if pixels > MAX_SYNTHETIC_PIXELS:
+                what = "training" if key == "videos" else "validation"
+                raise _rule(f"the {what} clips would hold {pixels:.2g} pixels (videos x frames x width x "
+                            f"height), more than {MAX_SYNTHETIC_PIXELS:.0e}; make them fewer, shorter or "
+                            "smaller, or use train_dir/val_dir with real clips", key)
+        return self
 
 
 class DataSpec(_Model):
@@ -138,10 +133,24 @@ class ModelSpec(_Model):
 
 class CompressAIIFrame(_Model):
     type: Literal["compressai"]
-    model_name: PathText = "cheng2020-anchor"  # a CompressAI zoo name
-    quality: Annotated[int, Field(ge=1, le=8)] = 6  # zoo quality index
+    model_name: str = "cheng2020-anchor"  # a CompressAI zoo name
+    quality: Annotated[int, Field(ge=1, le=8)] = 6  # zoo quality index (the range depends on the model)
     pretrained: bool = True
     checkpoint: Optional[PathText] = None
+
+    @field_validator("model_name")
+    @classmethod
+    def _in_zoo(cls, name: str) -> str:
+        check_zoo_model(name)
+        return name
+
+    @model_validator(mode="after")
+    def _quality_in_zoo(self) -> CompressAIIFrame:
+        try:
+            check_zoo_quality(self.model_name, self.quality)
+        except ValueError as exc:
+            raise _rule(str(exc), "quality") from None
+        return self
 
     def trainer_flags(self) -> dict[str, object]:
         return {"i_frame_type": self.type, "i_frame_model_name": self.model_name, "i_frame_quality": self.quality,
@@ -173,8 +182,8 @@ class RVQIFrame(_Model):
 
     type: Literal["rvq"]
     checkpoint: Optional[PathText] = None
-    layers: PositiveInt = 8
-    codebook_size: Annotated[int, Field(ge=2)] = 1024
+    layers: RvqLayers = 8
+    codebook_size: CodebookSize = 1024
 
     def trainer_flags(self) -> dict[str, object]:
         return {"i_frame_type": self.type, "i_frame_checkpoint": self.checkpoint,
@@ -191,26 +200,26 @@ class TrainOptions(_Model):
     """``[train]``: defaults of every step; each ``[[stages]]`` entry (and ``[gop_opt]``)
     may override any of them. Defaults are the seed guide's."""
 
-    batch_size: PositiveInt = 4
-    crop_size: Annotated[int, Field(ge=16)] = 256
-    num_workers: NonNegativeInt = 4
-    learning_rate: PositiveFloat = 1e-4
-    reset_learning_rate: PositiveFloat = 1e-4  # forced (--force_learning_rate) at every GOP increase
+    batch_size: Batch = 4
+    crop_size: CropSize = 256
+    num_workers: Workers = 4
+    learning_rate: LearningRate = 1e-4
+    reset_learning_rate: LearningRate = 1e-4  # forced (--force_learning_rate) at every GOP increase
     use_scheduler: bool = False  # ReduceLROnPlateau on the validation loss
     scheduler_factor: Fraction = 0.5
-    scheduler_patience: NonNegativeInt = 3
-    scheduler_min_lr: Annotated[float, Field(ge=0)] = 1e-6
+    scheduler_patience: Patience = 3
+    scheduler_min_lr: MinLearningRate = 1e-6
     use_ema: bool = True
     ema_decay: Fraction = 0.999
     evaluate_both: bool = True  # evaluate the raw and the EMA weights
-    eval_freq: PositiveInt = 1  # evaluate every N epochs
-    eval_max_frames: PositiveInt = 96
-    eval_intra_period: PositiveInt = 32
+    eval_freq: Epochs = 1  # evaluate every N epochs
+    eval_max_frames: FrameCount = 96
+    eval_intra_period: FrameCount = 32
     skip_eval: bool = False
-    grad_clip_max_norm: PositiveFloat = 1.0
-    gradient_accumulation_steps: PositiveInt = 1
-    steps_per_epoch: Optional[PositiveInt] = None  # cap an epoch (quick runs); absent = whole epoch
-    seed: NonNegativeInt = 42
+    grad_clip_max_norm: GradNorm = 1.0
+    gradient_accumulation_steps: Accumulation = 1
+    steps_per_epoch: Optional[StepsPerEpoch] = None  # cap an epoch (quick runs); absent = whole epoch
+    seed: Seed = 42
     compile: bool = False
 
 
@@ -225,10 +234,6 @@ def _all_optional(base: type[_Model], name: str, doc: str) -> type[_Model]:
 
 
 TrainOverrides = _all_optional(TrainOptions, "TrainOverrides", "Any [train] option, set for one stage only.")
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class StageSpec(TrainOverrides):  # type: ignore[misc,valid-type]
@@ -255,9 +260,11 @@ class StageSpec(TrainOverrides):  # type: ignore[misc,valid-type]
     @field_validator("epochs", mode="before")
     @classmethod
     def _epochs_shape(cls, value: Any) -> Any:
-        if _is_count(value) or (isinstance(value, list) and value and all(_is_count(v) for v in value)):
+        if is_count(value, MAX_EPOCHS) or (isinstance(value, list) and value
+                                           and all(is_count(v, MAX_EPOCHS) for v in value)):
             return value
-        raise ValueError(f"must be a whole number >= 1 or a list of them (one per GOP), got {_show(value)}")
+        raise ValueError(f"must be a whole number 1..{MAX_EPOCHS} or a list of them (one per GOP), "
+                         f"got {_show(value)}")
 
     @model_validator(mode="after")
     def _one_epoch_count_per_gop(self) -> StageSpec:
@@ -279,7 +286,7 @@ class GopOptSpec(TrainOverrides):  # type: ignore[misc,valid-type]
 
     enabled: bool = True
     gop: Optional[Gop] = None  # default: stage 4's last GOP
-    epochs: PositiveInt
+    epochs: Epochs
 
     def overrides(self) -> dict[str, Any]:
         return _overrides(self)
@@ -296,7 +303,7 @@ class Track(_Model):
     """One rate point. Tracks train one after another, each in its own checkpoint folder."""
 
     name: Optional[Name] = None  # default f"l{int(lambda)}", e.g. "l2048"
-    lambda_value: PositiveFloat = Field(alias="lambda")
+    lambda_value: Lambda = Field(alias="lambda")
     quality_index: Annotated[int, Field(ge=1, le=4)]
 
     @model_validator(mode="after")
@@ -307,10 +314,10 @@ class Track(_Model):
 
 
 class AccelerateSpec(_Model):
-    num_processes: PositiveInt = 1
-    gpu_ids: Optional[Annotated[list[NonNegativeInt], Field(min_length=1)]] = None
+    num_processes: Processes = 1
+    gpu_ids: Optional[GpuIds] = None
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # passed to accelerate AND the trainer
-    cpu_threads_per_process: Optional[PositiveInt] = None  # default: CPU count // num_processes
+    cpu_threads_per_process: Optional[Threads] = None  # default: CPU count // num_processes
     device: Literal["auto", "cpu"] = "auto"
 
     @model_validator(mode="after")
@@ -331,8 +338,8 @@ class AccelerateSpec(_Model):
 
 
 class FailurePolicy(_Model):
-    retries: NonNegativeInt = 2  # a crashed step is retried from its latest checkpoint this often
-    divergence_retries: NonNegativeInt = 2  # a diverged step is rolled back this often ...
+    retries: Retries = 2  # a crashed step is retried from its latest checkpoint this often
+    divergence_retries: Retries = 2  # a diverged step is rolled back this often ...
     divergence_lr_factor: Fraction = 0.5  # ... with its LR multiplied by this each time
 
 
@@ -343,23 +350,29 @@ class Curriculum(_Model):
     """A whole training protocol. ``expand()`` turns it into the ordered steps."""
 
     name: Name
-    output_dir: PathText = "runs"
+    output_dir: OutputDir = "runs"
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
     i_frame: IFrameSpec = Field(default_factory=lambda: CompressAIIFrame(type="compressai"))
     train: TrainOptions = Field(default_factory=TrainOptions)
-    tracks: Annotated[list[Track], Field(min_length=1)]
+    tracks: Annotated[list[Track], Field(min_length=1, max_length=MAX_TRACKS)]
     stages: Annotated[list[StageSpec], Field(min_length=1)]
     gop_opt: Optional[GopOptSpec] = None
     accelerate: AccelerateSpec = Field(default_factory=AccelerateSpec)
     failure: FailurePolicy = Field(default_factory=FailurePolicy)
 
     _source_text: str = PrivateAttr("")
+    _source: str = PrivateAttr("<string>")
 
     @property
     def source_text(self) -> str:
         """The TOML exactly as loaded: the run folder keeps it as its frozen copy."""
         return self._source_text
+
+    @property
+    def source(self) -> str:
+        """Where it was loaded from (the file as given): every error message starts with it."""
+        return self._source
 
     @property
     def run_dir(self) -> Path:
@@ -441,30 +454,18 @@ class Curriculum(_Model):
 def load_curriculum(path: str | Path | None) -> Curriculum:
     """Read and validate a curriculum file; ``None`` loads the embedded default."""
     file = DEFAULT_CURRICULUM if path is None else Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{file}: no such curriculum file") from None
-    except IsADirectoryError:
-        raise UserError(f"{file}: is a folder; give a curriculum .toml file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{file}: not UTF-8 text (byte {exc.start}); a curriculum is a TOML text file") from None
-    except OSError as exc:
-        raise UserError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    return parse_curriculum(text, source=str(file))
+    return parse_curriculum(read_text(file), source=str(file))
 
 
 def parse_curriculum(text: str, source: str = "<string>") -> Curriculum:
     """Validate curriculum TOML text; ``source`` prefixes every error message."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{source}: invalid TOML: {exc}") from None
+    data = parse_toml(text, source)
     try:
         curriculum = Curriculum.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{source}: {_one_line(exc, data)}") from None
     curriculum._source_text = text
+    curriculum._source = source
     return curriculum
 
 
@@ -563,6 +564,8 @@ def _message(error: Any, owner: Optional[type[BaseModel]], key: str | int | None
         return f"must be {words} {ctx[name]}, got {_show(value)}"
     if kind == "too_short" and isinstance(value, list):
         return f"must have at least {ctx['min_length']} entr{'y' if ctx['min_length'] == 1 else 'ies'}"
+    if kind == "too_long" and isinstance(value, list):
+        return f"must have at most {ctx['max_length']} entries, got {len(value)}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind in _TYPE_NAMES:
@@ -577,4 +580,4 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return "a table"
-    return repr(value)
+    return short_repr(value)

@@ -4,7 +4,8 @@ Folders
     Every ``*.mp4`` (any case: ``.MP4`` too) directly inside the folder, sorted by name;
     sub-folders are not searched and hidden files (``.name.mp4``, e.g. macOS ``._clip.mp4``
     resource forks or a half-written temp file) are ignored. A missing folder, or one
-    with no MP4 in it, is a :class:`~dcvc_bench.errors.UserError`.
+    with no MP4 in it, is a :class:`~dcvc_bench.errors.UserError`. The rule lives in
+    :func:`dcvc_bench.data.listing.list_videos` (torch-free: `run` checks folders with it).
 
 Decoding is sequential, always from frame 0
     A clip is opened with OpenCV's FFmpeg backend and decoded from its first frame:
@@ -52,6 +53,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dcvc_bench.data.listing import list_videos
 from dcvc_bench.errors import UserError
 
 __all__ = [
@@ -98,25 +100,6 @@ class ShortClipError(Exception):
 
 class SkippedClipsWarning(UserWarning):
     """Some clips in a training folder are too short for the GOP and are not used."""
-
-
-def list_videos(folder: str | os.PathLike[str], what: str = "--train_video_dir") -> list[Path]:
-    """The MP4 clips directly inside ``folder``, sorted by name. ``what`` names the
-    option the folder came from, for the error message."""
-    path = Path(folder)
-    hint = "point it at a folder of .mp4 clips (or run `dcvc-bench data synth DIR`)"
-    if not path.exists():
-        raise UserError(f"{what}: folder {path} does not exist; {hint}")
-    if not path.is_dir():
-        raise UserError(f"{what}: {path} is not a folder; {hint}")
-    clips = sorted(
-        entry
-        for entry in path.iterdir()
-        if entry.suffix.lower() == ".mp4" and not entry.name.startswith(".") and entry.is_file()
-    )
-    if not clips:
-        raise UserError(f"{what}: folder {path} has no .mp4 clips (sub-folders are not searched); {hint}")
-    return clips
 
 
 def read_frames(path: str | os.PathLike[str], start: int, count: int) -> np.ndarray:

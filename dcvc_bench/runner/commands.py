@@ -21,10 +21,12 @@ from dcvc_bench.curriculum import (
     load_curriculum,
     plan_json,
     plan_rows,
+    plan_summary,
     render_plan_commands,
     render_plan_table,
     run_paths,
 )
+from dcvc_bench.curriculum.preflight import check_run_inputs, run_input_problems
 from dcvc_bench.errors import UserError
 from dcvc_bench.runner.display import make_display
 from dcvc_bench.runner.ledger import SKIPPED, STATUSES
@@ -49,6 +51,8 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
     exists, each step's status and what the next `run` does with it (and why), with the
     commands that `run` would launch."""
     cur = load_curriculum(curriculum)
+    for problem in run_input_problems(cur):  # plan only shows; `run` refuses these
+        print(f"warning: {problem}", file=sys.stderr)
     paths = run_paths(cur)
     steps = expand(cur, paths.data_dirs)
     rows = plan_rows(cur, steps)
@@ -63,7 +67,8 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
     console = _console()
     where = (f"run folder {paths.run_dir} exists: status and next action per step"
              if statuses is not None else f"run folder {paths.run_dir} (not created yet)")
-    console.print(f"{cur.name}: {len(steps)} steps; {where}", markup=False, highlight=False)
+    console.print(f"{cur.name}: {plan_summary(cur, steps)}; {where}", markup=False, highlight=False,
+                  soft_wrap=True)
     console.print(render_plan_table(rows, statuses))
     print(render_plan_commands(rows))  # plain: long commands must not be wrapped
     return 0
@@ -97,6 +102,7 @@ def parse_gpus(text: str | None) -> list[int] | None:
 def run_command(curriculum: str | Path | None, gpus: str | None = None) -> int:
     """Run (or continue) a curriculum; see :mod:`dcvc_bench.runner.run`."""
     cur = load_curriculum(curriculum)
+    check_run_inputs(cur)  # before the run folder or any process exists
     gpu_ids = parse_gpus(gpus)
     hint = "dcvc-bench run" + (f" {shlex.quote(str(curriculum))}" if curriculum is not None else "") \
         + (f" --gpus {gpus}" if gpus else "")

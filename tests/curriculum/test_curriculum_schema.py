@@ -144,7 +144,7 @@ ERRORS = {
         "stages[1].epochs: has 3 entries but gops has 2; give one per GOP or a single number"),
     "epochs not a count": (
         edit("epochs = [2, 1]", 'epochs = "ten"'),
-        "stages[1].epochs: must be a whole number >= 1 or a list of them (one per GOP), got 'ten'"),
+        "stages[1].epochs: must be a whole number 1..10000 or a list of them (one per GOP), got 'ten'"),
     "unknown key with did-you-mean": (
         edit("lambda = 2048", "lamda = 2048"),
         "tracks[0].lamda: unknown key; did you mean 'lambda'? (+1 more)"),

@@ -1,0 +1,83 @@
+"""What must be on disk before a curriculum's first step can start. Pure Python.
+
+`run` calls :func:`check_run_inputs` before it creates the run folder or launches
+anything: a missing data folder is then one line naming the curriculum key, in well under
+a second, instead of a trainer that refuses it after `accelerate launch` has spent ~12 s
+starting. `plan` prints the same problems as warnings (it only shows what would run).
+
+Checked, relative to the current directory (the runner launches steps from it):
+
+- ``[data].train_dir`` and ``[data].val_dir``: folders with at least one clip, by the
+  trainer's own rule (:func:`dcvc_bench.data.listing.list_videos`). Whether each clip
+  decodes and is long enough for the GOP is the trainer's check: it needs OpenCV and
+  decoding every file. ``[data.synthetic]`` clips are written by `run` itself.
+- Files the steps read: ``[model].spynet_checkpoint``, ``[i_frame].checkpoint`` and, for
+  ``type = "vqgan"``, ``[i_frame].config``.
+
+Not checked here: CompressAI zoo weights in the torch hub cache (finding the cache needs
+torch; the trainer names the missing file), and each step's ``--resume`` /
+``--load_pretrained`` source (the runner decides those per step and reports a missing one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from dcvc_bench.curriculum.schema import Curriculum
+from dcvc_bench.data.listing import list_videos
+from dcvc_bench.errors import UserError
+
+_DATA_HINT = "point it at a folder of .mp4 clips, or use [data.synthetic]"
+
+
+def run_input_problems(cur: Curriculum) -> list[str]:
+    """One line per missing input, each starting with the curriculum file and key; empty when all are there."""
+    problems: list[str] = []
+    data = cur.data
+    if data.synthetic is None:
+        for key, folder in (("train_dir", data.train_dir), ("val_dir", data.val_dir)):
+            if folder is None:
+                continue
+            try:
+                list_videos(folder, what=f"{cur.source}: [data].{key}", hint=_hint(folder, _DATA_HINT))
+            except UserError as exc:
+                problems.append(str(exc))
+    files: list[tuple[str, Optional[str]]] = [("[model].spynet_checkpoint", cur.model.spynet_checkpoint)]
+    iframe = cur.i_frame
+    if iframe.type == "vqgan":
+        files += [("[i_frame].config", iframe.config), ("[i_frame].checkpoint", iframe.checkpoint)]
+    elif iframe.type in ("compressai", "rvq"):
+        files.append(("[i_frame].checkpoint", iframe.checkpoint))
+    for key, value in files:
+        problem = _file_problem(value)
+        if problem is not None:
+            problems.append(f"{cur.source}: {key}: {problem}")
+    return problems
+
+
+def check_run_inputs(cur: Curriculum) -> None:
+    """Raise :class:`UserError` with the first problem (and how many more there are)."""
+    problems = run_input_problems(cur)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(problems[0] + more)
+
+
+def _file_problem(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    path = Path(value)
+    try:
+        if path.is_file():
+            return None
+        if path.is_dir():
+            return f"{path} is a folder; give the file"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return _hint(value, f"file {path} does not exist; check the path")
+
+
+def _hint(value: str, text: str) -> str:
+    """``~`` is not expanded anywhere (not by the runner, not by the trainer): say so."""
+    return text + ("; `~` is not expanded here, write the full path" if value.startswith("~") else "")
