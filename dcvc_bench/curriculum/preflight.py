@@ -8,7 +8,7 @@ starting. `plan` prints the same problems as warnings (it only shows what would 
 Checked, relative to the current directory (the runner launches steps from it):
 
 - ``[data].train_dir`` and ``[data].val_dir``: folders with at least one clip, by the
-  trainer's own rule (:func:`dcvc_bench.data.listing.list_videos`). Whether each clip
+  trainer's own rule (:func:`dcvc_bench.clips.list_videos`). Whether each clip
   decodes and is long enough for the GOP is the trainer's check: it needs OpenCV and
   decoding every file. ``[data.synthetic]`` clips are written by `run` itself.
 - Files the steps read: ``[model].spynet_checkpoint``, ``[i_frame].checkpoint`` and, for
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from dcvc_bench.curriculum.schema import Curriculum
-from dcvc_bench.data.listing import list_videos
+from dcvc_bench.clips import list_videos
 from dcvc_bench.errors import UserError
 
 _DATA_HINT = "point it at a folder of .mp4 clips, or use [data.synthetic]"

@@ -5,7 +5,7 @@ Folders
     sub-folders are not searched and hidden files (``.name.mp4``, e.g. macOS ``._clip.mp4``
     resource forks or a half-written temp file) are ignored. A missing folder, or one
     with no MP4 in it, is a :class:`~dcvc_bench.errors.UserError`. The rule lives in
-    :func:`dcvc_bench.data.listing.list_videos` (torch-free: `run` checks folders with it).
+    :func:`dcvc_bench.clips.list_videos` (torch-free: `run` checks folders with it).
 
 Decoding is sequential, always from frame 0
     A clip is opened with OpenCV's FFmpeg backend and decoded from its first frame:
@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dcvc_bench.data.listing import list_videos
+from dcvc_bench.clips import list_videos
 from dcvc_bench.errors import UserError
 
 __all__ = [
