@@ -29,6 +29,7 @@ from dcvc_bench.curriculum import (
 from dcvc_bench.curriculum.preflight import check_run_inputs, run_input_problems
 from dcvc_bench.errors import UserError
 from dcvc_bench.runner.display import make_display
+from dcvc_bench.runner.launcher import run_groups
 from dcvc_bench.runner.ledger import SKIPPED, STATUSES
 from dcvc_bench.runner.lock import LOCK_FILE, describe_owner, lock_owner, pid_alive
 from dcvc_bench.runner.resume import Action, Decision
@@ -161,8 +162,11 @@ def skip_step(run_dir: str | Path, step_id: str, undo: bool = False) -> str:
             return f"{step_id} is already skipped; `dcvc-bench skip {run_dir} {step_id} --undo` runs it again"
         if decision.action is Action.SKIP:
             raise UserError(f"step {step_id} is done; there is nothing left to skip")
+        alive = [pgid for pgid, sid in run_groups(run_dir).items() if sid == step_id]
         if status == "running" and record is not None and pid_alive(record.pid):
-            raise UserError(f"step {step_id} is recorded as running and its trainer (pid {record.pid}) is still "
+            alive.insert(0, record.pid)
+        if alive:
+            raise UserError(f"step {step_id} is recorded as {status} and its trainer (pid {alive[0]}) is still "
                             f"alive; run `dcvc-bench run` to let it save and stop, or stop it, then skip")
         ledger.ensure(step_id, track=step.track, epochs=step.epochs)
         ledger.update(step_id, status=SKIPPED, skipped_from="interrupted" if status == "running" else status,

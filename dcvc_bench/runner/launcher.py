@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from dcvc_bench.checkpoints import WriteError, write_error_of
 from dcvc_bench.events import EventTail
+from dcvc_bench.faults import RUNNER_PID_ENV
 
 POLL_S = 0.2
 #: How long a trainer gets to finish its iteration and write ``latest`` after SIGINT.
@@ -31,13 +33,53 @@ TERM_GRACE_S = 15.0
 ORPHAN_GRACE_S = 5.0
 
 
-def child_env(gpu: str | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The step's environment: unbuffered output, and its GPU when one is assigned."""
+#: Set in every step's environment (inherited by accelerate, the trainer and its workers):
+#: the run folder and the step they belong to, so that a later `run` finds them even when
+#: their pid never reached the ledger; and the runner's pid (RUNNER_PID_ENV), so that a
+#: trainer can tell when the runner that supervises it is gone.
+RUN_DIR_ENV, STEP_ENV = "DCVC_BENCH_RUN_DIR", "DCVC_BENCH_STEP"
+
+
+def child_env(gpu: str | None = None, base: dict[str, str] | None = None,
+              run_dir: str | Path | None = None, step_id: str | None = None) -> dict[str, str]:
+    """The step's environment: unbuffered output, its GPU when one is assigned, and the
+    tags above when ``run_dir`` is given."""
     env = dict(os.environ if base is None else base)
     env["PYTHONUNBUFFERED"] = "1"
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
+    if run_dir is not None:
+        env[RUN_DIR_ENV] = str(Path(run_dir).resolve())
+        env[STEP_ENV] = step_id or ""
+        env[RUNNER_PID_ENV] = str(os.getpid())
     return env
+
+
+def run_groups(run_dir: str | Path) -> dict[int, str]:
+    """``{process group: step id}`` of the live processes started for ``run_dir`` (by any
+    runner, alive or dead), found by the tags in their environment."""
+    needle = f"{RUN_DIR_ENV}={Path(run_dir).resolve()}".encode()
+    step_prefix = f"{STEP_ENV}=".encode()
+    found: dict[int, str] = {}
+    if not os.path.isdir("/proc/self"):
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        if needle not in env:
+            continue
+        stat = _proc_stat(int(entry.name))
+        if stat is None or stat[0] == "Z":
+            continue
+        step = next((v[len(step_prefix):].decode(errors="replace") for v in env if v.startswith(step_prefix)), "")
+        if step or stat[1] not in found:
+            found[stat[1]] = step
+    return found
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -124,11 +166,19 @@ class StepProcess:
                  cwd: str | Path | None = None):
         self.argv = list(argv)
         log_path = Path(log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            log.write(f"\n=== {stamp} {shlex.join(self.argv)}\n".encode())
-            log.flush()
+        header = f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(self.argv)}\n".encode()
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(log_path, "ab", buffering=0)
+            try:
+                log.write(header)
+            except OSError:
+                log.close()
+                raise
+        except OSError as exc:  # a full disk is the user's to fix: one line, not "could not start"
+            cause = write_error_of(exc)
+            raise WriteError(log_path, cause) if cause is not None else exc
+        with log:
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, start_new_session=True,
                                           env=env, cwd=cwd)
@@ -159,6 +209,7 @@ class StepExit:
     last_train: dict[str, Any] | None = None     # the last train event (its lr, loss)
     stopped_by_runner: bool = False
     events: int = 0
+    log_offset: int = 0  # where this attempt's output starts in the step's log
 
     @property
     def status(self) -> str | None:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dcvc_bench.checkpoints import WriteError, write_error_of
 from dcvc_bench.errors import UserError
 
 LOCK_FILE = ".lock"
@@ -61,8 +62,13 @@ class RunLock:
             owner = describe_owner(_read_owner(self.path))
             raise UserError(f"{self.run_dir} is being run by {owner}; wait for it or stop it") from None
         owner = {"pid": os.getpid(), "started": time.time(), "host": socket.gethostname()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(owner).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(owner).encode(), 0)
+        except OSError as exc:  # a full disk: one line naming the file, the lock let go
+            os.close(fd)
+            cause = write_error_of(exc)
+            raise WriteError(self.path, cause) if cause is not None else exc
         self._fd = fd
 
     def release(self) -> None:

@@ -9,8 +9,12 @@ The rules (shared/DESIGN.md, "Resume rules"):
 
 - SKIP: the ledger says done with the same config hash and the step's archived final
   (``steps/<id>/final.pth``) is on disk, intact. A step whose end the runner did not get
-  to record (killed between the trainer's last write and the ledger's) is recognised from
-  its ``final`` checkpoint and skipped too.
+  to record (killed between the trainer's last write and the ledger's, or between the
+  archive's ``.pth`` and its sidecar) is recognised from its ``final`` checkpoint and
+  skipped too; it is archived and recorded before any later step is decided, and its
+  archive counts as there for the steps after it. `run` decides with ``verify=True``:
+  every checkpoint it trusts must have the sha256 its sidecar recorded, so an archive
+  replaced behind its back (same size, mtime set back) is not a finished step.
 - RESUME_OWN_LATEST: the step started with this config and did not finish, and the
   stage's ``latest`` was written by it (sidecar ``step_id`` = the step's phase id, not
   finished): ``--resume`` it, no LR reset. A ``latest`` whose sidecar does not match the
@@ -95,9 +99,9 @@ class CheckpointState:
         return bool(self.meta and self.meta.get("finished"))
 
 
-def probe(path: str | Path) -> CheckpointState:
+def probe(path: str | Path, verify: bool = False) -> CheckpointState:
     path = Path(path)
-    return CheckpointState(path, path.is_file(), read_meta(path))
+    return CheckpointState(path, path.is_file(), read_meta(path, verify=verify))
 
 
 def stage_checkpoint(paths: RunPaths, step: Step, stage: int, kind: str) -> Path:
@@ -160,10 +164,12 @@ class Decision:
 
 
 def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
-           fingerprints: Mapping[str, Fingerprint]) -> list[Decision]:
-    """One decision per step, in order (see the module docstring for the rules)."""
+           fingerprints: Mapping[str, Fingerprint], verify: bool = False) -> list[Decision]:
+    """One decision per step, in order (see the module docstring for the rules).
+    ``verify``: check checkpoints by content (sha256), as `run` does; readers that must
+    answer at once (`status`, `plan`, the TUI) check size and mtime only."""
     first_run: dict[str, str] = {}  # track -> id of its first step that runs
-    will_run: set[str] = set()      # ids of the earlier steps that run
+    will_run: set[str] = set()      # ids of the earlier steps that run, or get archived now
     skipped = skipped_steps(steps, ledger)
 
     decisions: list[Decision] = []
@@ -175,13 +181,15 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
         fp = fingerprints[step.id]
         upstream = first_run.get(step.track)
         if upstream is None:
-            skip = _finished(step, record, fp, paths)
+            skip = _finished(step, record, fp, paths, verify)
             if skip is not None:
                 decisions.append(skip)
+                if skip.recovered_from is not None:
+                    will_run.add(step.id)  # its archive is written before anything runs
                 continue
             first_run[step.track] = step.id
-        reason, stale = _why(step, record, fp, upstream, paths)
-        own = None if stale else _own_latest(step, record, fp, paths)
+        reason, stale = _why(step, record, fp, upstream, paths, verify)
+        own = None if stale else _own_latest(step, record, fp, paths, verify)
         if own is not None and own.written_by(step) and not own.finished:
             decision = Decision(step, Action.RUN, reason, StartKind.RESUME_OWN_LATEST,
                                 {"resume": str(own.path)})
@@ -199,30 +207,32 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
 
 
 def _finished(step: Step, record: StepRecord | None, fp: Fingerprint,
-              paths: RunPaths) -> Decision | None:
+              paths: RunPaths, verify: bool = False) -> Decision | None:
     """A SKIP decision when the step is finished with this config, else None."""
     if record is None or record.config_hash != fp.hash:
         return None
-    archive = probe(paths.final_checkpoint(step.id))
+    archive = probe(paths.final_checkpoint(step.id), verify)
     archived = archive.written_by(step) and archive.finished
     if record.status == "done" and archived:
         return Decision(step, Action.SKIP, "done")
-    if record.status not in UNFINISHED or record.started_at is None:
+    if record.status not in (*UNFINISHED, "done") or record.started_at is None:
         return None
     # The trainer finished, the runner was killed before recording it.
-    if archived and archive.meta.get("config_hash") == fp.hash \
+    if archived and record.status != "done" and archive.meta.get("config_hash") == fp.hash \
             and archive.meta.get("started_at") == record.started_at:
         return Decision(step, Action.SKIP, "done (recorded now from its archived final)", recovered=True)
-    final = probe(stage_checkpoint(paths, step, step.stage, "final"))
+    # The archive is missing or does not match (killed while archiving), and the step's
+    # own final of this attempt is still the stage's final: archive it again.
+    final = probe(stage_checkpoint(paths, step, step.stage, "final"), verify)
     if final.written_by(step) and final.finished \
             and final.meta.get("file_mtime_ns", 0) >= record.started_at * 1e9:
-        return Decision(step, Action.SKIP, "done (recorded now from its final checkpoint)",
+        return Decision(step, Action.SKIP, "done (archived now from its final checkpoint)",
                         recovered=True, recovered_from=final.path)
     return None
 
 
 def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: str | None,
-         paths: RunPaths) -> tuple[str, bool]:
+         paths: RunPaths, verify: bool = False) -> tuple[str, bool]:
     """Why the step runs, and whether its ledger record is stale (older config/lineage)."""
     if record is not None and record.config_hash not in (None, fp.hash):
         return f"config changed ({explain_change(record.config, fp.config)})", True
@@ -232,7 +242,12 @@ def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: str |
         return (f"not run yet ({record.message})" if record and record.message else "not run yet"), False
     if record.status == "done":
         archive = paths.final_checkpoint(step.id)
-        what = "is missing" if not archive.is_file() else "does not match its sidecar"
+        if not archive.is_file():
+            what = "is missing"
+        elif verify and read_meta(archive) is not None:  # size and mtime match, content does not
+            what = "no longer has the content (sha256) recorded when it was archived"
+        else:
+            what = "does not match its sidecar"
         return f"done, but its archived final {archive} {what}", True
     if record.status == "pending":
         return "not run yet", False
@@ -241,12 +256,12 @@ def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: str |
 
 
 def _own_latest(step: Step, record: StepRecord | None, fp: Fingerprint,
-                paths: RunPaths) -> CheckpointState | None:
+                paths: RunPaths, verify: bool = False) -> CheckpointState | None:
     """The stage's latest when the step may continue from it (it started with this config
     and did not finish), else None."""
     if record is None or record.config_hash != fp.hash or record.status not in UNFINISHED:
         return None
-    return probe(stage_checkpoint(paths, step, step.stage, "latest"))
+    return probe(stage_checkpoint(paths, step, step.stage, "latest"), verify)
 
 
 def skipped_steps(steps: Sequence[Step], ledger: Ledger) -> set[str]:

@@ -14,8 +14,14 @@ times ``failure.divergence_lr_factor``, up to ``failure.divergence_retries`` tim
 the track stops and the summary says which step, why, and what to do. Ctrl-C asks the
 running steps to save and stop (a second Ctrl-C kills them) and exits 130.
 
-Every state change is in the ledger before it matters, so a SIGKILL of everything at any
-moment leaves a folder that the next `run` completes without redoing finished work.
+Every state change is in the ledger before it matters, so a SIGKILL of any part of the
+process tree at any moment leaves a folder that the next `run` completes without redoing
+finished work: it stops the trainers a killed runner left (found by their environment,
+:func:`~dcvc_bench.runner.launcher.run_groups`), repairs what a kill cut short
+(:mod:`~dcvc_bench.runner.repair`), and archives and records the steps that finished
+unrecorded before it checks what any later step needs. A write the file system refuses
+(full disk, quota, read-only, permissions), the runner's or the trainer's, stops the run
+with one line naming the file, exit code 2, and no retry.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from dcvc_bench.checkpoints import atomic_write_bytes, atomic_write_json, fsync_dir, read_meta, write_sidecar
+from dcvc_bench.checkpoints import WriteError, atomic_write_bytes, atomic_write_json, fsync_dir, read_meta
 from dcvc_bench.curriculum import Curriculum, RunPaths, Step, accelerate_argv, expand, run_paths
 from dcvc_bench.curriculum.command import TRAINER_MODULE
-from dcvc_bench.errors import UserError
+from dcvc_bench.errors import EXIT_USAGE, UserError
+from dcvc_bench.faults import fault
+from dcvc_bench.runner.archive import archive_final
 from dcvc_bench.runner.display import Display
 from dcvc_bench.runner.launcher import (
     STOP_GRACE_S,
@@ -47,10 +55,13 @@ from dcvc_bench.runner.launcher import (
     child_env,
     follow,
     group_runs,
+    run_groups,
     stop_group,
 )
 from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
 from dcvc_bench.runner.lock import RunLock
+from dcvc_bench.runner.outcome import classify
+from dcvc_bench.runner.repair import repair_run_folder, repair_track
 from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprint, probe, stage_checkpoint
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -66,6 +77,7 @@ class StepResult:
     status: str      # skipped | done | failed | diverged | interrupted
     message: str = ""
     by_user: bool = False  # skipped because the user skipped it (`dcvc-bench skip`)
+    write_error: bool = False  # failed because the file system refused a write (disk full, ...)
 
 
 # ---------------------------------------------------------------- run folder setup
@@ -151,32 +163,6 @@ def _write_clips_atomically(folder: Path, recipe: dict[str, int]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def archive_final(source: Path, dest: Path, extra: dict[str, Any]) -> None:
-    """Keep a finished step's ``final`` checkpoint as ``steps/<id>/final.pth``: the next
-    GOP step of the stage overwrites the shared checkpoint names. A hard link (a copy
-    across file systems) under a temporary name, renamed into place, then the sidecar
-    (the trainer's metadata plus ``extra``)."""
-    meta = read_meta(source)
-    if meta is None:
-        raise RuntimeError(f"{source} has no sidecar matching it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copy2(source, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(dest.parent)
-    kept = {k: v for k, v in meta.items() if k not in ("file_size", "file_mtime_ns")}
-    write_sidecar(dest, {**kept, **extra})
-
-
 # ---------------------------------------------------------------- the runner
 
 
@@ -197,9 +183,16 @@ class Runner:
         self.steps: list[Step] = []
         self.fingerprints: dict[str, Fingerprint] = {}
         self.ledger = Ledger(self.paths.run_dir / LEDGER_FILE)
+        self.live_groups: dict[str, int] = {}  # step id -> process group of its running attempt
         _check_gpus(cur, gpus)
 
     def run(self) -> int:
+        try:
+            return self._run()
+        except WriteError as exc:  # the runner's own write: one line, what to do, exit 2
+            raise UserError(f"{exc} (`{self.rerun_hint}`; finished steps are kept)") from exc
+
+    def _run(self) -> int:
         with RunLock(self.paths.run_dir):
             if freeze_curriculum(self.paths.run_dir, self.cur.source_text):
                 self.display.message(f"the curriculum changed since the last run; the previous one "
@@ -211,6 +204,8 @@ class Runner:
             if self.ledger.warning:
                 self.display.message(f"warning: {self.ledger.warning}")
             self._close_leftovers()
+            for line in repair_run_folder(self.paths):
+                self.display.message(line)
             decisions = self._prepare_ledger()
             todo = [d for d in decisions if d.action is Action.RUN]
             by_user = sum(d.user_skipped for d in decisions)
@@ -225,23 +220,36 @@ class Runner:
     # -- before any step --------------------------------------------------------------
     def _close_leftovers(self) -> None:
         """A step recorded as running has no runner (we hold the lock): it was killed.
-        Its trainer may have outlived the runner; stop it so it saves and exits."""
+        Its trainer may have outlived the runner (found by the environment tags the runner
+        gives every step, or by the pid in the ledger); stop it so it saves and exits."""
+        orphans = run_groups(self.paths.run_dir)
+        for record in self.ledger.records.values():
+            if record.status == "running" and record.pid and record.pid not in orphans \
+                    and group_runs(record.pid, TRAINER_MODULE):
+                orphans[record.pid] = record.id
+        for pgid, step_id in orphans.items():
+            self.display.message(f"{step_id or 'a step'}: its trainer (process group {pgid}) outlived "
+                                 "the runner that started it; asking it to save and stop")
+            stop_group(pgid, self.stop_grace_s)
         for record in list(self.ledger.records.values()):
-            if record.status != "running":
-                continue
-            if record.pid and group_runs(record.pid, TRAINER_MODULE):
-                self.display.message(f"{record.id}: its trainer (process group {record.pid}) outlived "
-                                     "the runner that started it; asking it to save and stop")
-                stop_group(record.pid, self.stop_grace_s)
-            self.ledger.update(record.id, status="interrupted", pid=None,
-                               message="the runner stopped before the step ended (killed?)")
+            if record.status == "running":
+                self.ledger.update(record.id, status="interrupted", pid=None,
+                                   message="the runner stopped before the step ended (killed?)")
 
     def _prepare_ledger(self) -> list[Decision]:
         """Records for every step; stale ones reset (with the reason); refuse to start
-        when a step needs a checkpoint that nothing will write."""
+        when a step needs a checkpoint that nothing will write. Steps that finished while
+        the last runner was being killed are archived and recorded first: a later step
+        may start from their archive."""
         for step in self.steps:
             self.ledger.ensure(step.id, track=step.track, epochs=step.epochs)
-        decisions = decide(self.steps, self.ledger, self.paths, self.fingerprints)
+        decisions = decide(self.steps, self.ledger, self.paths, self.fingerprints, verify=True)
+        recovered = [d for d in decisions if d.recovered]
+        for d in recovered:
+            self._record_done(d.step, d.recovered_from)
+            self.display.message(f"{d.step.id}: {d.reason}")
+        if recovered:
+            decisions = decide(self.steps, self.ledger, self.paths, self.fingerprints, verify=True)
         for d in decisions:
             if d.stale:
                 self.ledger.reset(d.step.id, track=d.step.track, epochs=d.step.epochs, message=d.reason)
@@ -307,7 +315,7 @@ class Runner:
         return results
 
     def _decide(self, step: Step) -> Decision:
-        return next(d for d in decide(self.steps, self.ledger, self.paths, self.fingerprints)
+        return next(d for d in decide(self.steps, self.ledger, self.paths, self.fingerprints, verify=True)
                     if d.step.id == step.id)
 
     def _run_step(self, step: Step, gpu: int | None) -> StepResult:
@@ -338,7 +346,9 @@ class Runner:
             if decision.note:
                 self.display.message(f"[{position}/{total}] {step.id}: note: {decision.note}")
             result = self._launch(step, decision, flags, gpu, start)
-            outcome, message = self._classify(step, result)
+            for line in repair_track(self.paths, step.track, step.id):  # its trainer is gone now
+                self.display.message(f"[{position}/{total}] {step.id}: {line}")
+            outcome, message = classify(step, result, self.paths)
             if outcome == "done":
                 self._record_done(step, stage_checkpoint(self.paths, step, step.stage, "final"),
                                   result.step_end)
@@ -363,12 +373,12 @@ class Runner:
                 continue
             crashes += 1
             log = self.paths.stdout_log(step.id)
-            if outcome == "refused" or crashes > policy.retries:
-                if outcome != "refused":
+            if outcome in ("refused", "write-error") or crashes > policy.retries:
+                if outcome == "failed":
                     message += f"; gave up after {policy.retries} retr{'y' if policy.retries == 1 else 'ies'}"
                 self.ledger.update(step.id, status="failed", pid=None, message=message)
                 self.display.step_ended(step, "failed", f"{message} (log: {log})")
-                return StepResult(step, "failed", message)
+                return StepResult(step, "failed", message, write_error=outcome == "write-error")
             retry = f"{message}; retrying from its latest checkpoint ({crashes} of {policy.retries})"
             self.ledger.update(step.id, status="failed", pid=None, message=retry)
             self.display.step_ended(step, "failed", f"{retry} (log: {log})")
@@ -379,9 +389,10 @@ class Runner:
         fp = self.fingerprints[step.id]
         record = self.ledger.get(step.id)
         attempt = (record.attempts if record else 0) + 1
-        events = self.paths.events_file(step.id)
+        events, log = self.paths.events_file(step.id), self.paths.stdout_log(step.id)
         events.parent.mkdir(parents=True, exist_ok=True)
         offset = events.stat().st_size if events.exists() else 0  # skip earlier attempts' events
+        log_offset = log.stat().st_size if log.exists() else 0
         assert decision.start is not None
         self.ledger.update(step.id, track=step.track, status="running", config_hash=fp.hash,
                            config=fp.config, attempts=attempt, epochs=step.epochs,
@@ -390,15 +401,24 @@ class Runner:
         argv = accelerate_argv(self.cur, step, flags, python=self.python,
                                gpu_ids=[gpu] if gpu is not None else None)
         self.display.step_started(step, step.index + 1, len(self.steps), start, attempt)
+        env = child_env(str(gpu) if gpu is not None else None, run_dir=self.paths.run_dir, step_id=step.id)
         try:
-            process = StepProcess(argv, self.paths.stdout_log(step.id),
-                                  child_env(str(gpu) if gpu is not None else None))
+            process = StepProcess(argv, log, env)
+        except WriteError:
+            raise
         except OSError as exc:
             return StepExit(returncode=None, step_end={
                 "status": "failed", "message": f"could not start {argv[0]}: {exc.strerror or exc}"})
-        self.ledger.update(step.id, pid=process.pid)
-        return follow(process, events, lambda event: self._on_event(step, event), self.stop,
-                      offset=offset, grace_s=self.stop_grace_s)
+        self.live_groups[step.id] = process.pgid
+        try:
+            fault("launched", self.live_groups.values())
+            self.ledger.update(step.id, pid=process.pid)
+            result = follow(process, events, lambda event: self._on_event(step, event), self.stop,
+                            offset=offset, grace_s=self.stop_grace_s)
+        finally:
+            self.live_groups.pop(step.id, None)
+        result.log_offset = log_offset
+        return result
 
     def _on_event(self, step: Step, event: dict[str, Any]) -> None:
         """Mirror the trainer's progress into the ledger (once per epoch, not per iteration)."""
@@ -412,32 +432,8 @@ class Runner:
             self.ledger.update(step.id, best_loss=float(event["loss"]))
         elif kind == "eval":
             self.ledger.update(step.id, last_eval={k: event.get(k) for k in _EVAL_FIELDS})
-
-    def _classify(self, step: Step, result: StepExit) -> tuple[str, str]:
-        """(done | interrupted | diverged | failed, message) of an attempt."""
-        said = (result.step_end or {}).get("message") or ""
-        if result.status == "done":
-            final = probe(stage_checkpoint(self.paths, step, step.stage, "final"))
-            if final.written_by(step) and final.finished:
-                return "done", said
-            return "failed", f"the trainer reported done but {final.path} is missing or does not match its sidecar"
-        if result.stopped_by_runner:
-            if result.status == "interrupted":
-                return "interrupted", said or "stopped; its latest checkpoint was written"
-            return "interrupted", "stopped by the runner without a clean end; it continues from its last saved epoch"
-        if result.status == "interrupted":
-            return "interrupted", f"the trainer was stopped from outside ({said})"
-        if result.status == "diverged":
-            return "diverged", said or "diverged"
-        if result.status == "failed":
-            return "failed", said or "failed"
-        how = "before writing any event" if result.events == 0 else "without reporting an end"
-        error = last_error_line(self.paths.stdout_log(step.id))
-        if result.events == 0 and error:
-            # The trainer refused its input (bad flag, missing data or weights): a retry
-            # would be refused the same way.
-            return "refused", f"the trainer refused to start: {error}"
-        return "failed", f"the trainer exited with code {result.returncode} {how}" + (f" ({error})" if error else "")
+        fault(f"event:{kind}" + (f":{event.get('kind')}" if kind == "checkpoint" else ""),
+              self.live_groups.values())
 
     def _last_lr(self, step: Step, result: StepExit, flags: dict[str, Any]) -> float:
         """The LR the step diverged with: its last train event's, else the one it was
@@ -461,7 +457,9 @@ class Runner:
                                    "epochs_done": step.epochs, "message": (step_end or {}).get("message") or ""}
         if _is_number(best):
             changes["best_loss"] = float(best)
+        fault("ledger:before-done")
         self.ledger.update(step.id, **changes)
+        fault("ledger:after-done")
 
     # -- the end ------------------------------------------------------------------------
     def _summary(self, results: list[StepResult]) -> int:
@@ -471,10 +469,13 @@ class Runner:
         bad = [r for r in results if r.status in ("failed", "diverged")]
         stopped = [r for r in results if r.status == "interrupted"]
         for r in bad:
+            fix = ("Once the disk has room (or what the error names is fixed), run" if r.write_error
+                   else f"Its log: {self.paths.stdout_log(r.step.id)}. Fix the cause, then run")
             self.display.message(
-                f"{r.step.id} {r.status}: {r.message}. Its log: {self.paths.stdout_log(r.step.id)}. "
-                f"Fix the cause, then run `{self.rerun_hint}` again: finished steps are kept and "
-                f"{r.step.id} continues from its latest checkpoint.")
+                f"{r.step.id} {r.status}: {r.message}. {fix} `{self.rerun_hint}` again: "
+                f"finished steps are kept and {r.step.id} continues from its latest checkpoint.")
+        if any(r.write_error for r in bad):
+            return EXIT_USAGE
         if stopped or self.stop.graceful.is_set():
             where = ", ".join(f"{r.step.id} ({r.message})" for r in stopped) or "before the next step"
             self.display.message(f"interrupted: {where}. Run `{self.rerun_hint}` again to continue.")
@@ -499,18 +500,6 @@ class Runner:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-
-
-def last_error_line(log: Path, tail_bytes: int = 65536) -> str | None:
-    """The last ``error: ...`` line of a step's log (the trainer's one-line UserError), so
-    a step refused by the trainer says why without opening the log."""
-    try:
-        with open(log, "rb") as fh:
-            fh.seek(max(fh.seek(0, os.SEEK_END) - tail_bytes, 0))
-            lines = fh.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    return next((line.strip() for line in reversed(lines) if line.startswith("error: ")), None)
 
 
 def _is_number(value: Any) -> bool:

@@ -13,7 +13,7 @@ from dcvc_bench.checkpoints import atomic_write_bytes, write_sidecar
 from dcvc_bench.curriculum import Curriculum, Step, expand, parse_curriculum, run_paths
 from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
 from dcvc_bench.runner.resume import Decision, decide, fingerprint, stage_checkpoint
-from dcvc_bench.runner.run import archive_final
+from dcvc_bench.runner.archive import archive_final
 
 CURRICULUM = """\
 name = "t"

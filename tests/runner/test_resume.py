@@ -154,13 +154,40 @@ def test_final_checkpoint_older_than_the_attempt_is_not_taken_as_finished(fake_r
     assert fake_run.decisions()["high-s1g3"].action is Action.RUN
 
 
-def test_archive_whose_sidecar_does_not_match_is_not_a_finished_step(fake_run):
+def test_archive_whose_sidecar_does_not_match_is_archived_again_from_the_steps_own_final(fake_run):
     fake_run.finish("high-s1g2")
+    archive = fake_run.paths.final_checkpoint("high-s1g2")
+    archive.unlink()
+    archive.write_bytes(b"truncated")  # e.g. killed between the archive's .pth and its sidecar
+    d = fake_run.decisions()["high-s1g2"]
+    final = stage_checkpoint(fake_run.paths, fake_run.step("high-s1g2"), 1, "final")
+    assert d.action is Action.SKIP and d.recovered and d.recovered_from == final
+
+
+def test_archive_whose_sidecar_does_not_match_is_not_a_finished_step_once_its_final_is_gone(fake_run):
+    fake_run.finish("high-s1g2")
+    fake_run.finish("high-s1g3")  # the next GOP step replaced the stage's final
     archive = fake_run.paths.final_checkpoint("high-s1g2")
     archive.unlink()
     archive.write_bytes(b"truncated")
     d = fake_run.decisions()["high-s1g2"]
     assert d.action is Action.RUN and "does not match its sidecar" in d.reason
+
+
+def test_archive_changed_with_its_size_and_mtime_kept_is_caught_by_its_sha256(fake_run):
+    fake_run.finish("high-s1g2")
+    fake_run.finish("high-s1g3")
+    archive = fake_run.paths.final_checkpoint("high-s1g2")
+    st = archive.stat()
+    with open(archive, "r+b") as fh:
+        fh.write(b"\1")  # same size
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime set back
+    step = fake_run.step("high-s1g2")
+    fast = decide(fake_run.steps, fake_run.ledger(), fake_run.paths, fake_run.fingerprints)
+    assert next(d for d in fast if d.step is step).action is Action.SKIP  # readers: size + mtime
+    verified = decide(fake_run.steps, fake_run.ledger(), fake_run.paths, fake_run.fingerprints, verify=True)
+    d = next(d for d in verified if d.step is step)
+    assert d.action is Action.RUN and "sha256" in d.reason
 
 
 def test_explain_change_names_the_changed_keys_most_edited_first():

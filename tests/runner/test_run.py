@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import stat
 import subprocess
 import sys
@@ -18,18 +19,20 @@ import time
 
 import pytest
 
-from dcvc_bench.checkpoints import atomic_write_bytes, read_meta, write_sidecar
-from dcvc_bench.curriculum import parse_curriculum
+from dcvc_bench.checkpoints import atomic_file, atomic_write_bytes, read_meta, temp_path, write_sidecar
+from dcvc_bench.curriculum import StartKind, parse_curriculum
 from dcvc_bench.runner.display import PlainDisplay
+from dcvc_bench.runner.archive import archive_final
+from dcvc_bench.runner.commands import status_command
+from dcvc_bench.runner.launcher import child_env, run_groups
+from dcvc_bench.runner.outcome import last_error_line
 from dcvc_bench.runner.run import (
     EXIT_FAILED,
     EXIT_OK,
     PREVIOUS_CURRICULUM,
     SYNTH_RECIPE,
     Runner,
-    archive_final,
     freeze_curriculum,
-    last_error_line,
     prepare_synthetic_data,
 )
 
@@ -241,3 +244,137 @@ def test_diverged_step_is_rolled_back_with_a_lower_lr_a_bounded_number_of_times(
     assert record.status == "diverged" and record.attempts == 3
     assert record.message == "non-finite loss in 6 consecutive batches; gave up after 2 roll-back(s) with a lower LR"
     assert "rolling back to its latest checkpoint with LR 5e-05 (roll-back 1 of 2)" in out
+
+
+# ---------------------------------------------------------------- issue 9: kills and full disks
+
+
+def test_a_step_that_ended_unarchived_does_not_block_the_next_gop_step(fake_run):
+    """Killed between the trainer's step_end and the archive: the next GOP step resumes
+    that archive, which only the recovery writes (the old code refused to start)."""
+    _with_data(fake_run)
+    started = time.time() - 5
+    fake_run.record("high-s1g2", status="running", pid=999999, started_at=started)
+    fake_run.checkpoint("high-s1g2", "latest", epoch=2)
+    fake_run.checkpoint("high-s1g2", "final", epoch=2, finished=True)
+    code, out = run(fake_run)
+    assert "cannot start" not in out and "high-s1g2: done (archived now from its final checkpoint)" in out
+    archive = read_meta(fake_run.paths.final_checkpoint("high-s1g2"), verify=True)
+    assert archive["step_id"] == "s1g2" and archive["started_at"] == started
+    ledger = fake_run.ledger()
+    assert ledger.get("high-s1g2").status == "done"
+    assert ledger.get("high-s1g3").start_kind == StartKind.STAGE_LATEST_LR_RESET.value  # launched (/bin/false fails it)
+    assert code == EXIT_FAILED
+
+
+def test_a_trainer_whose_pid_never_reached_the_ledger_is_found_by_its_environment(fake_run):
+    _with_data(fake_run)
+    fake_run.finish_all()
+    fake_run.record("low-s2g3", status="running", pid=None, started_at=time.time())
+    env = child_env(run_dir=fake_run.paths.run_dir, step_id="low-s2g3")
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGINT, lambda *_: sys.exit(130))\nprint('up', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    try:
+        assert orphan.stdout.readline().strip() == "up"
+        assert run_groups(fake_run.paths.run_dir) == {orphan.pid: "low-s2g3"}
+        code, out = run(fake_run)
+        assert orphan.wait(timeout=5) == 130
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert f"low-s2g3: its trainer (process group {orphan.pid}) outlived the runner" in out
+    assert fake_run.ledger().get("low-s2g3").status != "running"
+
+
+DISK_FULL = """\
+import json, os, sys, time
+from pathlib import Path
+from dcvc_bench.events import EventWriter
+argv = sys.argv[1:]
+flag = lambda name: argv[argv.index(name) + 1]
+(Path(os.environ["RECORD_DIR"]) / f"{time.time_ns()}.json").write_text(json.dumps(argv))
+EventWriter(flag("--events_file")).emit("step_start", step="s1g2", stage=1, gop=2, epochs=2, start_epoch=0,
+                                        lr=1e-4, resumed_from=None, lr_reset=False, **{"lambda": 2048.0})
+print(f"error: {flag('--checkpoint_dir')}/model_latest.pth: No space left on device (ENOSPC); "
+      "free space on that disk, then run again", file=sys.stderr, flush=True)
+sys.exit(2)
+"""
+
+
+def test_a_full_disk_reported_by_the_trainer_is_not_retried_and_run_exits_2(fake_run, tmp_path, monkeypatch):
+    _with_data(fake_run)
+    records = tmp_path / "records"
+    records.mkdir()
+    python = tmp_path / "python"
+    python.write_text(f"#!{sys.executable}\n{DISK_FULL}")
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("RECORD_DIR", str(records))
+    code, out = run(fake_run, python=str(python))
+    assert code == 2
+    assert len(list(records.iterdir())) == 2  # one attempt per track: no retry
+    record = fake_run.ledger().get("high-s1g2")
+    assert record.status == "failed" and record.attempts == 1
+    assert record.message.startswith("the trainer could not write: ") and "No space left on device" in record.message
+    assert "retrying" not in out and "Once the disk has room" in out
+
+
+def test_a_write_the_disk_refuses_to_the_runner_is_one_line_exit_2_and_the_ledger_stays(fake_run, tmp_path):
+    """A real refusal at the OS boundary: the runner under a file-size limit (EFBIG)."""
+    _with_data(fake_run)
+    fake_run.freeze()
+    fake_run.finish_all()
+    toml = tmp_path / "t.toml"
+    toml.write_text(fake_run.cur.source_text)
+    ledger = fake_run.paths.run_dir / "ledger.json"
+    before = ledger.read_bytes()
+    assert len(before) > 4096
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    out = subprocess.run([sys.executable, "-m", "dcvc_bench.cli", "run", str(toml)], capture_output=True,
+                         text=True, preexec_fn=limit, timeout=120, cwd=tmp_path)
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert out.returncode == 2, lines
+    assert lines[-1].startswith(f"error: {ledger}: File too large (EFBIG)") and "`dcvc-bench run" in lines[-1]
+    assert not [line for line in lines if "Traceback" in line]
+    assert ledger.read_bytes() == before
+    assert not list(fake_run.paths.run_dir.rglob(".*.tmp"))
+    code, _ = run(fake_run)  # the limit lifted ("space freed"): the run goes on
+    assert code == EXIT_OK
+
+
+def test_run_rebuilds_a_sidecar_a_kill_left_stale_and_resumes_from_that_latest(fake_run):
+    import torch
+
+    _with_data(fake_run)
+    fake_run.finish("high-s1g2")
+    fake_run.record("high-s1g3", status="interrupted", started_at=time.time())
+    latest = fake_run.checkpoint("high-s1g3", "latest", epoch=1)  # its sidecar...
+    state = {"model_state_dict": {"w": torch.zeros(2)}, "step_id": "s1g3", "epoch": 2, "epochs": 2,
+             "stage": 1, "gop_size": 3, "finished": False, "kind": "latest", "loss": 1.0}
+    with atomic_file(latest) as fh:  # ... then epoch 2's latest, killed before its sidecar
+        torch.save(state, fh)
+    assert read_meta(latest) is None
+    code, out = run(fake_run)
+    assert f"{latest}: sidecar rebuilt from the checkpoint" in out
+    assert read_meta(latest, verify=True)["epoch"] == 2
+    assert fake_run.ledger().get("high-s1g3").start_kind == StartKind.RESUME_OWN_LATEST.value
+
+
+def test_run_removes_the_temp_files_of_killed_writes_and_status_does_not(fake_run):
+    _with_data(fake_run)
+    fake_run.finish_all()
+    strays = [temp_path(fake_run.paths.run_dir / "ledger.json"),
+              temp_path(fake_run.paths.checkpoints_dir("high") / "model_latest.pth"),
+              temp_path(fake_run.paths.final_checkpoint("low-s1g2"))]
+    for stray in strays:
+        stray.write_bytes(b"cut short")
+    fake_run.freeze()
+    status_command(fake_run.paths.run_dir)
+    assert all(p.exists() for p in strays)
+    code, out = run(fake_run)
+    assert code == EXIT_OK and "removed 3 temp file(s) of writes cut short" in out
+    assert not any(p.exists() for p in strays)

@@ -233,3 +233,37 @@ def test_run_never_launches_a_skipped_step(run):
     assert "low-s2g3: skip (by user)" in text
     assert "all 8 steps done or skipped (0 run now, 7 done before, 1 skipped by user)" in text
     assert run.ledger().get("low-s2g3").status == "skipped"
+
+
+def test_skip_and_undo_work_on_a_folder_killed_between_step_end_and_the_archive(run):
+    """Issue 9: the run was killed after high-s1g2's step_end, before its archive. `plan`
+    and `status` show the next step starting from the archive the recovery will write,
+    and skip / skip --undo of the next step work."""
+    run.record("high-s1g2", status="running", pid=999999, started_at=time.time() - 5)
+    run.checkpoint("high-s1g2", "final", epoch=2, finished=True)
+    d = run.decisions()
+    assert d["high-s1g2"].action is Action.SKIP and d["high-s1g2"].recovered
+    assert d["high-s1g3"].start is StartKind.STAGE_LATEST_LR_RESET and not d["high-s1g3"].missing
+    assert "next: high-s2g2" in skip_step(run.paths.run_dir, "high-s1g3")
+    assert "no longer skipped" in skip_step(run.paths.run_dir, "high-s1g3", undo=True)
+    assert not run.decisions()["high-s1g3"].missing
+
+
+def test_skip_is_refused_while_a_trainer_of_the_step_lives_on_without_a_pid_in_the_ledger(run):
+    import subprocess
+    import sys
+
+    from dcvc_bench.runner.launcher import child_env
+
+    run.record("high-s1g2", status="running", pid=None, started_at=time.time())
+    orphan = subprocess.Popen([sys.executable, "-c", "print('up', flush=True); import time; time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True,
+                              env=child_env(run_dir=run.paths.run_dir, step_id="high-s1g2"))
+    try:
+        assert orphan.stdout.readline().strip() == "up"
+        with pytest.raises(UserError, match=f"its trainer \\(pid {orphan.pid}\\) is still alive"):
+            skip_step(run.paths.run_dir, "high-s1g2")
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert run.ledger().get("high-s1g2").status == "running"
