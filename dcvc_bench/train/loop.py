@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dcvc_bench.checkpoint_io import load_checkpoint, model_weights, save_checkpoint
+from dcvc_bench.checkpoint_io import ema_fits, load_checkpoint, model_weights, save_checkpoint
 from dcvc_bench.checkpoints import checkpoint_path, phase_id
 from dcvc_bench.codec.gop import code_frames
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
@@ -191,8 +191,7 @@ class Trainer:
 
         # EMA is created after the weights are loaded.
         self.ema = EMA(self.net, args.ema_decay) if args.use_ema else None
-        if self.ema is not None and carries_optimizer and ck.get("ema_state_dict"):
-            self.ema.load_state_dict(ck["ema_state_dict"])
+        self.ema_start = self._load_ema(ck.get("ema_state_dict") if carries_optimizer else None)
 
         same_stage = carries_optimizer
         self.best_loss = float(ck.get("best_loss", math.inf)) if same_stage else math.inf
@@ -228,6 +227,21 @@ class Trainer:
             first = str(exc).strip().splitlines()[0][:160]
             raise UserError(f"{source}: weights do not fit a '{self.args.model_preset}' DCVC "
                             f"model ({first}); check --model_preset") from None
+
+    def _load_ema(self, saved: Any) -> str | None:
+        """Continue the checkpoint's EMA when the step carries its optimizer; one that does
+        not fit this model is an error, never dropped silently. Returns how the EMA
+        started (recorded in ``step_start``)."""
+        if self.ema is None:
+            return None
+        if not saved:
+            return "from the loaded weights" if self.start.checkpoint else "from the initial weights"
+        if not ema_fits(self.net, saved):
+            raise UserError(f"{self.start.source}: its EMA state (ema_state_dict) does not fit a "
+                            f"'{self.args.model_preset}' DCVC model; resume with --no-use_ema, or "
+                            "--load_pretrained for its weights only")
+        self.ema.load_state_dict(saved, self.net)
+        return f"continued ({self.ema.num_updates} updates)"
 
     def _load_optimizer(self, optimizer: torch.optim.Optimizer, state: dict, what: str) -> None:
         try:
@@ -300,6 +314,11 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def _optimizer_stepped(self) -> bool:
+        """Whether the last ``_optimizer_step`` changed the weights: not a micro-step of
+        gradient accumulation, nor a step the fp16 grad scaler skipped."""
+        return self.accelerator.sync_gradients and not getattr(self.optimizer, "step_was_skipped", False)
+
     def _aux_step(self) -> None:
         """Fit the entropy bottlenecks' quantiles (kept out of the main optimizer)."""
         aux_loss = self.net.aux_loss()
@@ -340,7 +359,7 @@ class Trainer:
             self.accelerator.backward(loss)
             self._optimizer_step()
             self._aux_step()
-            if self.ema is not None:
+            if self.ema is not None and self._optimizer_stepped():
                 self.ema.update(self.net)
             return True
 
@@ -397,7 +416,8 @@ class Trainer:
                          **{"lambda": a.lambda_value}, epochs=a.epochs, start_epoch=self.epoch,
                          lr=self.lr, resumed_from=str(self.start.source) if self.start.source else None,
                          lr_reset=self.lr_reset, start_mode=self.start.mode,
-                         message=self.start.message, iters_per_epoch=self.iters_per_epoch)
+                         message=self.start.message, iters_per_epoch=self.iters_per_epoch,
+                         ema_start=self.ema_start)
         consecutive_bad = 0
         while self.epoch < a.epochs:
             self.train_set.set_epoch(self.epoch)
