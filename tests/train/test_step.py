@@ -159,7 +159,7 @@ def test_sigkill_during_epoch_2_then_resume_ends_with_exactly_3_epochs(synthetic
     assert load_checkpoint(ckpt(tmp_path / "ck", 1, "final"))["epoch"] == 3
 
 
-def test_sigint_writes_latest_and_reports_interrupted(synthetic_clips, tmp_path):
+def test_sigint_in_the_first_epoch_saves_nothing_and_reports_interrupted(synthetic_clips, tmp_path):
     ev = tmp_path / "i.jsonl"
     argv = step_argv(synthetic_clips, tmp_path / "ck", ev, stage=1, epochs=5, steps=50)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACCELERATE_USE_CPU": "true"}
@@ -173,7 +173,9 @@ def test_sigint_writes_latest_and_reports_interrupted(synthetic_clips, tmp_path)
     assert proc.returncode == 130, err[-2000:]
     end = events_of(ev, "step_end")[-1]
     assert end["status"] == "interrupted" and end["epoch"] == 0
-    assert load_checkpoint(ckpt(tmp_path / "ck", 1, "latest"))["epoch"] == 0
+    assert "in epoch 1 of 5" in end["message"] and "starts again from its beginning" in end["message"]
+    # latest only ever holds an epoch's end: none ended, so none was written.
+    assert not ckpt(tmp_path / "ck", 1, "latest").exists()
     assert "Traceback" not in err
 
 
