@@ -1,15 +1,17 @@
 """Exponential moving average of the model's floating-point parameters.
 
 Created AFTER the weights are loaded (the reference script built it before, so its EMA
-tracked the random initialisation). Its state is a plain dict of tensors, so it lives in
-the checkpoint next to the model and loads with ``weights_only=True``.
+tracked the random initialisation). The caller updates it once per optimizer step (under
+gradient accumulation: not on every micro-step, which would make the decay decay^k). Its
+state is a plain dict of tensors, so it lives in the checkpoint next to the model and
+loads with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from dcvc_bench.checkpoint_io import with_ema_weights
+from dcvc_bench.checkpoint_io import ema_fits, with_ema_weights
 
 
 class EMA:
@@ -30,16 +32,13 @@ class EMA:
         return {"decay": self.decay, "num_updates": self.num_updates,
                 "shadow": {n: t.clone() for n, t in self.shadow.items()}}
 
-    def load_state_dict(self, state: dict) -> bool:
-        """Load a saved EMA; False (and nothing changed) if it belongs to another model."""
-        shadow = state.get("shadow") if isinstance(state, dict) else None
-        if not shadow or shadow.keys() != self.shadow.keys() or any(
-                shadow[n].shape != t.shape for n, t in self.shadow.items()):
-            return False
-        for n, t in shadow.items():
+    def load_state_dict(self, state: dict, model: torch.nn.Module) -> None:
+        """Load a saved EMA of ``model``; ValueError (nothing changed) if it does not fit."""
+        if not ema_fits(model, state):
+            raise ValueError("the EMA state does not fit the model")
+        for n, t in state["shadow"].items():
             self.shadow[n].copy_(t)
         self.num_updates = int(state.get("num_updates", 0))
-        return True
 
     def averaged_copy(self, model: torch.nn.Module) -> torch.nn.Module:
         """A copy of ``model`` carrying the averaged weights (buffers copied as they are)."""

@@ -11,19 +11,25 @@ How the step starts (decided from the checkpoint it is given, see :func:`decide_
 - ``--force_learning_rate`` then sets every param group's LR and clears the plateau
   scheduler's memory.
 
-A crash costs at most the current epoch: ``latest`` is written after every epoch (and on
-SIGINT/SIGTERM after the current iteration). A non-finite loss skips the batch; too many
-in a row end the step as ``diverged`` without touching the good checkpoints.
+A crash costs at most the current epoch: ``latest`` is written at the end of every epoch,
+and only there. SIGINT/SIGTERM (or the death of the runner, see :mod:`.stopping`) stop
+the step after the current iteration and save nothing new, so the resumed step repeats
+the interrupted epoch from the previous epoch's ``latest`` exactly as it ran; during the
+evaluation that ends an epoch they stop it at once and save the trained epoch, whose end
+(evaluation, scheduler, ``best``) the resumed step does again. Either way the resumed
+step ends with the weights an uninterrupted one would have. A non-finite loss skips the
+batch; too many in a row end the step as ``diverged`` without touching the good
+checkpoints. A write that fails for lack of space or permission ends the step with one
+line naming the file, exit 2, the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import signal
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dcvc_bench.checkpoint_io import load_checkpoint, model_weights, save_checkpoint
+from dcvc_bench.checkpoint_io import (WRITE_ERRNOS, WriteError, ema_fits, load_checkpoint,
+                                      model_weights, save_checkpoint)
 from dcvc_bench.checkpoints import checkpoint_path, phase_id
 from dcvc_bench.codec.gop import code_frames
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
@@ -43,6 +50,7 @@ from dcvc_bench.models.stages import apply_stage_freeze, reconstruction, stage_l
 from dcvc_bench.models.video_net import DCVC
 from dcvc_bench.train.ema import EMA
 from dcvc_bench.train.progress import Progress
+from dcvc_bench.train.stopping import StopNow, StopRequested, supervised
 
 EXIT_DONE, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 3, 130
 MAX_CONSECUTIVE_NONFINITE = 5
@@ -100,30 +108,8 @@ def _finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
-class StopRequested:
-    """SIGINT/SIGTERM set a flag; the loop stops after the current iteration."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def install(self) -> dict[int, Any]:
-        """Install the handlers; returns the previous ones for :meth:`restore`."""
-        return {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    @staticmethod
-    def restore(previous: dict[int, Any]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        self.signal = signum
-
-    def __bool__(self) -> bool:
-        return self.signal is not None
-
-
 class Trainer:
-    def __init__(self, args: Any):
+    def __init__(self, args: Any, stop: StopRequested | None = None):
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
@@ -138,9 +124,9 @@ class Trainer:
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
         set_seed(args.seed, device_specific=True)
-        self.events = EventWriter(args.events_file if self.is_main else None)
+        self.events = _CheckedEvents(args.events_file if self.is_main else None)
         self.progress = Progress(enabled=self.is_main)
-        self.stop = StopRequested()
+        self.stop = stop if stop is not None else StopRequested()
 
         # Data first: bad folders fail before any model is built.
         self.train_set = VideoGOPDataset(args.train_video_dir, args.gop_size, args.crop_size,
@@ -191,8 +177,7 @@ class Trainer:
 
         # EMA is created after the weights are loaded.
         self.ema = EMA(self.net, args.ema_decay) if args.use_ema else None
-        if self.ema is not None and carries_optimizer and ck.get("ema_state_dict"):
-            self.ema.load_state_dict(ck["ema_state_dict"])
+        self.ema_start = self._load_ema(ck.get("ema_state_dict") if carries_optimizer else None)
 
         same_stage = carries_optimizer
         self.best_loss = float(ck.get("best_loss", math.inf)) if same_stage else math.inf
@@ -202,6 +187,10 @@ class Trainer:
         if self.start.mode == "continue" and ck.get("rng_state"):
             self._restore_rng(ck["rng_state"])
         self.last_loss = float(ck.get("loss", math.nan)) if self.start.mode == "continue" else math.nan
+        self.iter_in_epoch = 0              # iterations done in the epoch in progress
+        self.epochs_this_run = 0            # epochs whose end this run reached
+        self.has_own_latest = self.start.mode == "continue"
+        self._epoch_end_rng: dict[str, Any] = {}
 
         model = torch.compile(self.net) if args.compile else self.net
         self.model, self.optimizer, self.aux_optimizer = self.accelerator.prepare(
@@ -228,6 +217,21 @@ class Trainer:
             first = str(exc).strip().splitlines()[0][:160]
             raise UserError(f"{source}: weights do not fit a '{self.args.model_preset}' DCVC "
                             f"model ({first}); check --model_preset") from None
+
+    def _load_ema(self, saved: Any) -> str | None:
+        """Continue the checkpoint's EMA when the step carries its optimizer; one that does
+        not fit this model is an error, never dropped silently. Returns how the EMA
+        started (recorded in ``step_start``)."""
+        if self.ema is None:
+            return None
+        if not saved:
+            return "from the loaded weights" if self.start.checkpoint else "from the initial weights"
+        if not ema_fits(self.net, saved):
+            raise UserError(f"{self.start.source}: its EMA state (ema_state_dict) does not fit a "
+                            f"'{self.args.model_preset}' DCVC model; resume with --no-use_ema, or "
+                            "--load_pretrained for its weights only")
+        self.ema.load_state_dict(saved, self.net)
+        return f"continued ({self.ema.num_updates} updates)"
 
     def _load_optimizer(self, optimizer: torch.optim.Optimizer, state: dict, what: str) -> None:
         try:
@@ -269,6 +273,7 @@ class Trainer:
             "scheduler_state_dict": self.scheduler.state_dict() if self.scheduler else None,
             "is_finetuning": bool(a.stage4_gop_opt), "gop_size": a.gop_size,
             "step_id": self.phase, "rng_state": self._rng_state(), "finished": finished,
+            "pending_end_of_epoch": False,
             "kind": kind, "lr": self.lr, "model_preset": a.model_preset,
             # How frame 0 of each GOP is coded: evaluation rebuilds the same I-frame codec.
             "i_frame": {"type": a.i_frame_type, "model_name": a.i_frame_model_name,
@@ -277,13 +282,14 @@ class Trainer:
         }
 
     def save(self, kind: str, loss: float, finished: bool = False,
-             weights: dict[str, torch.Tensor] | None = None) -> None:
+             weights: dict[str, torch.Tensor] | None = None, extra: dict[str, Any] | None = None) -> None:
         if not self.is_main:
             return
         a = self.args
         state = self._state(loss, finished, kind)
         if weights is not None:
             state["model_state_dict"] = weights
+        state.update(extra or {})
         path = checkpoint_path(a.checkpoint_dir, a.lambda_value, a.quality_index, a.stage, kind)
         save_checkpoint(path, state)
         self.events.emit("checkpoint", step=self.phase, kind=kind, path=str(path),
@@ -299,6 +305,11 @@ class Trainer:
             self.accelerator.clip_grad_norm_(self.main_params, self.args.grad_clip_max_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def _optimizer_stepped(self) -> bool:
+        """Whether the last ``_optimizer_step`` changed the weights: not a micro-step of
+        gradient accumulation, nor a step the fp16 grad scaler skipped."""
+        return self.accelerator.sync_gradients and not getattr(self.optimizer, "step_was_skipped", False)
 
     def _aux_step(self) -> None:
         """Fit the entropy bottlenecks' quantiles (kept out of the main optimizer)."""
@@ -340,7 +351,7 @@ class Trainer:
             self.accelerator.backward(loss)
             self._optimizer_step()
             self._aux_step()
-            if self.ema is not None:
+            if self.ema is not None and self._optimizer_stepped():
                 self.ema.update(self.net)
             return True
 
@@ -383,11 +394,18 @@ class Trainer:
         return result
 
     def run(self) -> int:
-        previous = self.stop.install()
-        try:
-            return self._run()
-        finally:
-            self.stop.restore(previous)
+        """Run the step under supervision (stop handlers, parent/runner watch) unless
+        :func:`main` already set it up. A write the user must make possible (a full disk)
+        ends the step ``failed`` with its one line, when that can still be written."""
+        with nullcontext() if self.stop.installed else supervised(self.stop):
+            try:
+                return self._run()
+            except WriteError as exc:
+                try:  # (main turns the error into its line and exit 2)
+                    self._end("failed", str(exc), EXIT_FAILED)
+                except (WriteError, OSError):
+                    pass  # the events file is on the full disk too
+                raise
 
     def _run(self) -> int:
         a = self.args
@@ -397,10 +415,22 @@ class Trainer:
                          **{"lambda": a.lambda_value}, epochs=a.epochs, start_epoch=self.epoch,
                          lr=self.lr, resumed_from=str(self.start.source) if self.start.source else None,
                          lr_reset=self.lr_reset, start_mode=self.start.mode,
-                         message=self.start.message, iters_per_epoch=self.iters_per_epoch)
+                         message=self.start.message, iters_per_epoch=self.iters_per_epoch,
+                         ema_start=self.ema_start)
+        if self.start.mode == "continue" and self.start.checkpoint.get("pending_end_of_epoch"):
+            # Its evaluation was interrupted: do the end of that epoch now, as it would have been.
+            self.progress.note(f"epoch {self.epoch}: its evaluation was interrupted; running it again")
+            if (code := self._finish_epoch(self.last_loss)) is not None:
+                return code
         consecutive_bad = 0
         while self.epoch < a.epochs:
+            if self.stop:
+                return self._interrupted()
+            # Accelerate's loader sets its dataset's epoch to its own iteration count when
+            # iterated (0 after a resume): give it ours, or a resumed step redraws epoch 0's samples.
             self.train_set.set_epoch(self.epoch)
+            if hasattr(self.loader, "set_epoch"):
+                self.loader.set_epoch(self.epoch)
             self.progress.start_epoch(self.phase, self.epoch, a.epochs, self.iters_per_epoch)
             epoch_loss_sum, epoch_loss_n = 0.0, 0
             window: list[dict[str, torch.Tensor]] = []
@@ -418,6 +448,7 @@ class Trainer:
                 for t in finite_terms:
                     epoch_loss_sum += float(t["loss"])
                     epoch_loss_n += 1
+                self.iter_in_epoch = it + 1
                 now = time.time()
                 last_iter = it + 1 == self.iters_per_epoch
                 if window and (now - last_emit >= TRAIN_EVENT_INTERVAL_S or last_iter or self.stop):
@@ -425,19 +456,39 @@ class Trainer:
                     window, window_frames, window_t0, last_emit = [], 0, now, now
                 if self.stop:
                     break
-            if self.stop:
-                return self._interrupted()
+            if self.stop and self.iter_in_epoch < self.iters_per_epoch:
+                return self._interrupted()  # an epoch trained to its end goes on to its end
             if not all(_finite(p) for p in self.net.parameters()):
                 return self._end("diverged", "parameters became non-finite; kept the last good "
                                  "checkpoints", EXIT_DIVERGED)
             self.epoch += 1
+            self.iter_in_epoch = 0
             train_loss = epoch_loss_sum / epoch_loss_n if epoch_loss_n else math.nan
             self.last_loss = train_loss
-            self._end_of_epoch(train_loss)
-            if self.stop:
-                return self._interrupted()
+            if (code := self._finish_epoch(train_loss)) is not None:
+                return code
         self.save("final", self.last_loss, finished=True)
         return self._end("done", f"{a.epochs} epoch{'' if a.epochs == 1 else 's'} done", EXIT_DONE)
+
+    def _finish_epoch(self, train_loss: float) -> int | None:
+        """The end of a trained epoch (:meth:`_end_of_epoch`); an exit code when the step
+        stops there. A stop during the evaluation abandons it at once and saves the trained
+        epoch as ``latest`` marked ``pending_end_of_epoch`` (with the RNG state of this
+        moment), so the resumed step runs this end of epoch again and goes on exactly as
+        an uninterrupted one would."""
+        self._epoch_end_rng = self._rng_state()
+        try:
+            self._end_of_epoch(train_loss)
+        except StopNow:
+            return self._interrupted(during_evaluation=True)
+        self.has_own_latest = True
+        self.epochs_this_run += 1
+        return self._interrupted() if self.stop else None
+
+    def _evaluate_abandonable(self) -> dict[str, Any] | None:
+        """:meth:`evaluate`, abandoned (StopNow) as soon as a stop is asked for."""
+        with self.stop.abandonable():
+            return self.evaluate()
 
     def _end_of_epoch(self, train_loss: float) -> None:
         """Evaluate when due; step the plateau scheduler and pick ``best`` on ONE quantity:
@@ -447,7 +498,8 @@ class Trainer:
         a = self.args
         evaluating = bool(a.val_video_dir) and not a.skip_eval
         due = evaluating and ((self.epoch % a.eval_freq == 0) or self.epoch == a.epochs)
-        result = self.evaluate() if due else None
+        # Nothing may change state before this returns: a stop abandons it (_finish_epoch).
+        result = self._evaluate_abandonable() if due else None
         selection_loss: float | None = None if evaluating else train_loss
         if result is not None:
             selection_loss = result["loss"]
@@ -488,12 +540,31 @@ class Trainer:
                          frames_per_s=fps)
         self.progress.update(it + 1, mean["loss"], mean["bpp"], psnr, self.lr)
 
-    def _interrupted(self) -> int:
-        # latest keeps the completed-epoch counter: the partial epoch is redone on resume.
-        self.save("latest", self.last_loss)
-        name = signal.Signals(self.stop.signal).name if self.stop.signal else "signal"
-        return self._end("interrupted", f"stopped by {name} in epoch {self.epoch + 1}; "
-                         "latest written", EXIT_INTERRUPTED)
+    def _interrupted(self, during_evaluation: bool = False) -> int:
+        """End the step ``interrupted``. ``latest`` is only ever an epoch's end: a stop in
+        the middle of an epoch saves nothing (the resumed step repeats that epoch from the
+        ``latest`` of the epoch before, exactly as it ran); a stop during the evaluation
+        that ends an epoch saves that epoch (see :meth:`_finish_epoch`)."""
+        a, why = self.args, self.stop.describe()
+        of = f"of {a.epochs}"
+        if during_evaluation:
+            self.save("latest", self.last_loss,
+                      extra={"pending_end_of_epoch": True, "rng_state": self._epoch_end_rng})
+            message = (f"stopped {why} during the evaluation after epoch {self.epoch} {of}; "
+                       f"latest holds epoch {self.epoch}, whose evaluation runs again on resume")
+        elif self.iter_in_epoch == 0:
+            if self.epochs_this_run == 0:
+                message = f"stopped {why} before training epoch {self.epoch + 1} {of}; nothing saved"
+            else:
+                message = f"stopped {why} after epoch {self.epoch} {of}; latest holds epoch {self.epoch}"
+        else:
+            where = (f"in epoch {self.epoch + 1} {of} (iteration {self.iter_in_epoch} of "
+                     f"{self.iters_per_epoch}); nothing saved")
+            kept = (f"latest still holds epoch {self.epoch}, and a resumed step repeats epoch "
+                    f"{self.epoch + 1}" if self.has_own_latest else
+                    "no epoch of this step had ended, so it starts again from its beginning")
+            message = f"stopped {why} {where}: {kept}"
+        return self._end("interrupted", message, EXIT_INTERRUPTED)
 
     def _end(self, status: str, message: str, code: int) -> int:
         self.events.emit("step_end", step=self.phase, status=status, epoch=self.epoch,
@@ -509,16 +580,46 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
+class _CheckedEvents(EventWriter):
+    """The event writer, with a failed write (disk full...) as a :class:`WriteError`."""
+
+    def __init__(self, path: Any):
+        try:
+            super().__init__(path)
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                raise WriteError(path, exc, "--events_file") from None
+            raise
+
+    def emit(self, kind: str, /, **fields: Any) -> dict[str, Any]:
+        try:
+            return super().emit(kind, **fields)
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:
+                raise WriteError(self.path, exc, "--events_file") from None
+            raise
+
+
 def main(argv: list[str] | None = None) -> int:
+    from dcvc_bench.errors import EXIT_USAGE
     from dcvc_bench.train.args import parse_args
 
+    stop = StopRequested()
     try:
         args = parse_args(argv)
         if args.i_frame_type in ("vqgan", "rvq"):
             raise UserError(f"--i_frame_type {args.i_frame_type}: not available in this version; "
                             "use opencv or compressai")
-        trainer = Trainer(args)
-        return trainer.run()
+        with supervised(stop):  # from here on a stop (or the runner's death) is honoured
+            trainer = Trainer(args, stop)
+            return trainer.run()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        _print_error(str(exc))
+        return EXIT_USAGE
+
+
+def _print_error(message: str) -> None:
+    try:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass  # stderr may be a file on the full disk

@@ -161,7 +161,7 @@ def test_sigkill_during_epoch_2_then_resume_ends_with_exactly_3_epochs(synthetic
     assert load_checkpoint(ckpt(tmp_path / "ck", 1, "final"))["epoch"] == 3
 
 
-def test_sigint_writes_latest_and_reports_interrupted(synthetic_clips, tmp_path):
+def test_sigint_in_the_first_epoch_saves_nothing_and_reports_interrupted(synthetic_clips, tmp_path):
     ev = tmp_path / "i.jsonl"
     argv = step_argv(synthetic_clips, tmp_path / "ck", ev, stage=1, epochs=5, steps=50)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACCELERATE_USE_CPU": "true"}
@@ -175,7 +175,9 @@ def test_sigint_writes_latest_and_reports_interrupted(synthetic_clips, tmp_path)
     assert proc.returncode == 130, err[-2000:]
     end = events_of(ev, "step_end")[-1]
     assert end["status"] == "interrupted" and end["epoch"] == 0
-    assert load_checkpoint(ckpt(tmp_path / "ck", 1, "latest"))["epoch"] == 0
+    assert "in epoch 1 of 5" in end["message"] and "starts again from its beginning" in end["message"]
+    # latest only ever holds an epoch's end: none ended, so none was written.
+    assert not ckpt(tmp_path / "ck", 1, "latest").exists()
     assert "Traceback" not in err
 
 
@@ -214,6 +216,45 @@ def test_gradient_accumulation_really_accumulates(synthetic_clips, tmp_path):
     trainer.train_batch(batches[1])
     assert not torch.equal(probe, w0)
     assert trainer.ema is None  # --no-use_ema switched the default-on flag off
+
+
+def test_ema_updates_once_per_optimizer_step_under_gradient_accumulation(synthetic_clips, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    from dcvc_bench.train.args import parse_args
+    from dcvc_bench.train.loop import Trainer
+
+    AcceleratorState._reset_state(True)
+    os.environ["ACCELERATE_USE_CPU"] = "true"
+    argv = step_argv(synthetic_clips, tmp_path / "ck", tmp_path / "e.jsonl", stage=4, steps=4,
+                     extra=["--gradient_accumulation_steps", "2"])
+    trainer = Trainer(parse_args(argv))
+    shadow0 = {n: t.clone() for n, t in trainer.ema.shadow.items()}
+    for batch in trainer.loader:  # 4 micro-batches of one P-frame each: 2 optimizer steps
+        trainer.train_batch(batch.float() / 255)
+    adam_steps = {int(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()}
+    assert adam_steps == {2}
+    assert trainer.ema.num_updates == 2  # was 4: one update per micro-step
+    assert any(not torch.equal(trainer.ema.shadow[n], shadow0[n]) for n in shadow0)
+
+
+def test_an_ema_that_does_not_fit_on_resume_is_one_line_exit_2(stage1, synthetic_clips, tmp_path, capsys):
+    state = load_checkpoint(ckpt(stage1 / "ck", 1, "latest"))
+    shadow = state["ema_state_dict"]["shadow"]
+    name = next(iter(shadow))
+    shadow[name] = torch.zeros(3, 1)  # not the shape of that parameter
+    bad = tmp_path / "bad_ema.pth"
+    save_checkpoint(bad, state)
+    argv = step_argv(synthetic_clips, tmp_path / "ck", tmp_path / "e.jsonl", stage=1, epochs=3,
+                     extra=["--resume", str(bad)])
+    assert run_in_process(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: its EMA state"), lines
+    assert "--no-use_ema" in lines[0]
+    # The intact checkpoint resumes, and step_start says how the EMA started.
+    assert run_in_process(argv[:-2] + ["--resume", str(ckpt(stage1 / "ck", 1, "latest"))]) == 0
+    start = events_of(tmp_path / "e.jsonl", "step_start")[-1]
+    assert start["ema_start"].startswith("continued ("), start
 
 
 def test_gop_optimisation_takes_one_step_per_gop(synthetic_clips, tmp_path):
