@@ -1,249 +1,31 @@
-"""I-frame codecs: the first frame of every GOP, behind one interface.
-
-Training, estimation eval and real coding all go through :class:`IFrameCodec`:
-
-- ``estimate(x)`` gives the reconstruction and the bits a frame *would* cost. It is what
-  the training loop and estimation eval use (fast, batched).
-- ``encode(x)`` / ``decode(data, size)`` produce and read real bytes; real-coding eval
-  counts ``8 * len(bytes)``.
-
-Every codec is frozen: P-frame training never trains it, so ``estimate`` runs in eval
-mode under ``torch.no_grad`` with autocast off (bits in fp16 would be wrong).
-
-Codecs here:
-
-- :class:`OpenCVCodec` — JPEG/WebP through ``cv2.imencode``. Its estimate *is* a real
-  encode/decode, so estimated and real bits agree exactly. The offline default: no
-  weights needed.
-- :class:`CompressAICodec` — a CompressAI zoo architecture with zoo weights (from the
-  torch hub cache only, never downloaded here), a local checkpoint, or random weights.
-
-A VQ codec (``vqgan``/``rvq``, not in this version) fits the same interface: ``estimate``
-returns uniform-prior bits (``n_indices * log2(codebook_size)``) and the decoded image,
-``encode`` returns the packed indices, so callers need no change when it arrives.
-"""
+"""CompressAI I-frame codec: a CompressAI zoo architecture with zoo weights (from the
+torch hub cache only, never downloaded here), a local checkpoint, or random weights."""
 
 from __future__ import annotations
 
-import abc
-import hashlib
 import logging
 import os
 import pickle
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from dcvc_bench.errors import UserError
+from dcvc_bench.models.iframe.base import (
+    RANDOM_WEIGHTS_WARNING,
+    IFrameCodec,
+    IFrameResult,
+    check_batch,
+    check_size,
+    hash_state_dict,
+)
 
 log = logging.getLogger(__name__)
-
-I_FRAME_TYPES = ("opencv", "compressai")
-PLANNED_I_FRAME_TYPES = ("vqgan", "rvq")  # accepted by the CLI's vocabulary, not built yet
-RANDOM_WEIGHTS_WARNING = "I-frame codec has random weights; numbers are not meaningful"
-
-
-@dataclass
-class IFrameResult:
-    """``x_hat``: B×3×H×W in [0, 1]; ``bits``: (B,) float, the cost of each sample."""
-
-    x_hat: Tensor
-    bits: Tensor
-
-
-class IFrameCodec(abc.ABC):
-    """A frozen image codec for the first frame of each GOP."""
-
-    name: str
-
-    @abc.abstractmethod
-    def identity(self) -> str:
-        """Stable string naming codec, settings and weights; stored in bitstream headers
-        so a decoder can refuse a stream made with another I-frame codec."""
-
-    @abc.abstractmethod
-    def estimate(self, x: Tensor) -> IFrameResult:
-        """B×3×H×W in [0, 1] -> reconstruction (clamped to [0, 1]) and bits per sample."""
-
-    @abc.abstractmethod
-    def encode(self, x: Tensor) -> bytes:
-        """1×3×H×W in [0, 1] -> the real bitstream of that frame."""
-
-    @abc.abstractmethod
-    def decode(self, data: bytes, size: tuple[int, int]) -> Tensor:
-        """Bytes from :meth:`encode` and the frame's (H, W) -> 1×3×H×W in [0, 1], on
-        the CPU (the caller moves it). Raises ValueError on malformed data."""
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name}>"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_batch(x: Tensor, *, single: bool) -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"expected a B×3×H×W tensor, got {shape}")
-    if single and x.shape[0] != 1:
-        raise ValueError(f"encode takes one frame (1×3×H×W), got batch size {x.shape[0]}")
-    if x.shape[2] < 1 or x.shape[3] < 1:
-        raise ValueError(f"empty frame: {tuple(x.shape)}")
-
-
-def _check_size(size: tuple[int, int]) -> tuple[int, int]:
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (H, W), got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"size must be positive, got {size!r}")
-    return h, w
-
-
-def hash_state_dict(state: dict[str, Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and raw bytes: equal iff the weights are equal."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------- OpenCV
-
-_OPENCV_FORMATS = {
-    "jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY),
-    "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY),
-}
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """(H, W) from a JPEG's SOF segment; ValueError if the file is not a whole JPEG."""
-    if len(data) < 4 or data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
-        raise ValueError("not a complete JPEG stream (missing start or end marker)")
-    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise ValueError("malformed JPEG: expected a marker")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        (seg_len,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if marker in sof:
-            if seg_len < 7 or i + 9 > len(data):
-                raise ValueError("malformed JPEG: short frame header")
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return h, w
-        if marker == 0xDA or seg_len < 2:  # scan data before any frame header
-            break
-        i += 2 + seg_len
-    raise ValueError("malformed JPEG: no frame header")
-
-
-def _webp_size(data: bytes) -> tuple[int, int]:
-    """(H, W) from a WebP's first chunk; ValueError if the RIFF container is incomplete."""
-    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        raise ValueError("not a WebP stream")
-    (riff_len,) = struct.unpack("<I", data[4:8])
-    if riff_len + 8 != len(data):
-        raise ValueError(f"truncated or padded WebP: header says {riff_len + 8} bytes, got {len(data)}")
-    chunk = data[12:16]
-    if chunk == b"VP8 ":
-        if data[23:26] != b"\x9d\x01\x2a":
-            raise ValueError("malformed WebP: bad VP8 start code")
-        w, h = struct.unpack("<HH", data[26:30])
-        return h & 0x3FFF, w & 0x3FFF
-    if chunk == b"VP8L":
-        if data[20] != 0x2F:
-            raise ValueError("malformed WebP: bad VP8L signature")
-        (bits,) = struct.unpack("<I", data[21:25])
-        return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
-    if chunk == b"VP8X":
-        w = int.from_bytes(data[24:27], "little") + 1
-        h = int.from_bytes(data[27:30], "little") + 1
-        return h, w
-    raise ValueError(f"malformed WebP: unknown chunk {chunk!r}")
-
-
-class OpenCVCodec(IFrameCodec):
-    """JPEG or WebP via OpenCV. ``estimate`` really encodes and decodes every sample, so
-    its bits are the real size (8·len(bytes)) and its x_hat the real reconstruction.
-
-    The frame is quantised to 8-bit RGB before coding (stored BGR, OpenCV's order).
-    """
-
-    def __init__(self, fmt: str = "jpeg", quality: int = 90):
-        if fmt not in _OPENCV_FORMATS:
-            raise UserError(f"OpenCV I-frame format {fmt!r} unknown; use one of {', '.join(_OPENCV_FORMATS)}")
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-            raise UserError(f"OpenCV I-frame quality must be an integer in 1..100, got {quality!r}")
-        self.fmt = fmt
-        self.quality = quality
-        self.name = f"opencv-{fmt}-q{quality}"
-
-    def identity(self) -> str:
-        # The bytes are a standard JPEG/WebP file: format and quality define the stream;
-        # any conforming decoder reads it, so the library version is not part of it.
-        return self.name
-
-    def _encode_one(self, img: Tensor) -> bytes:
-        """3×H×W float -> file bytes."""
-        rgb = (img.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-        bgr = np.ascontiguousarray(rgb.permute(1, 2, 0).cpu().numpy()[:, :, ::-1])
-        ext, flag = _OPENCV_FORMATS[self.fmt]
-        ok, buf = cv2.imencode(ext, bgr, [int(flag), self.quality])
-        if not ok:
-            raise RuntimeError(f"cv2.imencode({ext}) failed for a {bgr.shape} frame")
-        return buf.tobytes()
-
-    def _decode_one(self, data: bytes, size: tuple[int, int]) -> Tensor:
-        """File bytes -> 3×H×W float; sizes are checked from the header before decoding
-        so a malformed stream never makes OpenCV allocate an arbitrary image."""
-        h, w = size
-        header_size = _jpeg_size(data) if self.fmt == "jpeg" else _webp_size(data)
-        if header_size != (h, w):
-            raise ValueError(f"{self.fmt} stream is {header_size[0]}×{header_size[1]}, expected {h}×{w}")
-        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None or bgr.shape != (h, w, 3):
-            raise ValueError(f"cannot decode {self.fmt} stream of {len(data)} bytes")
-        rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)
-        return rgb.float() / 255.0
-
-    @torch.no_grad()
-    def estimate(self, x: Tensor) -> IFrameResult:
-        _check_batch(x, single=False)
-        size = (x.shape[2], x.shape[3])
-        x_hats, bits = [], []
-        for img in x:
-            data = self._encode_one(img)
-            x_hats.append(self._decode_one(data, size))
-            bits.append(8.0 * len(data))
-        x_hat = torch.stack(x_hats).to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-        return IFrameResult(x_hat=x_hat, bits=torch.tensor(bits, dtype=torch.float32, device=x.device))
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> bytes:
-        _check_batch(x, single=True)
-        return self._encode_one(x[0])
-
-    @torch.no_grad()
-    def decode(self, data: bytes, size: tuple[int, int]) -> Tensor:
-        return self._decode_one(bytes(data), _check_size(size)).unsqueeze(0)
-
-
-# --------------------------------------------------------------------------- CompressAI
 
 PAD_MULTIPLE = 64  # every CompressAI zoo model downsamples by 64 at most (hyperprior)
 _STREAM_VERSION = 1
@@ -425,7 +207,7 @@ class CompressAICodec(IFrameCodec):
 
     @torch.no_grad()
     def estimate(self, x: Tensor) -> IFrameResult:
-        _check_batch(x, single=False)
+        check_batch(x, single=False)
         h, w = x.shape[2], x.shape[3]
         with torch.autocast(device_type=self.device.type, enabled=False):
             out = self.model(self._prepare(x))
@@ -444,7 +226,7 @@ class CompressAICodec(IFrameCodec):
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> bytes:
-        _check_batch(x, single=True)
+        check_batch(x, single=True)
         h, w = x.shape[2], x.shape[3]
         with torch.autocast(device_type=self.device.type, enabled=False):
             out = self.model.compress(self._prepare(x))
@@ -493,54 +275,9 @@ class CompressAICodec(IFrameCodec):
 
     @torch.no_grad()
     def decode(self, data: bytes, size: tuple[int, int]) -> Tensor:
-        h, w = _check_size(size)
+        h, w = check_size(size)
         strings, shape = self._parse(bytes(data), (h, w))
         with torch.autocast(device_type=self.device.type, enabled=False):
             out = self.model.decompress([[s] for s in strings], torch.Size(shape))
         return out["x_hat"][:, :, :h, :w].clamp(0, 1).cpu()
 
-
-# --------------------------------------------------------------------------- factory
-
-
-def build_iframe_codec(
-    i_frame_type: str,
-    *,
-    model_name: str = "cheng2020-anchor",
-    quality: int = 6,
-    pretrained: bool = False,
-    checkpoint: str | os.PathLike | None = None,
-    opencv_format: str = "jpeg",
-    opencv_quality: int = 90,
-    device: str | torch.device = "cpu",
-) -> IFrameCodec:
-    """The I-frame codec for ``--i_frame_type``.
-
-    ``model_name``/``quality``/``pretrained``/``checkpoint``/``device`` apply to
-    ``compressai`` (quality = zoo quality index, e.g. 1..6 for cheng2020). The OpenCV
-    codec takes its own ``opencv_format`` and ``opencv_quality`` (1..100) because a zoo
-    index and a JPEG quality are different scales.
-    """
-    if i_frame_type == "opencv":
-        return OpenCVCodec(fmt=opencv_format, quality=opencv_quality)
-    if i_frame_type == "compressai":
-        return CompressAICodec(
-            model_name=model_name, quality=quality, pretrained=pretrained, checkpoint=checkpoint, device=device
-        )
-    if i_frame_type in PLANNED_I_FRAME_TYPES:
-        raise UserError(f"--i_frame_type {i_frame_type}: not available in this version; use opencv or compressai")
-    raise UserError(f"unknown --i_frame_type {i_frame_type!r}; use one of {', '.join(I_FRAME_TYPES)}")
-
-
-__all__ = [
-    "I_FRAME_TYPES",
-    "PLANNED_I_FRAME_TYPES",
-    "RANDOM_WEIGHTS_WARNING",
-    "CompressAICodec",
-    "IFrameCodec",
-    "IFrameResult",
-    "OpenCVCodec",
-    "build_iframe_codec",
-    "compressai_model_names",
-    "zoo_weight_file",
-]
