@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dcvc_bench.curriculum.iframe_spec import CompressAISpec
 from dcvc_bench.errors import UserError
 from dcvc_bench.models.iframe.base import (
     RANDOM_WEIGHTS_WARNING,
@@ -111,30 +112,27 @@ class CompressAICodec(IFrameCodec):
     slightly — real-coding eval uses :meth:`encode`/:meth:`decode`.
     """
 
-    def __init__(
-        self,
-        model_name: str = "cheng2020-anchor",
-        quality: int = 6,
-        pretrained: bool = False,
-        checkpoint: str | os.PathLike | None = None,
-        device: str | torch.device = "cpu",
-    ):
+    def __init__(self, spec: CompressAISpec, device: str | torch.device = "cpu"):
         from compressai.zoo import image_models
         from compressai.zoo import load_state_dict as zoo_rename_keys
 
+        if not isinstance(spec, CompressAISpec):
+            raise TypeError(f"CompressAICodec takes a CompressAISpec, got {type(spec).__name__}")
+        model_name, quality, pretrained, checkpoint = spec.model_name, spec.quality, spec.pretrained, spec.checkpoint
         qualities, _ = _compressai_tables()
         if model_name not in qualities:
             raise UserError(
                 f"unknown CompressAI I-frame model {model_name!r}; valid names: {', '.join(sorted(qualities))}"
             )
         valid_q = qualities[model_name]
-        if isinstance(quality, bool) or not isinstance(quality, int) or quality not in valid_q:
+        if quality not in valid_q:
             raise UserError(
-                f"--i_frame_quality {quality!r} out of range for {model_name}: use {valid_q[0]}..{valid_q[-1]}"
+                f"I-frame quality {quality!r} out of range for {model_name}: use {valid_q[0]}..{valid_q[-1]}"
             )
+        self.spec = spec
         self.model_name = model_name
         self.quality = quality
-        self.name = f"compressai-{model_name}-q{quality}"
+        self.name = spec.label
         self.device = torch.device(device)
 
         model = image_models[model_name](quality=quality, pretrained=False)
@@ -183,7 +181,31 @@ class CompressAICodec(IFrameCodec):
             raise UserError(f"{path} does not fit {type(model).__name__} at this quality: {detail}") from None
 
     def identity(self) -> str:
+        # name = model and quality (the spec fields that shape the stream) + the weights'
+        # hash; where the weights came from (pretrained/checkpoint) is covered by the hash.
         return self._identity
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == "random"
+
+    # --- training
+
+    def trainable(self) -> torch.nn.Module:
+        """The zoo model itself (its ``aux_loss()`` trains the entropy bottleneck)."""
+        return self.model
+
+    def training_forward(self, x: Tensor) -> dict[str, Tensor]:
+        """The zoo model's forward pass (noisy quantisation in train mode), autocast off:
+        ``x_hat`` (cropped back, not clamped), ``bits`` = -log2 of every latent likelihood
+        per sample, ``aux_loss`` = the entropy bottleneck's quantile loss."""
+        check_batch(x, single=False)
+        h, w = x.shape[2], x.shape[3]
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            out = self.model(self._pad(x.to(self.device, torch.float32)))
+            bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in out["likelihoods"].values())
+            aux = self.model.aux_loss()
+        return {"x_hat": out["x_hat"][:, :, :h, :w], "bits": bits, "aux_loss": aux}
 
     # --- padding
 
@@ -281,3 +303,7 @@ class CompressAICodec(IFrameCodec):
             out = self.model.decompress([[s] for s in strings], torch.Size(shape))
         return out["x_hat"][:, :, :h, :w].clamp(0, 1).cpu()
 
+
+def build(spec: CompressAISpec, device: str = "cpu") -> CompressAICodec:
+    """The registry's builder."""
+    return CompressAICodec(spec, device=device)

@@ -5,12 +5,14 @@ needed."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
+from dcvc_bench.curriculum.iframe_spec import OpenCVSpec
 from dcvc_bench.errors import UserError
 from dcvc_bench.models.iframe.base import IFrameCodec, IFrameResult, check_batch, check_size
 
@@ -77,19 +79,30 @@ class OpenCVCodec(IFrameCodec):
     The frame is quantised to 8-bit RGB before coding (stored BGR, OpenCV's order).
     """
 
-    def __init__(self, fmt: str = "jpeg", quality: int = 90):
-        if fmt not in _OPENCV_FORMATS:
-            raise UserError(f"OpenCV I-frame format {fmt!r} unknown; use one of {', '.join(_OPENCV_FORMATS)}")
-        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-            raise UserError(f"OpenCV I-frame quality must be an integer in 1..100, got {quality!r}")
-        self.fmt = fmt
-        self.quality = quality
-        self.name = f"opencv-{fmt}-q{quality}"
+    rate_knob = "quality"
+
+    def __init__(self, spec: OpenCVSpec):
+        if not isinstance(spec, OpenCVSpec):
+            raise TypeError(f"OpenCVCodec takes an OpenCVSpec, got {type(spec).__name__}")
+        if spec.codec not in _OPENCV_FORMATS:  # the spec's choices and this table must agree
+            raise UserError(f"OpenCV I-frame format {spec.codec!r} unknown; use one of {', '.join(_OPENCV_FORMATS)}")
+        self.spec = spec
+        self.fmt = spec.codec
+        self.quality = spec.quality
+        self.name = spec.label
 
     def identity(self) -> str:
-        # The bytes are a standard JPEG/WebP file: format and quality define the stream;
-        # any conforming decoder reads it, so the library version is not part of it.
+        # The bytes are a standard JPEG/WebP file: format and quality (the whole spec)
+        # define the stream; any conforming decoder reads it, so the library version is
+        # not part of it.
         return self.name
+
+    @property
+    def exact_estimate(self) -> bool:
+        return True
+
+    def with_rate(self, value: Any) -> OpenCVCodec:
+        return OpenCVCodec(self.spec.with_settings(quality=value))
 
     def _encode_one(self, img: Tensor) -> bytes:
         """3×H×W float -> file bytes."""
@@ -135,3 +148,7 @@ class OpenCVCodec(IFrameCodec):
     def decode(self, data: bytes, size: tuple[int, int]) -> Tensor:
         return self._decode_one(bytes(data), check_size(size)).unsqueeze(0)
 
+
+def build(spec: OpenCVSpec, device: str = "cpu") -> OpenCVCodec:
+    """The registry's builder (OpenCV codes on the CPU whatever ``device`` is)."""
+    return OpenCVCodec(spec)
