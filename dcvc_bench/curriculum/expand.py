@@ -62,7 +62,7 @@ def _train_flags(cur: Curriculum, track: Track, stage: int, gop: int, epochs: in
         "val_video_dir": str(val_dir),
         "model_preset": cur.model.preset,
         "spynet_checkpoint": cur.model.spynet_checkpoint,
-        **cur.i_frame.trainer_flags(),
+        **cur.i_frame.to_flags(),
         "lambda_value": track.lambda_value,
         "quality_index": track.quality_index,
         "stage": stage,

@@ -36,7 +36,7 @@ def _describe(error: Any, data: dict[str, Any], root: type[BaseModel]) -> str:
     if error["type"].startswith("union_tag"):
         loc.append("type")
     path, owner = _walk(loc, data, root)
-    return f"{_format_path(path) or '(top level)'}: {_message(error, owner, path[-1] if path else None)}"
+    return f"{_format_path(path) or '(top level)'}: {message(error, owner, path[-1] if path else None)}"
 
 
 def _walk(loc: list[Any], data: Any, root: type[BaseModel]) -> tuple[list[str | int], Optional[type[BaseModel]]]:
@@ -92,7 +92,7 @@ _BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "les
            "less_than": ("<", "lt"), "multiple_of": ("a multiple of", "multiple_of")}
 
 
-def _message(error: Any, owner: Optional[type[BaseModel]], key: str | int | None) -> str:
+def message(error: Any, owner: Optional[type[BaseModel]], key: str | int | None) -> str:
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "extra_forbidden":
         allowed = [f.alias or n for n, f in owner.model_fields.items()] if owner else []

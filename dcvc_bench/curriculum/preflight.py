@@ -11,8 +11,8 @@ Checked, relative to the current directory (the runner launches steps from it):
   trainer's own rule (:func:`dcvc_bench.clips.list_videos`). Whether each clip
   decodes and is long enough for the GOP is the trainer's check: it needs OpenCV and
   decoding every file. ``[data.synthetic]`` clips are written by `run` itself.
-- Files the steps read: ``[model].spynet_checkpoint``, ``[i_frame].checkpoint`` and, for
-  ``type = "vqgan"``, ``[i_frame].config``.
+- Files the steps read: ``[model].spynet_checkpoint`` and the I-frame spec's files
+  (its ``FILES``: a checkpoint, a VQ architecture config).
 
 Not checked here: CompressAI zoo weights in the torch hub cache (finding the cache needs
 torch; the trainer names the missing file), and each step's ``--resume`` /
@@ -44,11 +44,7 @@ def run_input_problems(cur: Curriculum) -> list[str]:
             except UserError as exc:
                 problems.append(str(exc))
     files: list[tuple[str, Optional[str]]] = [("[model].spynet_checkpoint", cur.model.spynet_checkpoint)]
-    iframe = cur.i_frame
-    if iframe.type == "vqgan":
-        files += [("[i_frame].config", iframe.config), ("[i_frame].checkpoint", iframe.checkpoint)]
-    elif iframe.type in ("compressai", "rvq"):
-        files.append(("[i_frame].checkpoint", iframe.checkpoint))
+    files += [(f"[i_frame].{name}", getattr(cur.i_frame, name)) for name in cur.i_frame.FILES]
     for key, value in files:
         problem = _file_problem(value)
         if problem is not None:

@@ -33,13 +33,13 @@ from pydantic import (
 
 from dcvc_bench.curriculum.bounds import (
     MAX_EPOCHS, MAX_SEED, MAX_SYNTHETIC_PIXELS, MAX_TRACKS, Accumulation, Batch, ClipCount, ClipFrames,
-    ClipSide, CodebookSize, CropSize, Epochs, Fraction, FrameCount, Gop, GpuIds, GradNorm, Lambda,
-    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, RvqLayers, Seed,
+    ClipSide, CropSize, Epochs, Fraction, FrameCount, Gop, GpuIds, GradNorm, Lambda,
+    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, Seed,
     StepsPerEpoch, Threads, Workers, is_count,
 )
 from dcvc_bench.curriculum.messages import one_line, rule as _rule, show as _show
 from dcvc_bench.curriculum.textfile import parse_toml, read_text
-from dcvc_bench.curriculum.zoo import check_zoo_model, check_zoo_quality
+from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
 from dcvc_bench.errors import UserError
 
 DEFAULT_CURRICULUM: Path = Path(str(resources.files("dcvc_bench") / "curricula" / "smoke.toml"))
@@ -120,66 +120,7 @@ class ModelSpec(_Model):
     spynet_checkpoint: Optional[PathText] = None
 
 
-class CompressAIIFrame(_Model):
-    type: Literal["compressai"]
-    model_name: str = "cheng2020-anchor"  # a CompressAI zoo name
-    quality: Annotated[int, Field(ge=1, le=8)] = 6  # zoo quality index (the range depends on the model)
-    pretrained: bool = True
-    checkpoint: Optional[PathText] = None
-
-    @field_validator("model_name")
-    @classmethod
-    def _in_zoo(cls, name: str) -> str:
-        check_zoo_model(name)
-        return name
-
-    @model_validator(mode="after")
-    def _quality_in_zoo(self) -> CompressAIIFrame:
-        try:
-            check_zoo_quality(self.model_name, self.quality)
-        except ValueError as exc:
-            raise _rule(str(exc), "quality") from None
-        return self
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "i_frame_model_name": self.model_name, "i_frame_quality": self.quality,
-                "i_frame_pretrained": self.pretrained, "i_frame_checkpoint": self.checkpoint}
-
-
-class OpenCVIFrame(_Model):
-    type: Literal["opencv"]
-    codec: Literal["jpeg", "webp"] = "jpeg"
-    quality: Annotated[int, Field(ge=1, le=100)] = 90
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "i_frame_model_name": self.codec, "i_frame_quality": self.quality}
-
-
-class VQGANIFrame(_Model):
-    """Accepted here so curricula can name it; the trainer refuses it in this version."""
-
-    type: Literal["vqgan"]
-    config: PathText
-    checkpoint: PathText
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "vqgan_config": self.config, "vqgan_checkpoint": self.checkpoint}
-
-
-class RVQIFrame(_Model):
-    """Accepted here so curricula can name it; the trainer refuses it in this version."""
-
-    type: Literal["rvq"]
-    checkpoint: Optional[PathText] = None
-    layers: RvqLayers = 8
-    codebook_size: CodebookSize = 1024
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "i_frame_checkpoint": self.checkpoint,
-                "rvq_layers": self.layers, "rvq_codebook_size": self.codebook_size}
-
-
-IFrameSpec = Annotated[Union[CompressAIIFrame, OpenCVIFrame, VQGANIFrame, RVQIFrame], Field(discriminator="type")]
+# [i_frame]: the I-frame spec (dcvc_bench/curriculum/iframe_spec.py), one model per codec family.
 
 
 # ---------------------------------------------------------------- training options
@@ -342,7 +283,7 @@ class Curriculum(_Model):
     output_dir: OutputDir = "runs"
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
-    i_frame: IFrameSpec = Field(default_factory=lambda: CompressAIIFrame(type="compressai"))
+    i_frame: IFrameSpec = Field(default_factory=default_spec)
     train: TrainOptions = Field(default_factory=TrainOptions)
     tracks: Annotated[list[Track], Field(min_length=1, max_length=MAX_TRACKS)]
     stages: Annotated[list[StageSpec], Field(min_length=1)]

@@ -52,7 +52,8 @@ ERRORS = {
     "processes": (edit('device = "cpu"', "num_processes = 65"), "accelerate.num_processes: must be <= 64, got 65"),
     "gpu id": (edit('device = "cpu"', "gpu_ids = [1024]"), "accelerate.gpu_ids[0]: must be <= 1023, got 1024"),
     "retries": (BASE + "\n[failure]\nretries = 101\n", "failure.retries: must be <= 100, got 101"),
-    "rvq layers": (edit(OPENCV, 'type = "rvq"\nlayers = 65'), "i_frame.layers: must be <= 64, got 65"),
+    "rvq layers": (edit(OPENCV, 'type = "rvq"\nconfig = "r.json"\ncheckpoint = "r.pth"\nlayers = 65'),
+                   "i_frame.layers: must be <= 64, got 65"),
     "name too long": (edit('name = "t"', f'name = "{"a" * 5000}"'),
                       "name: is 5000 characters long; a name must be at most 100"),
     "track name too long": (edit("quality_index = 4", f'quality_index = 4\nname = "{"b" * 101}"'),
@@ -125,7 +126,7 @@ def test_the_largest_seed_gives_a_valid_validation_seed():
 def test_every_zoo_model_is_accepted_at_its_highest_quality(name):
     top = COMPRESSAI_QUALITIES[name][-1]
     cur = parse_curriculum(edit(OPENCV, f'type = "compressai"\nmodel_name = "{name}"\nquality = {top}'), SRC)
-    assert cur.i_frame.trainer_flags()["i_frame_quality"] == top
+    assert cur.i_frame.to_flags()["i_frame_quality"] == top
 
 
 @pytest.mark.parametrize("data, expected", [

@@ -10,7 +10,7 @@ from dcvc_bench.curriculum.zoo import COMPRESSAI_QUALITIES
 def test_the_zoo_table_is_what_the_trainer_accepts():
     import torch  # noqa: F401  (compressai needs torch imported first)
 
-    from dcvc_bench.models.iframe import _compressai_tables, compressai_model_names
+    from dcvc_bench.models.iframe.compressai import _compressai_tables, compressai_model_names
 
     qualities, _ = _compressai_tables()  # built from compressai.zoo.image_models and its cfgs
     assert sorted(COMPRESSAI_QUALITIES) == compressai_model_names()

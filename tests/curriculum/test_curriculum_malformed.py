@@ -56,7 +56,7 @@ FOLDERS = _with(SYNTHETIC, output_dir="out", data={"train_dir": "clips/train", "
 COMPRESSAI = _with(SYNTHETIC, i_frame={"type": "compressai", "model_name": "mbt2018", "quality": 3,
                                        "pretrained": False, "checkpoint": "i.pth"})
 VQGAN = _with(SYNTHETIC, i_frame={"type": "vqgan", "config": "v.json", "checkpoint": "v.ckpt"})
-RVQ = _with(SYNTHETIC, i_frame={"type": "rvq", "checkpoint": "r.pth", "layers": 4, "codebook_size": 256})
+RVQ = _with(SYNTHETIC, i_frame={"type": "rvq", "config": "r.json", "checkpoint": "r.pth", "layers": 4})
 BASES = {"synthetic": SYNTHETIC, "folders": FOLDERS, "compressai": COMPRESSAI, "vqgan": VQGAN, "rvq": RVQ}
 
 DEEP = 5000

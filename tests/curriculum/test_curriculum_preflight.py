@@ -84,13 +84,13 @@ def test_tilde_is_not_expanded_and_says_so(here):
 @pytest.mark.parametrize("table, keys", [
     ('type = "compressai"\ncheckpoint = "i.pth"', ["[i_frame].checkpoint"]),
     ('type = "vqgan"\nconfig = "v.json"\ncheckpoint = "v.ckpt"', ["[i_frame].config", "[i_frame].checkpoint"]),
-    ('type = "rvq"\ncheckpoint = "r.pth"', ["[i_frame].checkpoint"]),
+    ('type = "rvq"\nconfig = "r.json"\ncheckpoint = "r.pth"', ["[i_frame].config", "[i_frame].checkpoint"]),
 ], ids=["compressai", "vqgan", "rvq"])
 def test_i_frame_files_must_exist(here, table, keys):
     text = edit('type = "opencv"\ncodec = "jpeg"\nquality = 90', table)
     found = problems(text)
     assert [p.split(": ")[1] for p in found] == keys
-    for name in ("i.pth", "v.json", "v.ckpt", "r.pth"):
+    for name in ("i.pth", "v.json", "v.ckpt", "r.json", "r.pth"):
         (here / name).write_bytes(b"")
     assert problems(text) == []
 
