@@ -51,10 +51,10 @@ class OpenedStream:
 
 def max_pixels_of(text: str | None) -> int:
     """``--max-size WIDTHxHEIGHT`` as a pixel count (None: the default)."""
-    from dcvc_bench.data.synth import parse_size
-
     if text is None:
         return DEFAULT_MAX_PIXELS
+    from dcvc_bench.data.synth import parse_size
+
     try:
         width, height = parse_size(text)
     except UserError:
