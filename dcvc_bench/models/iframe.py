@@ -177,6 +177,10 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
             if i != n:
                 raise ValueError(f"malformed JPEG: {n - i} bytes after its end-of-image marker")
             return size
+        if marker in _JPEG_SOF_OTHER:
+            raise ValueError(f"unsupported JPEG coding process (frame marker 0x{marker:02x})")
+        if marker not in _JPEG_SEGMENTS and marker not in _JPEG_SOF_HUFFMAN and marker != 0xDA:
+            raise ValueError(f"malformed JPEG: unexpected marker 0x{marker:02x}")
         if i + 2 > n:
             raise ValueError("truncated JPEG stream")
         (seg_len,) = struct.unpack(">H", data[i:i + 2])
@@ -211,10 +215,6 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
                     continue
                 i = found.start()
                 break
-        elif marker in _JPEG_SOF_OTHER:
-            raise ValueError(f"unsupported JPEG coding process (frame marker 0x{marker:02x})")
-        elif marker not in _JPEG_SEGMENTS:
-            raise ValueError(f"malformed JPEG: unexpected marker 0x{marker:02x}")
 
 
 def _webp_size(data: bytes) -> tuple[int, int]:
