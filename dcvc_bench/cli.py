@@ -276,7 +276,7 @@ def encode(
     """Really encode a video: every frame entropy-coded (rANS), one self-contained stream."""
 
     def body() -> int:
-        from dcvc_bench.codec.video import encode_file
+        from dcvc_bench.codec.files import encode_file
 
         return encode_file(src, dst, checkpoint, frames=frames, intra_period=intra_period, ema=ema, echo=typer.echo)
 
@@ -288,14 +288,19 @@ def decode(
     src: Path = typer.Argument(..., help="Input stream (.dcvc)."),
     dst: Path = typer.Argument(..., help="A folder (PNG frames, bit-exact) or a .mp4 (mp4v: lossy, for viewing only)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="The checkpoint the stream was encoded with."),
+    max_size: Optional[str] = typer.Option(
+        None, "--max-size", metavar="WIDTHxHEIGHT",
+        help="Refuse streams whose frames have more pixels than this, before anything is allocated "
+             "(default 4096x2160; at most 8192x8192). Lower it on a small machine; raise it for a stream you trust."),
 ) -> None:
-    """Decode a stream made by `dcvc-bench encode`. A stream from another model, or a
-    truncated or corrupted one, is refused with a one-line error (exit code 2)."""
+    """Decode a stream made by `dcvc-bench encode`. A stream from another model, a
+    truncated, corrupted or forged one, or one of frames larger than --max-size is refused
+    with a one-line error (exit code 2) before any frame is decoded."""
 
     def body() -> int:
-        from dcvc_bench.codec.video import decode_file
+        from dcvc_bench.codec.files import decode_file
 
-        return decode_file(src, dst, checkpoint, echo=typer.echo)
+        return decode_file(src, dst, checkpoint, max_size=max_size, echo=typer.echo)
 
     _guard(body)
 

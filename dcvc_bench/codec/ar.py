@@ -27,23 +27,42 @@ CompressAI entropy model's CDF tables in the form the coder takes.
 
 Symbols are ``round(y − mean)``, ``y_hat = symbol + mean`` and CDF indexes are
 ``GaussianConditional.build_indexes`` of the scales, as in CompressAI's ``_compress_ar``.
+
+What a stream can hold, and what it must be. CompressAI's decoder reads its stream with
+no bounds check, so two facts about its 64-bit rANS (16-bit probabilities, 32-bit
+renormalisation) guard it. (1) A lower bound: decoding one symbol whose table's most
+probable symbol has frequency f shrinks the state x (always >= 2^31) to at most
+``x·(f/M + (M−f)/2^31)``, M = 2^16; an escape costs 4 more bits (its bypass count). Each
+32-bit word read grows log2(x) by at most 32 + log2(1 + 2^-15), and the state starts
+below 2^64 and ends at or above 2^31. So decoding symbols whose bounds sum to B bits
+needs at least (B − 33) / (32 + log2(1 + 2^-15)) words: :meth:`RansTables.min_bits` and
+:func:`rans_min_bytes` let a caller refuse, before decoding, a stream too short for
+the shapes it claims. (2) An exact check: a valid stream is exactly the encoder's output
+for the symbols it decodes to (rANS decoding inverts encoding, ending in the encoder's
+initial state at the last byte), so :class:`RansLog` re-encodes what was decoded and
+any other bytes — trailing, altered, or a decoder that read past the end — are refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compressai.ans import BufferedRansEncoder, RansDecoder
-from compressai.entropy_models import EntropyModel, GaussianConditional
-from compressai.layers import MaskedConv2d
+from dcvc_bench.compat import ensure_torchvision
 
-__all__ = ["ROW_BLOCK", "ContextCoder", "RansTables", "coding_settings", "latent_from_bytes", "latent_to_bytes",
-           "raster_schedule", "wave_schedule"]
+ensure_torchvision()  # compressai imports torchvision; see dcvc_bench/compat.py
+
+from compressai.ans import BufferedRansEncoder, RansDecoder  # noqa: E402
+from compressai.entropy_models import EntropyModel, GaussianConditional  # noqa: E402
+from compressai.layers import MaskedConv2d  # noqa: E402
+
+__all__ = ["ROW_BLOCK", "ContextCoder", "RansLog", "RansStreamError", "RansTables", "coding_settings",
+           "latent_from_bytes", "latent_to_bytes", "rans_min_bytes", "raster_schedule", "wave_schedule"]
 
 #: Rows per matmul block; the same for every call, whatever the number of positions.
 ROW_BLOCK = 16
@@ -100,10 +119,87 @@ class RansTables:
         encoder.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(),
                                     self.cdfs, self.lengths, self.offsets)
 
-    def decode(self, decoder: RansDecoder, indexes: Tensor) -> Tensor:
-        """The next ``indexes.numel()`` symbols, shaped like ``indexes``."""
+    def decode(self, decoder: RansDecoder, indexes: Tensor, log: RansLog | None = None) -> Tensor:
+        """The next ``indexes.numel()`` symbols, shaped like ``indexes`` (recorded in
+        ``log`` when given, to check the stream afterwards)."""
         values = decoder.decode_stream(indexes.reshape(-1).tolist(), self.cdfs, self.lengths, self.offsets)
-        return torch.tensor(values, dtype=torch.int32, device=indexes.device).reshape(indexes.shape)
+        symbols = torch.tensor(values, dtype=torch.int32, device=indexes.device).reshape(indexes.shape)
+        if log is not None:
+            log.add(self, symbols, indexes)
+        return symbols
+
+    def min_bits(self) -> list[float]:
+        """Per table, a lower bound on the bits that decoding one symbol takes from the
+        rANS state (see the module docstring): from the most probable symbol's frequency,
+        or the escape's plus its 4-bit bypass count, whichever is smaller."""
+        bounds = []
+        for cdf in self.cdfs:
+            freqs = [b - a for a, b in zip(cdf, cdf[1:])]
+            candidates = [_RANS_BYPASS_BITS + _state_decrease(freqs[-1])]  # the escape symbol
+            if len(freqs) > 1:
+                candidates.append(_state_decrease(max(freqs[:-1])))
+            bounds.append(min(candidates))
+        return bounds
+
+
+#: CompressAI's rANS: 16-bit probabilities, a 64-bit state kept in [2^31, 2^63) by 32-bit
+#: renormalisation, escapes followed by 4-bit bypass fields.
+_RANS_PRECISION, _RANS_LOW, _RANS_BYPASS_BITS = 16, 1 << 31, 4
+_RANS_WORD_GROWTH = 32 + math.log2(1 + 2.0 ** -15)
+
+
+def _state_decrease(freq: int) -> float:
+    """Least log2 decrease of a state x >= 2^31 decoding a symbol of frequency ``freq``."""
+    total = 1 << _RANS_PRECISION
+    return -math.log2(freq / total + (total - freq) / _RANS_LOW)
+
+
+def rans_min_bytes(bits: float) -> int:
+    """The shortest rANS stream (the 8-byte initial state, then 32-bit words) that can hold
+    symbols whose :meth:`RansTables.min_bits` bounds sum to ``bits``: a shorter one makes
+    the decoder read past its end."""
+    bits *= 1 - 1e-9  # float rounding must never refuse a valid stream
+    return 8 + 4 * math.ceil(max(0.0, bits - 33) / _RANS_WORD_GROWTH)
+
+
+class RansStreamError(ValueError):
+    """A rANS stream that is not the encoder's output for the symbols it decodes to."""
+
+
+class RansLog:
+    """The symbols a rANS decoder produced, in stream order, with their tables and CDF
+    indexes. :meth:`check` re-encodes them: a valid stream is exactly those bytes."""
+
+    #: Larger decoded values cannot come from our encoder (CompressAI's bypass coding of
+    #: them would overflow), and re-encoding them could make CompressAI's encoder loop.
+    MAX_SYMBOL = 1 << 28
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[RansTables, list[Tensor], list[Tensor]]] = []
+
+    def add(self, tables: RansTables, symbols: Tensor, indexes: Tensor) -> None:
+        if self._parts and self._parts[-1][0] is tables:  # one encode call per run of one table set
+            self._parts[-1][1].append(symbols.reshape(-1))
+            self._parts[-1][2].append(indexes.reshape(-1))
+        else:
+            self._parts.append((tables, [symbols.reshape(-1)], [indexes.reshape(-1)]))
+
+    def check(self, data: bytes) -> None:
+        """Raise :class:`RansStreamError` unless ``data`` is exactly the encoding of the
+        logged symbols."""
+        encoder = BufferedRansEncoder()
+        for tables, symbols, indexes in self._parts:
+            values = torch.cat(symbols).cpu()
+            if values.numel() and int(values.to(torch.int64).abs().max()) >= self.MAX_SYMBOL:
+                raise RansStreamError("it decodes to out-of-range symbols (corrupted or forged)")
+            tables.encode(encoder, values, torch.cat(indexes).cpu())
+        expected = encoder.flush()
+        if expected == data:
+            return
+        if len(expected) < len(data) and data.startswith(expected):
+            raise RansStreamError(f"{len(data) - len(expected)} bytes follow the end of its rANS stream")
+        raise RansStreamError("its bytes are not the rANS coding of the symbols they decode to "
+                              "(corrupted or forged)")
 
 
 def raster_schedule(height: int, width: int) -> list[Tensor]:
@@ -230,14 +326,20 @@ class ContextCoder:
         self.tables.encode(encoder, symbols[order], indexes[order])
         return self._unpad(y_hat_flat, base, (height, width))
 
-    def decode(self, decoder: RansDecoder, hyper: Tensor, shape: tuple[int, int], schedule: list[Tensor]) -> Tensor:
+    def min_bits(self, shape: tuple[int, int]) -> float:
+        """A lower bound on the rANS bits a latent of ``shape`` takes (any table may code
+        any position: the bound of the cheapest)."""
+        return shape[0] * shape[1] * self.channels * min(self.tables.min_bits())
+
+    def decode(self, decoder: RansDecoder, hyper: Tensor, shape: tuple[int, int], schedule: list[Tensor],
+               log: RansLog | None = None) -> Tensor:
         """Read ``y_hat`` (1×C×H×W) from ``decoder``, positioned where :meth:`encode`
         wrote it. ``schedule`` must visit the positions in stream order:
         :func:`wave_schedule`, or its positions one at a time (the per-position reference)."""
         y_hat_flat, hyper_flat, base, offsets = self._setup(hyper, shape)
         for pos in schedule:
             means, scales = self._params(y_hat_flat, hyper_flat, base, offsets, pos)
-            sym = self.tables.decode(decoder, self._indexes(scales))
+            sym = self.tables.decode(decoder, self._indexes(scales), log)
             y_hat_flat[base[pos]] = sym.type_as(means) + means
         return self._unpad(y_hat_flat, base, shape)
 

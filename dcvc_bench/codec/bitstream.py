@@ -9,24 +9,26 @@ Layout (big endian; ``crc32`` is zlib's)::
             | u16 n + I-frame codec identity (UTF-8) | u32 crc32 of the header so far
     frame   u32 payload length | u32 crc32(payload) | payload
     payload u8 kind (b"I" | b"P") | the frame's coded data: the I-frame codec's bytes, or
-            the P-frame's rANS stream (whole 32-bit words, at least 8 bytes); its length
-            is the payload length − 1
+            the P-frame's rANS stream (whole 32-bit words: the encoder's final 64-bit state,
+            little endian, in [2^31, 2^63), then the words the decoder reads); its length is
+            the payload length − 1
 
-Parsing is validation first: :func:`parse_stream` checks every length and count against
-the bytes actually present and against fixed bounds, every checksum, the frame kinds
-against the intra period, and that nothing trails the last frame — all before anything
-is decoded or allocated beyond the stream itself. So a truncated, mutated or forged stream
-is a one-line :class:`StreamError`, never a decoder fed garbage: compressai's rANS
-decoder does no bounds checking, so the CRCs are what keeps corrupted bytes away from it.
-A forged frame size cannot make the decoder allocate for it either: sides are bounded by
-:data:`MAX_SIDE`, frames are decoded one at a time, and frame 0 is an I-frame whose codec
-checks the size recorded in its own data against the header's before decoding. (A CRC
-detects corruption, not tampering: a deliberately crafted stream with valid checksums can
-still reach the decoders.)
+Parsing is validation first, without torch: :func:`parse_stream` checks every length and
+count against the bytes actually present and against fixed bounds, every field with a
+fixed set of values (magic, version, flag bits, thread count, frame kinds against the
+intra period, a P-frame's rANS framing), every checksum, and that nothing trails the last
+frame. What needs the model — the identity fields against the checkpoint, each payload
+against what the frame size makes its codec decode, and a size limit — is
+:mod:`dcvc_bench.codec.validate`'s, also before anything is decoded.
+
+A CRC detects accidental damage, not forgery: anyone can write a stream with valid
+checksums. What keeps a crafted stream from making the decoder allocate is the checks
+above, not the CRCs.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -49,8 +51,12 @@ KINDS = (b"I", b"P")
 #: A P-frame is rANS output: whole 32-bit words, at least the 64-bit final state.
 RANS_MIN_BYTES, RANS_WORD = 8, 4
 FLAG_EMA = 1
+FLAGS_KNOWN = FLAG_EMA
+#: rANS64's state stays in [2^31, 2^63) (CompressAI's coder): a P-frame starts with it.
+RANS_STATE_RANGE = (1 << 31, 1 << 63)
 
 _U32 = struct.Struct(">I")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _FRAME_HEAD = struct.Struct(">II")          # payload length, crc32
 _HEADER_START = struct.Struct(">8sH32sB")   # magic, version, identity, preset length
 _HEADER_FIELDS = struct.Struct(">IIIiBBH")  # width, height, frames, intra, threads, flags, id length
@@ -134,6 +140,10 @@ def _check_header(h: Header) -> None:
         raise StreamError(f"intra period {h.intra_period} invalid (-1 or >= 1)")
     if not 1 <= h.threads <= MAX_THREADS:
         raise StreamError(f"thread count {h.threads} out of range (1..{MAX_THREADS})")
+    if not _NAME.fullmatch(h.preset) or len(h.preset) > MAX_PRESET:
+        raise StreamError(f"model preset {h.preset[:40]!r} is not a preset name")
+    if not h.iframe_identity.isprintable() or not 1 <= len(h.iframe_identity.encode()) <= MAX_IFRAME_IDENTITY:
+        raise StreamError(f"I-frame codec identity {h.iframe_identity[:40]!r} is not a codec identity")
 
 
 def _parse_header(reader: _Reader) -> Header:
@@ -148,6 +158,9 @@ def _parse_header(reader: _Reader) -> Header:
     (crc,) = reader.unpack(_U32, "the header checksum")
     if zlib.crc32(reader.data[:reader.pos - _U32.size]) != crc:
         raise StreamError("corrupted stream: header checksum mismatch")
+    if flags & ~FLAGS_KNOWN:
+        raise StreamError(f"header flags 0x{flags:02x} have unknown bits set (this dcvc-bench knows "
+                          f"0x{FLAGS_KNOWN:02x}: EMA weights)")
     try:
         header = Header(identity, preset.decode("ascii"), width, height, frames, intra, threads,
                         bool(flags & FLAG_EMA), iframe_identity.decode("utf-8"))
@@ -172,6 +185,8 @@ def _parse_frame(reader: _Reader, index: int, expected_kind: str) -> FramePayloa
     if kind == "P" and (len(data) < RANS_MIN_BYTES or len(data) % RANS_WORD):
         raise StreamError(f"corrupted stream: {where} holds {len(data)} bytes, not a rANS stream "
                           "(whole 32-bit words, at least 8 bytes)")
+    if kind == "P" and not RANS_STATE_RANGE[0] <= int.from_bytes(data[:8], "little") < RANS_STATE_RANGE[1]:
+        raise StreamError(f"corrupted stream: {where} does not start with a rANS state")
     return FramePayload(kind, data)
 
 

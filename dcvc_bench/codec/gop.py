@@ -13,13 +13,14 @@ against :func:`is_intra_frame`, the rule this loop follows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import torch
+if TYPE_CHECKING:  # torch is imported when frames are coded: the container parser uses is_intra_frame
+    import torch
 
-IFrameFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]   # x -> (x_hat, bits (B,))
-PFrameFn = Callable[[torch.Tensor, torch.Tensor], dict[str, Any]]        # (ref, x) -> model output
-ReconFn = Callable[[dict[str, Any]], torch.Tensor]                       # output -> decoded frame
+IFrameFn = Callable[["torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]   # x -> (x_hat, bits (B,))
+PFrameFn = Callable[["torch.Tensor", "torch.Tensor"], dict[str, Any]]          # (ref, x) -> model output
+ReconFn = Callable[[dict[str, Any]], "torch.Tensor"]                           # output -> decoded frame
 
 
 @dataclass
@@ -51,6 +52,8 @@ def code_frames(frames: torch.Tensor, iframe: IFrameFn, pframe: PFrameFn, recon:
     The decoded frame is clamped to [0,1] — a decoder outputs pixels — and becomes the
     reference of the next P-frame (detached unless ``detach_reference`` is False).
     """
+    import torch
+
     ref: torch.Tensor | None = None
     for t in range(frames.shape[1]):
         x = frames[:, t]

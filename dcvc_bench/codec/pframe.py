@@ -12,6 +12,11 @@ forward pass uses ``round(y)`` for the context: real and estimated rates differ 
 slightly). Everything after the latents (motion decoding and refinement, context,
 temporal prior, reconstruction) is one function per step shared by encoder and decoder,
 so the encoder's reconstruction is the decoder's.
+
+A payload is checked twice (see :mod:`~dcvc_bench.codec.ar`): before decoding, against
+the least the latents of the frame size can take (:meth:`PFrameCoder.check_payload`), and
+after its latents are decoded and before anything is reconstructed, against the
+re-encoding of what was decoded.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from dcvc_bench.codec.ar import ContextCoder, RansTables, wave_schedule
+from dcvc_bench.codec.ar import ContextCoder, RansLog, RansTables, rans_min_bytes, wave_schedule
 from dcvc_bench.models.spynet import flow_warp
 from dcvc_bench.models.video_net import DCVC, PAD_MULTIPLE, crop, pad_to_multiple
 
@@ -29,6 +34,10 @@ from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck
 
 __all__ = ["PFrameCoder", "PFrameEncoding", "latent_shapes"]
+
+#: Zero bytes after a payload handed to the rANS decoder, which does no bounds checking:
+#: a forged payload that makes it read on reads these (and is then refused) first.
+_DECODER_SLACK = bytes(4096)
 
 #: Downsampling of the latents (mv_y, y) and of the hyper-latents (mv_z, z).
 LATENT_DOWN, HYPER_DOWN = 16, PAD_MULTIPLE
@@ -68,9 +77,14 @@ class HyperCoder:
         self.tables.encode(encoder, symbols, self.bottleneck._build_indexes(z.size()))
         return self.bottleneck.dequantize(symbols, self.medians)
 
-    def decode(self, decoder: RansDecoder, shape: tuple[int, int]) -> Tensor:
+    def decode(self, decoder: RansDecoder, shape: tuple[int, int], log: RansLog | None = None) -> Tensor:
         indexes = self.bottleneck._build_indexes((1, self.medians.shape[1], *shape)).to(self.medians.device)
-        return self.bottleneck.dequantize(self.tables.decode(decoder, indexes), self.medians)
+        return self.bottleneck.dequantize(self.tables.decode(decoder, indexes, log), self.medians)
+
+    def min_bits(self, shape: tuple[int, int]) -> float:
+        """A lower bound on the rANS bits a hyper-latent of ``shape`` takes: channel c is
+        always coded with table c."""
+        return shape[0] * shape[1] * sum(self.tables.min_bits())
 
 
 class PFrameCoder:
@@ -129,19 +143,41 @@ class PFrameCoder:
             latents={"mv_y": (mv_y, mv_params), "y": (y, priors)},
         )
 
+    def min_payload_bits(self, size: tuple[int, int]) -> float:
+        """A lower bound on what the four coded tensors of a frame of ``size`` (H, W) take
+        from a rANS stream, whatever their values (:meth:`~dcvc_bench.codec.ar.RansTables.min_bits`)."""
+        shapes = latent_shapes(size)
+        return (self.mv_z.min_bits(shapes["mv_z"]) + self.mv.min_bits(shapes["mv_y"])
+                + self.z.min_bits(shapes["z"]) + self.y.min_bits(shapes["y"]))
+
+    def check_payload(self, data: bytes, size: tuple[int, int]) -> None:
+        """Refuse, before decoding, a payload too short to hold the latents of a frame of
+        ``size``: the decoder would read past its end (a stream claiming a larger frame)."""
+        least = rans_min_bytes(self.min_payload_bits(size))
+        if len(data) < least:
+            raise ValueError(f"its {len(data)} bytes cannot hold the latents of a {size[1]}x{size[0]} frame "
+                             f"(they take at least {least} bytes with this model)")
+
     def decode(self, ref: Tensor, data: bytes, size: tuple[int, int]) -> Tensor:
-        """Rebuild the frame (1×3×H×W in [0, 1]) from :meth:`encode`'s stream."""
+        """Rebuild the frame (1×3×H×W in [0, 1]) from :meth:`encode`'s stream. Raises
+        ValueError for a payload that cannot be that frame's (:meth:`check_payload`), and
+        :class:`~dcvc_bench.codec.ar.RansStreamError` for one that is not exactly the
+        encoding of the latents it decodes to (checked before reconstruction)."""
+        self.check_payload(data, size)
         net = self.net
         shapes = latent_shapes(size)
         ref, _ = pad_to_multiple(ref)
+        log = RansLog()
         decoder = RansDecoder()
-        decoder.set_stream(data)
-        mv_z_hat = self.mv_z.decode(decoder, shapes["mv_z"])
+        decoder.set_stream(bytes(data) + _DECODER_SLACK)
+        mv_z_hat = self.mv_z.decode(decoder, shapes["mv_z"], log)
         mv_params = net.mvpriorDecoder(mv_z_hat)
-        mv_y_hat = self.mv.decode(decoder, mv_params, shapes["mv_y"], wave_schedule(*shapes["mv_y"], self.mv.slope))
+        mv_y_hat = self.mv.decode(decoder, mv_params, shapes["mv_y"],
+                                  wave_schedule(*shapes["mv_y"], self.mv.slope), log)
         context = self._context(ref, mv_y_hat)
 
-        z_hat = self.z.decode(decoder, shapes["z"])
+        z_hat = self.z.decode(decoder, shapes["z"], log)
         priors = self._priors(context, z_hat)
-        y_hat = self.y.decode(decoder, priors, shapes["y"], wave_schedule(*shapes["y"], self.y.slope))
+        y_hat = self.y.decode(decoder, priors, shapes["y"], wave_schedule(*shapes["y"], self.y.slope), log)
+        log.check(bytes(data))
         return self._reconstruct(y_hat, context, size)

@@ -1,5 +1,5 @@
-"""Real coding of whole sequences: the API behind ``dcvc-bench encode``/``decode`` and
-``dcvc-bench eval --real``.
+"""Real coding of whole sequences: the API behind ``dcvc-bench encode``/``decode``
+(:mod:`dcvc_bench.codec.files`) and ``dcvc-bench eval --real``.
 
 Every frame is really coded and every byte counted: I-frames by the I-frame codec's own
 coder, P-frames by :class:`~dcvc_bench.codec.pframe.PFrameCoder` (rANS), framed by
@@ -29,24 +29,23 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from dcvc_bench.checkpoint_io import ema_fits, iframe_spec_of, load_checkpoint, model_weights, with_ema_weights
-from dcvc_bench.checkpoints import atomic_write_bytes
 from dcvc_bench.codec.ar import coding_settings
-from dcvc_bench.codec.bitstream import MAX_SIDE, Header, StreamError, pack_frame, pack_header, parse_stream
+from dcvc_bench.codec.bitstream import MAX_SIDE, Header, StreamError, pack_frame, pack_header
 from dcvc_bench.codec.gop import code_frames, is_intra_frame
 from dcvc_bench.codec.pframe import PFrameCoder
+from dcvc_bench.codec.validate import DEFAULT_MAX_PIXELS, OpenedStream, check_codec, open_stream
 from dcvc_bench.errors import UserError
 from dcvc_bench.models.iframe import IFrameCodec, build_iframe_codec, hash_state_dict
 from dcvc_bench.models.video_net import DCVC
 
 __all__ = ["DEFAULT_THREADS", "Codec", "CodingError", "DecodeResult", "EncodeResult", "FrameStats",
-           "decode_file", "decode_video", "encode_file", "encode_video", "load_codec"]
+           "decode_frames", "decode_video", "encode_video", "load_codec"]
 
 #: Threads for coding; written into the stream so the decoder uses the same number.
 DEFAULT_THREADS = max(1, min(os.cpu_count() or 1, 8))
@@ -207,107 +206,46 @@ def encode_video(codec: Codec, frames_u8: Tensor, intra_period: int | None, *, n
                         frames=stats, header_bits=8 * len(header))
 
 
-def decode_video(codec: Codec | None, stream: bytes, checkpoint: str | os.PathLike[str] | None = None,
-                 *, name: str = "stream") -> DecodeResult:
-    """Decode a stream. Without ``codec``, the codec is loaded from ``checkpoint`` (with
-    EMA weights when the stream says it was made with them). The whole stream is validated
-    before any frame is decoded; every problem is a one-line :class:`UserError`."""
-    try:
-        header, payloads = parse_stream(stream)
-    except StreamError as exc:
-        raise StreamError(f"{name}: {exc}") from None
-    if codec is None:
-        if checkpoint is None:
-            raise ValueError("decode_video needs a codec or a checkpoint")
-        codec = load_codec(checkpoint, ema=header.ema)
-    if header.model_identity != codec.digest:
-        detail = ""
-        if header.iframe_identity != codec.iframe.identity():
-            detail = f" (I-frame codec {header.iframe_identity[:60]} vs {codec.iframe.identity()[:60]})"
-        raise StreamError(f"{name}: stream was made by model {header.model_identity.hex()[:16]}, "
-                          f"checkpoint is {codec.identity()[:16]}{detail}")
+def decode_frames(codec: Codec, stream: OpenedStream) -> Iterator[tuple[Tensor, float]]:
+    """Decode an opened stream frame by frame: (3×H×W uint8 picture, seconds) each. The
+    stream is checked against ``codec`` (:func:`~dcvc_bench.codec.validate.check_codec`)
+    before the first frame is decoded; every problem is a one-line :class:`StreamError`."""
+    check_codec(stream, codec)
+    header, name = stream.header, stream.name
     size = (header.height, header.width)
-    frames: list[Tensor] = []
-    seconds: list[float] = []
     ref: Tensor | None = None
     with coding_settings(header.threads):
-        for t, payload in enumerate(payloads):
+        for t, payload in enumerate(stream.payloads):
             start = time.perf_counter()
             try:
                 if payload.kind == "I":
                     x_hat = codec.iframe.decode(payload.data, size).to(codec.device)
                 else:
                     x_hat = codec.pframe.decode(ref, payload.data, size)
+            except ValueError as exc:  # the data is refused: the message says why
+                raise StreamError(f"{name}: frame {t} ({payload.kind}) does not decode: {exc}") from None
             except Exception as exc:
                 raise StreamError(f"{name}: frame {t} ({payload.kind}) does not decode: "
                                   f"{type(exc).__name__}: {exc}") from exc
             pixels, ref = _output(x_hat)
-            seconds.append(time.perf_counter() - start)
-            frames.append(pixels)
+            yield pixels, time.perf_counter() - start
+
+
+def decode_video(codec: Codec | None, stream: bytes, checkpoint: str | os.PathLike[str] | None = None,
+                 *, name: str = "stream", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodeResult:
+    """Decode a stream. Without ``codec``, the codec is loaded from ``checkpoint`` (with
+    EMA weights when the stream says it was made with them). The whole stream is checked
+    before any frame is decoded (:mod:`dcvc_bench.codec.validate`; frames of more than
+    ``max_pixels`` pixels are refused, None: no limit but the format's); every problem
+    is a one-line :class:`UserError`."""
+    opened = open_stream(stream, name=name, max_pixels=max_pixels)
+    if codec is None:
+        if checkpoint is None:
+            raise ValueError("decode_video needs a codec or a checkpoint")
+        codec = load_codec(checkpoint, ema=opened.header.ema)
+    frames: list[Tensor] = []
+    seconds: list[float] = []
+    for pixels, elapsed in decode_frames(codec, opened):
+        frames.append(pixels)
+        seconds.append(elapsed)
     return DecodeResult(frames=torch.stack(frames), dec_seconds=seconds)
-
-
-# --------------------------------------------------------------------------- files (CLI)
-
-
-def _read_clip(path: Path, frames: int | None) -> Tensor:
-    from dcvc_bench.data.video import ShortClipError, probe_video, read_frames
-
-    if not path.is_file():
-        raise UserError(f"input video {path} does not exist")
-    if frames is not None and frames < 1:
-        raise UserError(f"--frames must be >= 1, got {frames}")
-    count = frames if frames is not None else probe_video(path).frames
-    try:
-        array = read_frames(path, 0, count)
-    except ShortClipError as exc:  # fewer frames than asked: code those there are
-        array = exc.frames
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
-
-
-def encode_file(src: Path, dst: Path, checkpoint: Path, *, frames: int | None, intra_period: int,
-                ema: bool, echo: Callable[[str], None]) -> int:
-    """``dcvc-bench encode``: an MP4 (first ``frames`` frames) into a ``.dcvc`` stream."""
-    clip = _read_clip(src, frames)
-    codec = load_codec(checkpoint, ema=ema)
-    result = encode_video(codec, clip, intra_period, name=src.name)
-    atomic_write_bytes(dst, result.stream)
-    pixels = clip.shape[0] * clip.shape[2] * clip.shape[3]
-    real = 8 * len(result.stream)
-    est = result.header_bits + sum(f.est_bits for f in result.frames)
-    echo(f"{dst}: {clip.shape[0]} frames of {clip.shape[3]}x{clip.shape[2]}, {len(result.stream)} bytes, "
-         f"{real / pixels:.4f} bpp (estimate {est / pixels:.4f} bpp, real {100 * (real / est - 1):+.2f}%), "
-         f"encoded in {sum(f.enc_seconds for f in result.frames):.1f} s")
-    return 0
-
-
-def decode_file(src: Path, dst: Path, checkpoint: Path, *, echo: Callable[[str], None]) -> int:
-    """``dcvc-bench decode``: a ``.dcvc`` stream into PNG frames (a folder: lossless) or an
-    ``.mp4`` (OpenCV's mp4v: lossy, for viewing only)."""
-    import cv2
-
-    if not src.is_file():
-        raise UserError(f"input stream {src} does not exist")
-    result = decode_video(None, src.read_bytes(), checkpoint, name=src.name)
-    frames = result.frames.permute(0, 2, 3, 1).numpy()[..., ::-1]  # RGB -> OpenCV's BGR
-    if dst.suffix.lower() == ".mp4":
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        height, width = frames.shape[1:3]
-        writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height))
-        if not writer.isOpened():
-            raise UserError(f"cannot write {dst}: OpenCV's mp4v writer did not open")
-        try:
-            for frame in frames:
-                writer.write(np.ascontiguousarray(frame))
-        finally:
-            writer.release()
-    else:
-        if dst.exists() and not dst.is_dir():
-            raise UserError(f"{dst} is a file: give a folder (PNG frames) or a .mp4 path")
-        dst.mkdir(parents=True, exist_ok=True)
-        for index, frame in enumerate(frames):
-            if not cv2.imwrite(str(dst / f"frame_{index:05d}.png"), np.ascontiguousarray(frame)):
-                raise UserError(f"cannot write PNG frames into {dst}")
-    total = sum(result.dec_seconds)
-    echo(f"{dst}: {len(frames)} frames decoded in {total:.1f} s ({len(frames) / max(total, 1e-9):.2f} frames/s)")
-    return 0

@@ -14,7 +14,8 @@ import torch
 from typer.testing import CliRunner
 
 from dcvc_bench.cli import app
-from dcvc_bench.codec.video import decode_file, encode_video
+from dcvc_bench.codec.files import decode_file
+from dcvc_bench.codec.video import encode_video
 
 runner = CliRunner()
 

@@ -110,6 +110,11 @@ class IFrameCodec(abc.ABC):
         """True when :meth:`estimate` is a real encode + decode (its bits are real)."""
         return False
 
+    def check(self, data: bytes, size: tuple[int, int]) -> None:
+        """Cheap checks of untrusted bytes as a frame of (H, W) ``size``, without decoding
+        (a stream is checked whole before its first frame is decoded): raises ValueError.
+        By default nothing; :meth:`decode` checks what it reads either way."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
