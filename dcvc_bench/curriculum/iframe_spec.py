@@ -68,6 +68,11 @@ class _Spec(BaseModel):
                 flags[flag] = getattr(self, name)
         return flags
 
+    def hashed_flags(self) -> dict[str, Any]:
+        """The flags as a step's config hash sees them: :meth:`to_flags`, except where a
+        family's flags were renamed, so the finished steps of older runs stay finished."""
+        return self.to_flags()
+
     def with_settings(self, **changes: Any) -> IFrameSpec:
         """The same spec with some fields changed, validated (one-line UserError)."""
         return _validate(type(self), {**self.model_dump(), **changes}, _field_namer("i_frame."))
@@ -134,6 +139,11 @@ class OpenCVSpec(_Spec):
     @property
     def curve(self) -> str:
         return f"{self.type}-{self.codec}"
+
+    def hashed_flags(self) -> dict[str, Any]:
+        # Before specs, OpenCV's format went to the trainer as --i_frame_model_name: config
+        # hashes of runs started then were computed on that form. Same settings, same hash.
+        return {TYPE_FLAG: self.type, "i_frame_model_name": self.codec, "i_frame_quality": self.quality}
 
     @classmethod
     def upgrade_record(cls, record: dict[str, Any]) -> dict[str, Any]:
