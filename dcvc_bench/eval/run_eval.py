@@ -521,7 +521,7 @@ def learned_real(target: Target, ema: bool, intra_period: int, device: torch.dev
         pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
         try:
             encoded = video.encode_video(codec, frames_u8, intra_period, name=name)
-            decoded = video.decode_video(codec, encoded.stream, name=name)
+            decoded = video.decode_video(codec, encoded.stream, name=name, max_pixels=None)  # its own stream: no size limit
         except UserError:
             raise
         except Exception as exc:

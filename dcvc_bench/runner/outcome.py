@@ -51,7 +51,7 @@ def classify(step: Step, result: StepExit, paths: RunPaths) -> tuple[str, str]:
             return "write-error", f"the trainer could not write: {_strip_error(text)}"
     if result.stopped_by_runner:
         if result.status == "interrupted":
-            return "interrupted", said or "stopped; its latest checkpoint was written"
+            return "interrupted", said or "stopped; its latest checkpoint (the end of its last finished epoch) is kept"
         return "interrupted", "stopped by the runner without a clean end; it continues from its last saved epoch"
     if result.status == "interrupted":
         return "interrupted", f"the trainer was stopped from outside ({said})"
