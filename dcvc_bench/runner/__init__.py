@@ -10,6 +10,7 @@ ever a subprocess, and checkpoints are read through their JSON sidecars.
 - :mod:`~dcvc_bench.runner.outcome`: how an attempt ended (done, crash, refusal, full disk);
 - :mod:`~dcvc_bench.runner.archive`: a finished step's ``final`` kept as ``steps/<id>/final.pth``;
 - :mod:`~dcvc_bench.runner.repair`: what a kill cut short, put back in order before deciding;
+- :mod:`~dcvc_bench.runner.folder`: the run folder before any step (frozen curriculum, synthetic clips);
 - :mod:`~dcvc_bench.runner.run`: the run loop (retries, roll-backs, parallel tracks);
 - :mod:`~dcvc_bench.runner.status`, :mod:`~dcvc_bench.runner.display`: what users see;
 - :mod:`~dcvc_bench.runner.commands`: the bodies of `plan`, `run` and `status`.

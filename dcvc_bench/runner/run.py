@@ -27,26 +27,22 @@ with one line naming the file, exit code 2, and no retry.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from dcvc_bench.checkpoints import WriteError, atomic_write_bytes, atomic_write_json, fsync_dir, read_meta
-from dcvc_bench.curriculum import Curriculum, RunPaths, Step, accelerate_argv, expand, run_paths
+from dcvc_bench.checkpoints import WriteError, read_meta
+from dcvc_bench.curriculum import Curriculum, Step, accelerate_argv, expand, run_paths
 from dcvc_bench.curriculum.command import TRAINER_MODULE
 from dcvc_bench.errors import EXIT_USAGE, UserError
 from dcvc_bench.faults import fault
 from dcvc_bench.runner.archive import archive_final
 from dcvc_bench.runner.display import Display
+from dcvc_bench.runner.folder import PREVIOUS_CURRICULUM, freeze_curriculum, prepare_synthetic_data
 from dcvc_bench.runner.launcher import (
     STOP_GRACE_S,
     StepExit,
@@ -65,9 +61,6 @@ from dcvc_bench.runner.repair import repair_run_folder, repair_track
 from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprint, probe, stage_checkpoint
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-PREVIOUS_CURRICULUM = "curriculum.prev.toml"
-#: Written next to generated clips: a changed recipe regenerates them.
-SYNTH_RECIPE = "synthetic.json"
 _EVAL_FIELDS = ("epoch", "psnr", "bpp", "ms_ssim", "rd_loss", "loss")
 
 
@@ -78,89 +71,6 @@ class StepResult:
     message: str = ""
     by_user: bool = False  # skipped because the user skipped it (`dcvc-bench skip`)
     write_error: bool = False  # failed because the file system refused a write (disk full, ...)
-
-
-# ---------------------------------------------------------------- run folder setup
-
-
-def freeze_curriculum(run_dir: Path, text: str) -> bool:
-    """Keep the TOML as loaded in ``curriculum.toml``; an edited one replaces it and the
-    previous copy moves to ``curriculum.prev.toml``. Returns whether it changed."""
-    frozen = run_dir / "curriculum.toml"
-    try:
-        previous = frozen.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        previous = None
-    if previous == text:
-        return False
-    if previous is not None:
-        atomic_write_bytes(run_dir / PREVIOUS_CURRICULUM, previous.encode())
-    atomic_write_bytes(frozen, text.encode())
-    return previous is not None
-
-
-def prepare_synthetic_data(cur: Curriculum, paths: RunPaths, display: Display) -> None:
-    """Write the curriculum's synthetic clips into ``data/{train,val}`` when a folder has no
-    clips yet, or was generated from another recipe. Written to a temporary folder and
-    renamed into place, so a crash never leaves half a dataset under the real name."""
-    synth = cur.data.synthetic
-    if synth is None:
-        return
-    train_dir, val_dir = paths.data_dirs
-    for folder, recipe in (
-        (train_dir, {"videos": synth.videos, "frames": synth.frames, "width": synth.width,
-                     "height": synth.height, "seed": synth.seed}),
-        (val_dir, {"videos": synth.val_videos, "frames": synth.val_frames, "width": synth.val_width,
-                   "height": synth.val_height, "seed": synth.val_seed}),
-    ):
-        if any(folder.glob("*.mp4")):
-            written = _read_json(folder / SYNTH_RECIPE)
-            if written is None or written == recipe:  # clips put there by hand are kept
-                continue
-        display.message(f"writing {recipe['videos']} synthetic clips ({recipe['width']}x{recipe['height']}, "
-                        f"{recipe['frames']} frames) to {folder}")
-        _write_clips_atomically(folder, recipe)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _synthesize(folder: Path, recipe: dict[str, int]) -> None:
-    """Write the clips with `dcvc-bench data synth` in a child process: the data layer
-    (numpy, OpenCV) is compute plane, and the runner only launches it, as it launches the
-    trainer. Its one-line error becomes ours."""
-    argv = [sys.executable, "-m", "dcvc_bench.cli", "data", "synth", str(folder),
-            "--videos", str(recipe["videos"]), "--frames", str(recipe["frames"]),
-            "--size", f"{recipe['width']}x{recipe['height']}", "--seed", str(recipe["seed"])]
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        last = lines[-1] if lines else f"exit code {done.returncode}"
-        raise UserError(f"writing synthetic clips to {folder} failed: {last.removeprefix('error: ')}")
-
-
-def _write_clips_atomically(folder: Path, recipe: dict[str, int]) -> None:
-    parent = folder.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{folder.name}.tmp-"
-    for leftover in parent.glob(prefix + "*"):  # from a generation that was killed
-        shutil.rmtree(leftover, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    old = parent / f"{prefix}old"
-    try:
-        _synthesize(tmp, recipe)
-        atomic_write_json(tmp / SYNTH_RECIPE, recipe)
-        if folder.exists():
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-        fsync_dir(parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- the runner

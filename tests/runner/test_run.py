@@ -26,15 +26,8 @@ from dcvc_bench.runner.archive import archive_final
 from dcvc_bench.runner.commands import status_command
 from dcvc_bench.runner.launcher import child_env, run_groups
 from dcvc_bench.runner.outcome import last_error_line
-from dcvc_bench.runner.run import (
-    EXIT_FAILED,
-    EXIT_OK,
-    PREVIOUS_CURRICULUM,
-    SYNTH_RECIPE,
-    Runner,
-    freeze_curriculum,
-    prepare_synthetic_data,
-)
+from dcvc_bench.runner.folder import PREVIOUS_CURRICULUM, SYNTH_RECIPE, freeze_curriculum, prepare_synthetic_data
+from dcvc_bench.runner.run import EXIT_FAILED, EXIT_OK, Runner
 
 pytestmark = pytest.mark.timeout(60)
 
