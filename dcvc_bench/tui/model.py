@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 from dcvc_bench.checkpoints import KINDS, checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
+from dcvc_bench.health import collapses
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
 from dcvc_bench.runner.lock import lock_owner
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
@@ -96,6 +97,7 @@ class StepProgress:
     took_s: float | None          # time spent training (all attempts)
     seconds_per_iter: float | None  # measured in the current attempt
     last: dict[str, Any] | None   # the last train event
+    warnings: tuple[str, ...] = ()  # collapsed latents at the newest evaluation (dcvc_bench.health)
 
 
 @dataclass(frozen=True)
@@ -452,6 +454,7 @@ class RunModel:
             last, first = ev.last_train, ev.attempt_first_train
             starts, ends = list(ev.starts), list(ev.ends)
             latest = [c for c in ev.checkpoints if c.get("kind") == "latest"]
+            warnings = tuple(c.warning() for c in collapses(ev.evals, step.stage))
         ipe = _int((last or {}).get("iters_per_epoch")) or _int((starts[-1] if starts else {}).get("iters_per_epoch"))
         epoch, it = 0, 0
         if row.state == "done":
@@ -467,7 +470,7 @@ class RunModel:
             epoch_s = _epoch_seconds(starts, latest) or ipe * spi
             eta_step = eta_epoch + max(step.epochs - epoch, 0) * epoch_s
         took = _took(starts, ends, self.clock() if row.state == "running" else None)
-        return StepProgress(row, epoch, it, ipe, eta_epoch, eta_step, took, spi, last)
+        return StepProgress(row, epoch, it, ipe, eta_epoch, eta_step, took, spi, last, warnings)
 
     def curriculum_eta(self) -> float | None:
         """Seconds until every step is done (0 when none is left; None before anything
