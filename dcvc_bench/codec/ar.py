@@ -141,10 +141,48 @@ class RansTables:
             bounds.append(min(candidates))
         return bounds
 
+    def code_length(self, symbols: Tensor, indexes: Tensor) -> Tensor:
+        """Bits that CompressAI's rANS coder spends on each symbol (float64, shaped like
+        ``symbols``): the information content under the 16-bit quantised CDF it codes
+        with, ``16 − log2(cdf[v+1] − cdf[v])`` for ``v = symbol − offset`` inside the
+        table, and for a symbol outside it the escape slot's cost plus the bypass words
+        the coder writes (4 bits each: the raw value ``−2v−1`` below the table or
+        ``2(v − max)`` above it in 4-bit nibbles, preceded by their count in 4-bit words
+        with 15 meaning "15 more follow"). What the stream costs beyond the sum is only
+        the coder's final-state flush. Encoding and this sum read the same tables."""
+        cdf, length, offset = self._tensors(symbols.device)
+        idx = indexes.reshape(-1).long()
+        value = symbols.reshape(-1).long() - offset[idx]
+        top = length[idx] - 2                      # the escape slot
+        escape = (value < 0) | (value >= top)
+        slot = torch.where(escape, top, value)
+        freq = cdf[idx, slot + 1] - cdf[idx, slot]
+        bits = _RANS_PRECISION - torch.log2(freq.double())
+        raw = torch.where(value < 0, -2 * value - 1, 2 * (value - top))[escape]
+        nibbles = torch.zeros_like(raw)
+        while bool((raw >> (4 * nibbles)).gt(0).any()):
+            nibbles += (raw >> (4 * nibbles)).gt(0).long()
+        bits[escape] += _RANS_BYPASS_BITS * (nibbles + nibbles // _RANS_BYPASS_MAX + 1).double()
+        return bits.reshape(symbols.shape)
+
+    def _tensors(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """The tables as padded tensors (for :meth:`code_length`), built once per device."""
+        cached = getattr(self, "_cache", None)
+        if cached is None or cached[0] != device:
+            width = max(self.lengths)
+            cdf = torch.full((len(self.cdfs), width), 1 << _RANS_PRECISION, dtype=torch.long)
+            for row, values in enumerate(self.cdfs):
+                cdf[row, :len(values)] = torch.tensor(values, dtype=torch.long)
+            cached = (device, cdf.to(device), torch.tensor(self.lengths, device=device),
+                      torch.tensor(self.offsets, device=device))
+            self._cache = cached
+        return cached[1], cached[2], cached[3]
+
 
 #: CompressAI's rANS: 16-bit probabilities, a 64-bit state kept in [2^31, 2^63) by 32-bit
 #: renormalisation, escapes followed by 4-bit bypass fields.
 _RANS_PRECISION, _RANS_LOW, _RANS_BYPASS_BITS = 16, 1 << 31, 4
+_RANS_BYPASS_MAX = 15  # a bypass count of 15 means "15 more follow"
 _RANS_WORD_GROWTH = 32 + math.log2(1 + 2.0 ** -15)
 
 
@@ -311,6 +349,14 @@ class ContextCoder:
         """Code ``y`` (1×C×H×W) into ``encoder``; returns ``y_hat`` exactly as
         :meth:`decode` rebuilds it. ``schedule`` must cover every position once, each
         after its causal neighbours (both schedules here do)."""
+        symbols, indexes, y_hat = self.symbols(y, hyper, schedule)
+        self.tables.encode(encoder, symbols, indexes)
+        return y_hat
+
+    def symbols(self, y: Tensor, hyper: Tensor, schedule: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """What :meth:`encode` writes, without writing it: the symbols and CDF indexes
+        in stream order (int32, CPU) and ``y_hat``. ``tables.code_length`` of the first
+        two is the exact cost of the latent."""
         height, width = y.shape[2:]
         y_hat_flat, hyper_flat, base, offsets = self._setup(hyper, (height, width))
         y_flat = y[0].permute(1, 2, 0).reshape(height * width, self.channels)
@@ -323,8 +369,7 @@ class ContextCoder:
             symbols[pos] = sym.cpu()
             indexes[pos] = self._indexes(scales).cpu()
         order = torch.cat(wave_schedule(height, width, self.slope))
-        self.tables.encode(encoder, symbols[order], indexes[order])
-        return self._unpad(y_hat_flat, base, (height, width))
+        return symbols[order], indexes[order], self._unpad(y_hat_flat, base, (height, width))
 
     def min_bits(self, shape: tuple[int, int]) -> float:
         """A lower bound on the rANS bits a latent of ``shape`` takes (any table may code

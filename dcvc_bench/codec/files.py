@@ -54,7 +54,7 @@ def encode_file(src: Path, dst: Path, checkpoint: Path, *, frames: int | None, i
     atomic_write_bytes(dst, result.stream)
     pixels = clip.shape[0] * clip.shape[2] * clip.shape[3]
     real = 8 * len(result.stream)
-    est = result.header_bits + sum(f.est_bits for f in result.frames)
+    est = sum(f.est_bits for f in result.frames)  # as `eval` prints it: the header is framing
     echo(f"{dst}: {clip.shape[0]} frames of {clip.shape[3]}x{clip.shape[2]}, {len(result.stream)} bytes, "
          f"{real / pixels:.4f} bpp (estimate {est / pixels:.4f} bpp, real {100 * (real / est - 1):+.2f}%), "
          f"encoded in {sum(f.enc_seconds for f in result.frames):.1f} s")

@@ -69,3 +69,10 @@ def code_frames(frames: torch.Tensor, iframe: IFrameFn, pframe: PFrameFn, recon:
             coded = CodedFrame(t, "P", x, decoded, bits, out)
         ref = decoded.detach() if detach_reference else decoded
         yield coded
+
+
+def decoded_picture(x_hat: torch.Tensor) -> torch.Tensor:
+    """What a decoder shows for the reconstruction ``x_hat``: 8-bit pixels
+    (``round(clamp(x, 0, 1) · 255)``), back in [0, 1] as floats. It is also the next
+    frame's reference, in real coding and in evaluation's estimate alike."""
+    return (x_hat.clamp(0.0, 1.0) * 255.0).round() / 255.0

@@ -33,7 +33,7 @@ from dcvc_bench.models.video_net import DCVC, PAD_MULTIPLE, crop, pad_to_multipl
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck
 
-__all__ = ["PFrameCoder", "PFrameEncoding", "latent_shapes"]
+__all__ = ["STREAM_ORDER", "CodedTensor", "PFrameAnalysis", "PFrameCoder", "PFrameEncoding", "latent_shapes"]
 
 #: Zero bytes after a payload handed to the rANS decoder, which does no bounds checking:
 #: a forged payload that makes it read on reads these (and is then refused) first.
@@ -41,6 +41,8 @@ _DECODER_SLACK = bytes(4096)
 
 #: Downsampling of the latents (mv_y, y) and of the hyper-latents (mv_z, z).
 LATENT_DOWN, HYPER_DOWN = 16, PAD_MULTIPLE
+#: The coded tensors of a P-frame in stream (= decoding) order.
+STREAM_ORDER = ("mv_z", "mv_y", "z", "y")
 
 
 def latent_shapes(size: tuple[int, int]) -> dict[str, tuple[int, int]]:
@@ -52,14 +54,52 @@ def latent_shapes(size: tuple[int, int]) -> dict[str, tuple[int, int]]:
 
 
 @dataclass
+class CodedTensor:
+    """One coded tensor of a P-frame: its symbols and CDF indexes in stream order (int32,
+    CPU), the tables they are coded with, and the tensor before quantisation."""
+
+    symbols: Tensor = field(repr=False)
+    indexes: Tensor = field(repr=False)
+    tables: RansTables = field(repr=False)
+    latent: Tensor = field(repr=False)
+
+    def bits(self) -> float:
+        """The exact cost of the symbols in the rANS stream (flush excluded)."""
+        return float(self.tables.code_length(self.symbols, self.indexes).sum())
+
+    def write(self, encoder: BufferedRansEncoder) -> None:
+        self.tables.encode(encoder, self.symbols, self.indexes)
+
+
+@dataclass
+class PFrameAnalysis:
+    """What :meth:`PFrameCoder.analyse` computed: the coded tensors (:data:`STREAM_ORDER`),
+    the reconstruction the decoder will compute (1×3×H×W, clamped to [0, 1]) and, for
+    benchmarks, each autoregressive latent with its hyperprior features."""
+
+    coded: dict[str, CodedTensor] = field(repr=False)
+    x_hat: Tensor
+    latents: dict[str, tuple[Tensor, Tensor]] = field(repr=False)
+
+    def bits(self) -> dict[str, float]:
+        """Exact code length of each coded tensor: the P-frame's estimate."""
+        return {name: self.coded[name].bits() for name in STREAM_ORDER}
+
+
+@dataclass
 class PFrameEncoding:
     """What :meth:`PFrameCoder.encode` produced: the rANS stream, the reconstruction the
     decoder will compute (1×3×H×W, clamped to [0, 1]) and, for benchmarks, each
-    autoregressive latent with its hyperprior features."""
+    autoregressive latent with its hyperprior features; ``coded`` as in
+    :class:`PFrameAnalysis` (``8·len(data)`` exceeds their bits by the rANS flush)."""
 
     data: bytes
     x_hat: Tensor
     latents: dict[str, tuple[Tensor, Tensor]] = field(repr=False)
+    coded: dict[str, CodedTensor] = field(default_factory=dict, repr=False)
+
+    def bits(self) -> dict[str, float]:
+        return {name: self.coded[name].bits() for name in STREAM_ORDER if name in self.coded}
 
 
 class HyperCoder:
@@ -72,10 +112,18 @@ class HyperCoder:
         self.tables = RansTables(bottleneck)
         self.medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
 
-    def encode(self, encoder: BufferedRansEncoder, z: Tensor) -> Tensor:
+    def symbols(self, z: Tensor) -> tuple[CodedTensor, Tensor]:
+        """The symbols ``encode`` writes (C-major, with their per-channel CDF indexes)
+        and ``z_hat``."""
         symbols = self.bottleneck.quantize(z, "symbols", self.medians)
-        self.tables.encode(encoder, symbols, self.bottleneck._build_indexes(z.size()))
-        return self.bottleneck.dequantize(symbols, self.medians)
+        indexes = self.bottleneck._build_indexes(z.size())
+        coded = CodedTensor(symbols.reshape(-1).int().cpu(), indexes.reshape(-1).int().cpu(), self.tables, z)
+        return coded, self.bottleneck.dequantize(symbols, self.medians)
+
+    def encode(self, encoder: BufferedRansEncoder, z: Tensor) -> Tensor:
+        coded, z_hat = self.symbols(z)
+        coded.write(encoder)
+        return z_hat
 
     def decode(self, decoder: RansDecoder, shape: tuple[int, int], log: RansLog | None = None) -> Tensor:
         indexes = self.bottleneck._build_indexes((1, self.medians.shape[1], *shape)).to(self.medians.device)
@@ -119,29 +167,43 @@ class PFrameCoder:
 
     # -- coding ---------------------------------------------------------------------------
 
-    def encode(self, ref: Tensor, x: Tensor) -> PFrameEncoding:
-        """Code ``x`` (1×3×H×W in [0, 1]) against the decoded reference ``ref``."""
+    def analyse(self, ref: Tensor, x: Tensor) -> PFrameAnalysis:
+        """Everything :meth:`encode` computes for ``x`` (1×3×H×W in [0, 1]) against the
+        decoded reference ``ref``, without writing a byte: each coded tensor's symbols
+        and CDF indexes (their exact code length is the P-frame's estimate) and the
+        reconstruction the decoder will compute."""
         if ref.shape != x.shape or x.dim() != 4 or x.shape[0] != 1:
             raise ValueError(f"expected two 1×3×H×W frames, got {tuple(ref.shape)} and {tuple(x.shape)}")
         net = self.net
-        encoder = BufferedRansEncoder()
         ref, size = pad_to_multiple(ref)
         x, _ = pad_to_multiple(x)
+        coded: dict[str, CodedTensor] = {}
         mv_y = net.mvEncoder(net.opticFlow(x, ref))
-        mv_z_hat = self.mv_z.encode(encoder, net.mvpriorEncoder(mv_y))
+        mv_z = net.mvpriorEncoder(mv_y)
+        coded["mv_z"], mv_z_hat = self.mv_z.symbols(mv_z)
         mv_params = net.mvpriorDecoder(mv_z_hat)
-        mv_y_hat = self.mv.encode(encoder, mv_y, mv_params, wave_schedule(*mv_y.shape[2:], self.mv.slope))
+        symbols, indexes, mv_y_hat = self.mv.symbols(mv_y, mv_params, wave_schedule(*mv_y.shape[2:], self.mv.slope))
+        coded["mv_y"] = CodedTensor(symbols, indexes, self.mv.tables, mv_y)
         context = self._context(ref, mv_y_hat)
 
         y = net.contextualEncoder(torch.cat((x, context), dim=1))
-        z_hat = self.z.encode(encoder, net.priorEncoder(y))
+        z = net.priorEncoder(y)
+        coded["z"], z_hat = self.z.symbols(z)
         priors = self._priors(context, z_hat)
-        y_hat = self.y.encode(encoder, y, priors, wave_schedule(*y.shape[2:], self.y.slope))
-        return PFrameEncoding(
-            data=encoder.flush(),
-            x_hat=self._reconstruct(y_hat, context, size),
-            latents={"mv_y": (mv_y, mv_params), "y": (y, priors)},
-        )
+        symbols, indexes, y_hat = self.y.symbols(y, priors, wave_schedule(*y.shape[2:], self.y.slope))
+        coded["y"] = CodedTensor(symbols, indexes, self.y.tables, y)
+        return PFrameAnalysis(coded=coded, x_hat=self._reconstruct(y_hat, context, size),
+                              latents={"mv_y": (mv_y, mv_params), "y": (y, priors)})
+
+    def encode(self, ref: Tensor, x: Tensor) -> PFrameEncoding:
+        """Code ``x`` (1×3×H×W in [0, 1]) against the decoded reference ``ref``: the
+        symbols of :meth:`analyse`, in decoding order, into one rANS stream."""
+        analysis = self.analyse(ref, x)
+        encoder = BufferedRansEncoder()
+        for name in STREAM_ORDER:
+            analysis.coded[name].write(encoder)
+        return PFrameEncoding(data=encoder.flush(), x_hat=analysis.x_hat, latents=analysis.latents,
+                              coded=analysis.coded)
 
     def min_payload_bits(self, size: tuple[int, int]) -> float:
         """A lower bound on what the four coded tensors of a frame of ``size`` (H, W) take

@@ -1,6 +1,20 @@
-"""Estimation-mode evaluation: bits from the entropy models' likelihoods, every frame
-decoded with the real reconstruction rule (rounded latents, clamped pixels, the decoded
-frame as the next reference). Used by training's periodic evaluation and `dcvc-bench eval`.
+"""Evaluation's estimate: the bits the real coder would write, without writing them.
+
+One function serves `dcvc-bench eval`, `dcvc-bench encode`/`eval --real` and training's
+periodic evaluation: :meth:`~dcvc_bench.codec.pframe.PFrameCoder.analyse` computes the
+symbols and CDF indexes that real coding writes, along the real decoded chain (the
+autoregressive latents' context sees ``y_hat = round(y − μ) + μ`` as the decoder does,
+scales go through the scale table), and
+:meth:`~dcvc_bench.codec.ar.RansTables.code_length` prices each symbol as CompressAI's
+rANS coder does (16-bit quantised CDF, bypass words for symbols outside a table). Each
+decoded frame is the 8-bit picture a decoder shows, and it is the next reference. Real
+bits exceed the estimate only by container framing and the rANS final-state flush.
+I-frames: the I-frame codec's own ``estimate`` (exact for OpenCV JPEG/WebP).
+
+The network's likelihoods (``DCVC.forward``) stay the *training* rate: differentiable,
+with uniform noise in place of rounding, the context fed ``round(y)``, the Gaussian's
+continuous tail charged where the coder's tables stop at 2⁻¹⁶. Training's evaluation
+measures that proxy on the same P-frames and reports its bias (``train_proxy``).
 
 Conventions (DCVC): PSNR in RGB on [0,1], per frame; a clip's PSNR is the mean of its
 frames' PSNR; the overall figure is the mean over clips. BPP = bits over the original
@@ -9,69 +23,171 @@ pixel count (padding is never counted as pixels).
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import torch
 
-from dcvc_bench.codec.gop import CodedFrame, code_frames
+from dcvc_bench.codec.ar import coding_settings
+from dcvc_bench.codec.gop import code_frames, decoded_picture
+from dcvc_bench.codec.pframe import STREAM_ORDER, PFrameAnalysis
+from dcvc_bench.codec.video import Codec
 from dcvc_bench.eval.metrics import ms_ssim, psnr
 from dcvc_bench.models.iframe import IFrameCodec
-from dcvc_bench.models.stages import reconstruction, stage_loss
+from dcvc_bench.models.stages import RATE_TERMS
+
+#: What eval events and documents call this estimate.
+ESTIMATE = "coded-symbols"
+#: What train events' bpp fields are.
+TRAIN_RATE = "likelihood-proxy"
 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+@dataclass
+class EstimatedFrame:
+    index: int
+    kind: str                        # "I" or "P"
+    x: torch.Tensor                  # original, 1×3×H×W float in [0, 1]
+    decoded: torch.Tensor            # the 8-bit picture a decoder shows, as float; the next reference
+    bits: float                      # estimated bits of the frame
+    latent_bits: dict[str, float] | None = None    # P-frames: per coded tensor (STREAM_ORDER)
+    analysis: PFrameAnalysis | None = None
+    proxy_bits: float | None = None  # P-frames, when asked: training's likelihood rate of the same frame
+
+
+def eval_codec(net: torch.nn.Module, iframe: IFrameCodec, device: torch.device) -> Codec:
+    """A coder for ``net`` as it is now, without touching it: a frozen copy in eval mode
+    with its CDF tables built (training keeps training the original)."""
+    return Codec(copy.deepcopy(net), iframe, device=device)
+
+
 @torch.no_grad()
-def iter_estimated_frames(net: torch.nn.Module, iframe: IFrameCodec, frames_u8: torch.Tensor,
-                          stage: int, intra_period: int | None,
-                          device: torch.device) -> Iterator[CodedFrame]:
-    """Estimation-mode coding of one clip (T×3×H×W uint8), frame by frame through the
-    shared GOP loop. Frames stay uint8 until each is coded (a 96-frame 1080p clip in
-    float would take 2.4 GB); each yielded frame's ``x`` is the float original."""
+def iter_estimated_frames(codec: Codec, frames_u8: torch.Tensor, intra_period: int | None,
+                          proxy_net: torch.nn.Module | None = None) -> Iterator[EstimatedFrame]:
+    """Estimate one clip (T×3×H×W uint8) frame by frame through the shared GOP loop,
+    under real coding's numerics (:func:`~dcvc_bench.codec.ar.coding_settings`), so the
+    figures are those `encode` prints. Frames stay uint8 until each is coded.
+
+    ``proxy_net`` (a model in any mode, left in it): also price each P-frame with the
+    training rate, i.e. its forward pass in training mode (uniform noise; the RNG state
+    is restored afterwards)."""
+    device = codec.device
 
     def as_float(x_u8: torch.Tensor) -> torch.Tensor:
         return x_u8.to(device).float().div_(255.0)
 
     def iframe_fn(x_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        result = iframe.estimate(as_float(x_u8))
-        return result.x_hat.to(device), result.bits.to(device)
+        result = codec.iframe.estimate(as_float(x_u8))
+        return decoded_picture(result.x_hat.to(device)), result.bits.to(device)
 
-    for coded in code_frames(frames_u8.unsqueeze(0), iframe_fn, lambda ref, x: net(ref, as_float(x)),
-                             lambda out: reconstruction(out, stage), intra_period):
-        coded.x = as_float(coded.x)
-        yield coded
+    def pframe_fn(ref: torch.Tensor, x_u8: torch.Tensor) -> dict[str, Any]:
+        x = as_float(x_u8)
+        analysis = codec.pframe.analyse(ref, x)
+        bits = analysis.bits()
+        out: dict[str, Any] = {"x_hat": decoded_picture(analysis.x_hat), "analysis": analysis,
+                               "bits": {k: torch.tensor([v], dtype=torch.float64) for k, v in bits.items()},
+                               "latent_bits": bits}
+        if proxy_net is not None:
+            out["proxy_bits"] = _proxy_bits(proxy_net, ref, x)
+        return out
+
+    with coding_settings(codec.threads):
+        for coded in code_frames(frames_u8.unsqueeze(0), iframe_fn, pframe_fn, lambda out: out["x_hat"],
+                                 intra_period):
+            out = coded.output or {}
+            yield EstimatedFrame(coded.index, coded.kind, as_float(coded.x), coded.decoded,
+                                 float(coded.bits[0]), out.get("latent_bits"), out.get("analysis"),
+                                 out.get("proxy_bits"))
+
+
+def _proxy_bits(net: torch.nn.Module, ref: torch.Tensor, x: torch.Tensor) -> float:
+    """Training's rate of one P-frame: the likelihoods of a training-mode forward pass."""
+    was_training = net.training
+    devices = [ref.device] if ref.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        net.train()
+        try:
+            out = net(ref, x)
+        finally:
+            net.train(was_training)
+    return float(sum(b[0] for b in out["bits"].values()))
+
+
+def latent_counts(analysis: PFrameAnalysis) -> dict[str, dict[str, float]]:
+    """Per coded tensor of one P-frame: non-zero symbols, symbols, Σ|latent|, elements, bits."""
+    bits = analysis.bits()
+    return {name: {"nonzero": int(c.symbols.count_nonzero()), "symbols": c.symbols.numel(),
+                   "abs_sum": float(c.latent.abs().sum()), "elements": c.latent.numel(), "bits": bits[name]}
+            for name, c in analysis.coded.items()}
+
+
+def latent_stats(counts: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]] | None:
+    """Per coded tensor over P-frames (:func:`latent_counts` of each): the fraction of
+    non-zero symbols, the mean |latent| before quantisation, and its share of the bits."""
+    if not counts:
+        return None
+    total = sum(c[name]["bits"] for c in counts for name in STREAM_ORDER)
+    out = {}
+    for name in STREAM_ORDER:
+        part = [c[name] for c in counts]
+        out[name] = {
+            "nonzero": sum(p["nonzero"] for p in part) / max(sum(p["symbols"] for p in part), 1),
+            "mean_abs": sum(p["abs_sum"] for p in part) / max(sum(p["elements"] for p in part), 1),
+            "rate_share": sum(p["bits"] for p in part) / total if total > 0 else 0.0,
+        }
+    return out
 
 
 @torch.no_grad()
-def evaluate_clip(net: torch.nn.Module, iframe: IFrameCodec, frames_u8: torch.Tensor,
-                  stage: int, lmbda: float, intra_period: int | None,
-                  device: torch.device) -> dict[str, Any]:
-    """Code one clip (T×3×H×W uint8) and return its per-frame and summary metrics."""
+def evaluate_clip(codec: Codec, frames_u8: torch.Tensor, stage: int, lmbda: float,
+                  intra_period: int | None, proxy_net: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Estimate one clip (T×3×H×W uint8) and return its per-frame and summary metrics."""
     pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
-    per_frame = []
-    for coded in iter_estimated_frames(net, iframe, frames_u8, stage, intra_period, device):
+    per_frame, counts = [], []
+    for coded in iter_estimated_frames(codec, frames_u8, intra_period, proxy_net):
+        mse = float(torch.mean((coded.decoded - coded.x) ** 2))
         record = {
             "index": coded.index, "kind": coded.kind,
             "psnr": float(psnr(coded.decoded, coded.x)[0]),
             "ms_ssim": float(ms_ssim(coded.decoded, coded.x)[0]),
-            "bpp": float(coded.bits[0]) / pixels,
-            "mse": float(torch.mean((coded.decoded - coded.x) ** 2)),
+            "bits": coded.bits, "bpp": coded.bits / pixels, "mse": mse,
         }
-        if coded.output is not None:
-            loss, _ = stage_loss(coded.output, coded.x, stage, lmbda)
-            record["loss"] = float(loss)
+        if coded.analysis is not None:
+            record["latent_bits"] = coded.latent_bits
+            record["loss"] = selection_loss(mse, coded.latent_bits, pixels, stage, lmbda)
+            counts.append(latent_counts(coded.analysis))
+        if coded.proxy_bits is not None:
+            record["proxy_bits"] = coded.proxy_bits
         per_frame.append(record)
-    return summarize(per_frame, lmbda)
+    summary = summarize(per_frame, lmbda, pixels)
+    summary["latents"] = latent_stats(counts)
+    return summary
 
 
-def summarize(per_frame: list[dict[str, Any]], lmbda: float) -> dict[str, Any]:
+def selection_loss(mse: float, latent_bits: dict[str, float], pixels: int, stage: int, lmbda: float) -> float:
+    """What ``best`` is chosen on, per P-frame, on the codec a decoder implements: λ·MSE of
+    the decoded frame x̂ (in every stage, stage 1 included: a decoder never shows the
+    warped prediction) plus the bits per pixel of the rate terms the stage trains."""
+    return lmbda * mse + sum(latent_bits[term[len("bpp_"):]] for term in RATE_TERMS[stage]) / pixels
+
+
+def summarize(per_frame: list[dict[str, Any]], lmbda: float, pixels: int) -> dict[str, Any]:
     intra = [f for f in per_frame if f["kind"] == "I"]
     inter = [f for f in per_frame if f["kind"] == "P"]
     mse = _mean([f["mse"] for f in per_frame]) or 0.0
     bpp = _mean([f["bpp"] for f in per_frame]) or 0.0
+    proxy = None
+    if inter and all("proxy_bits" in f for f in inter):
+        coded_bits = sum(f["bits"] for f in inter)
+        proxy_bits = sum(f["proxy_bits"] for f in inter)
+        proxy = {"bpp": proxy_bits / (len(inter) * pixels),
+                 "bias_percent": (proxy_bits / coded_bits - 1) * 100 if coded_bits > 0 else None}
     return {
+        "rate_estimate": ESTIMATE,
         "frames": len(per_frame),
         "psnr": _mean([f["psnr"] for f in per_frame]),
         "bpp": bpp,
@@ -81,27 +197,28 @@ def summarize(per_frame: list[dict[str, Any]], lmbda: float) -> dict[str, Any]:
         "i_frame": {"psnr": _mean([f["psnr"] for f in intra]), "bpp": _mean([f["bpp"] for f in intra])},
         "p_frame": {"psnr": _mean([f["psnr"] for f in inter]), "bpp": _mean([f["bpp"] for f in inter])},
         "p_first3": [{"psnr": f["psnr"], "bpp": f["bpp"]} for f in inter[:3]],
+        "train_proxy": proxy,
         "per_frame": per_frame,
     }
 
 
 def evaluate_clips(net: torch.nn.Module, iframe: IFrameCodec,
                    clips: Iterable[tuple[str, torch.Tensor]], stage: int, lmbda: float,
-                   intra_period: int | None, device: torch.device) -> dict[str, Any]:
-    """Evaluate every clip; overall numbers are means over clips (DCVC convention)."""
-    was_training = net.training
-    net.eval()
-    try:
-        per_clip = {name: evaluate_clip(net, iframe, frames, stage, lmbda, intra_period, device)
-                    for name, frames in clips}
-    finally:
-        net.train(was_training)
+                   intra_period: int | None, device: torch.device,
+                   measure_proxy: bool = True) -> dict[str, Any]:
+    """Training's evaluation: every clip through :func:`evaluate_clip` with a frozen copy
+    of ``net``; overall numbers are means over clips (DCVC convention). With
+    ``measure_proxy``, the training rate is measured on the same P-frames (its bias)."""
+    codec = eval_codec(net, iframe, device)
+    per_clip = {name: evaluate_clip(codec, frames, stage, lmbda, intra_period,
+                                    codec.net if measure_proxy else None)
+                for name, frames in clips}
     if not per_clip:
         raise ValueError("no validation clips to evaluate")
     results = list(per_clip.values())
 
     def overall(key: str, sub: str | None = None) -> float | None:
-        vals = [(r[key][sub] if sub else r[key]) for r in results]
+        vals = [(r[key][sub] if sub else r[key]) for r in results if r[key] is not None]
         vals = [v for v in vals if v is not None]
         return _mean(vals)
 
@@ -110,11 +227,19 @@ def evaluate_clips(net: torch.nn.Module, iframe: IFrameCodec,
         vals = [r["p_first3"][k] for r in results if len(r["p_first3"]) > k]
         if vals:
             firsts.append({"psnr": _mean([v["psnr"] for v in vals]), "bpp": _mean([v["bpp"] for v in vals])})
+    latents = None
+    if all(r["latents"] is not None for r in results):
+        latents = {name: {stat: _mean([r["latents"][name][stat] for r in results])
+                          for stat in ("nonzero", "mean_abs", "rate_share")} for name in STREAM_ORDER}
+    proxy = None
+    if all(r["train_proxy"] is not None for r in results):
+        proxy = {"bpp": overall("train_proxy", "bpp"), "bias_percent": overall("train_proxy", "bias_percent")}
     return {
+        "rate_estimate": ESTIMATE,
         "psnr": overall("psnr"), "bpp": overall("bpp"), "ms_ssim": overall("ms_ssim"),
         "rd_loss": overall("rd_loss"), "loss": overall("loss"),
         "i_frame": {"psnr": overall("i_frame", "psnr"), "bpp": overall("i_frame", "bpp")},
         "p_frame": {"psnr": overall("p_frame", "psnr"), "bpp": overall("p_frame", "bpp")},
-        "p_first3": firsts,
+        "p_first3": firsts, "latents": latents, "train_proxy": proxy,
         "clips": {name: {k: v for k, v in r.items() if k != "per_frame"} for name, r in per_clip.items()},
     }

@@ -199,10 +199,11 @@ def footnotes(doc: dict[str, Any]) -> list[str]:
     kinds = {(r["kind"], r["bits"]) for r in doc["results"]}
     if ("learned", "real") in kinds:
         lines.append("learned codecs: every frame really coded; the stream was decoded again and reproduced the "
-                     "encoder's frames exactly; est. BPP = the entropy models' estimate along the same decoded chain")
+                     "encoder's frames exactly; est. BPP = the exact cost of the coded symbols (what `eval` without --real "
+                     "reports); real − est. = stream header, frame framing and the rANS flush")
     if ("learned", "estimated") in kinds:
-        lines.append("learned codecs: bits ESTIMATED from the entropy models' likelihoods (no bitstream); "
-                     "use --real for coded bits")
+        lines.append("learned codecs: bits ESTIMATED as the exact cost of the symbols the real coder would write "
+                     "(no bitstream; real coding adds framing and the rANS flush); use --real for coded bits")
     reduced = [c for c in doc["clips"] if c["ms_ssim"] != "MS-SSIM"]
     for c in reduced:
         lines.append(f"* {c['name']} ({c['width']}x{c['height']}) is too small for 5-scale MS-SSIM: {c['ms_ssim']}")

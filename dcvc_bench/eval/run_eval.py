@@ -15,8 +15,9 @@ How (DCVC conventions, the same code for every codec)
     counts). MS-SSIM from :mod:`dcvc_bench.eval.metrics` (labelled when a clip is too
     small for 5 scales); LPIPS only when its weights are on this machine.
 
-    - estimation (default): bits from the entropy models' likelihoods, reconstruction by
-      the real decoding rule, through the same frames as training's evaluation
+    - estimation (default): the exact cost of the symbols real coding would write, along
+      the real decoded chain (8-bit decoded frames as references), with no stream written:
+      the estimate of training's evaluation and of `encode`
       (:func:`dcvc_bench.eval.estimate.iter_estimated_frames`), plus LPIPS.
     - ``--real``: every frame really coded by :mod:`dcvc_bench.codec.video`, the stream
       decoded again and checked to reproduce the encoder's frames; the estimate is
@@ -471,18 +472,17 @@ def _learned_source(target: Target, meta: dict[str, Any], codec: Any, ema: bool)
 
 
 @torch.no_grad()
-def estimate_frames(net: torch.nn.Module, iframe: Any, frames_u8: torch.Tensor, stage: int,
-                    intra_period: int, device: torch.device, scorer: Scorer) -> list[dict[str, Any]]:
-    """Per-frame bits and metrics of estimation-mode coding (the same frames as
-    training's evaluation: :func:`dcvc_bench.eval.estimate.iter_estimated_frames`)."""
+def estimate_frames(codec: Any, frames_u8: torch.Tensor, intra_period: int, scorer: Scorer) -> list[dict[str, Any]]:
+    """Per-frame bits and metrics of evaluation's estimate (the one training's evaluation
+    and `encode` use: :func:`dcvc_bench.eval.estimate.iter_estimated_frames`)."""
     from dcvc_bench.eval.estimate import iter_estimated_frames
 
     pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
     records = []
-    for coded in iter_estimated_frames(net, iframe, frames_u8, stage, intra_period, device):
-        record = {"index": coded.index, "kind": coded.kind, "bits": float(coded.bits[0])}
+    for coded in iter_estimated_frames(codec, frames_u8, intra_period):
+        record = {"index": coded.index, "kind": coded.kind, "bits": coded.bits}
         record["bpp"] = record["bits"] / pixels
-        record.update(scorer.frame(coded.decoded, coded.x))
+        record.update(scorer.frame(coded.x, coded.decoded))
         records.append(record)
     return records
 
@@ -492,10 +492,9 @@ def learned_estimator(target: Target, ema: bool, intra_period: int, device: torc
 
     codec = load_codec(target.path, ema=ema, device=str(device))
     meta = checkpoint_meta(target.path)
-    stage = int(meta.get("stage") or 4)
 
     def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
-        return estimate_frames(codec.net, codec.iframe, frames_u8, stage, intra_period, device, scorer), 0.0, {}
+        return estimate_frames(codec, frames_u8, intra_period, scorer), 0.0, {}
 
     return Evaluator(target.track, "", "learned", "estimated", _learned_source(target, meta, codec, ema), run,
                      iframe_notes(target.track, codec.iframe))
@@ -763,9 +762,10 @@ CONVENTIONS = {
     "bpp": "bits / (frames x original pixels); padding never counted; real streams include their header",
     "ms_ssim": "pytorch-msssim MS-SSIM, data range 1; reduced scales for small frames (labelled per clip)",
     "lpips": "LPIPS v0.1 AlexNet, only from local weights",
-    "estimated_bits": "sum of -log2 likelihoods of the entropy models (no bitstream written)",
-    "scored_frames": "estimation: the float reconstruction clamped to [0,1], as training reports it; "
-                     "real coding and baselines: the 8-bit frames the decoder outputs",
+    "estimated_bits": "the exact cost of the symbols the real coder writes (-log2 of its 16-bit CDF "
+                      "probabilities, bypass words included), along the real decoded chain; no bitstream "
+                      "written; I-frames: the I-frame codec's estimate (exact for OpenCV)",
+    "scored_frames": "the 8-bit frames a decoder outputs (estimation, real coding and baselines alike)",
     "rate_gap_percent": "(real BPP - estimated BPP) / estimated BPP x 100, real including the stream header",
 }
 

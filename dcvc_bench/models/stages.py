@@ -7,9 +7,12 @@
 
 ``x_pred`` is the motion-compensated prediction (reference warped by the decoded flow);
 ``x̂`` the full reconstruction. λ is on [0,1] pixels (DCVC); CompressAI's λ is λ/255².
-All four bpp terms are always computed and reported so "best" is comparable across
-stages. The frame a stage reconstructs (x_pred in stage 1) is also what the next P-frame
-uses as its reference, in training and in evaluation.
+All four bpp terms are always computed and reported. In *training*, the frame a stage
+reconstructs (x_pred in stage 1) is what the next P-frame of the GOP uses as its
+reference, and the rates are the likelihood proxy. *Evaluation* (and so ``best`` and
+``global_best``) scores the codec a decoder implements in every stage: x̂, the exact cost
+of the coded symbols, the decoded 8-bit frame as the next reference
+(:func:`dcvc_bench.eval.estimate.selection_loss` keeps :data:`RATE_TERMS`).
 """
 
 from __future__ import annotations

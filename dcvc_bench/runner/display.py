@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from dcvc_bench.curriculum import Step
+from dcvc_bench.health import Collapse, collapses
 
 
 def human_size(n: float) -> str:
@@ -63,6 +64,7 @@ class StepView:
     iter: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)   # the last train event
     last_eval: dict[str, Any] | None = None
+    evals: list[dict[str, Any]] = field(default_factory=list)   # for latent health
     started: float = field(default_factory=time.time)
     seconds_per_iter: float | None = None    # training speed within the current epoch
     seconds_per_epoch: float | None = None   # wall time of the last whole epoch (eval included)
@@ -97,6 +99,7 @@ class StepView:
                 self.seconds_per_iter = (t - mark[0]) / (self.iter - mark[2])
         elif kind == "eval":
             self.last_eval = event
+            self.evals.append(event)
         elif kind == "checkpoint" and event.get("kind") == "latest":
             epoch = int(event.get("epoch") or self.epochs_done)
             if epoch > self.epochs_done:
@@ -119,12 +122,24 @@ class StepView:
             return epoch_left, (later + left_in_epoch / self.iters_per_epoch) * self.seconds_per_epoch
         return epoch_left, epoch_left + later * self.iters_per_epoch * self.seconds_per_iter
 
+    def collapsed(self) -> list[Collapse]:
+        """Latents collapsed at the step's newest evaluation (:mod:`dcvc_bench.health`)."""
+        return collapses(self.evals, self.step.stage)
+
     def metrics_line(self) -> str:
         m = self.metrics
         if not m:
             return "waiting for the first iterations..."
         return (f"loss {_num(m.get('loss'), '.4f')}  bpp {_num(m.get('bpp'), '.4f')}  "
-                f"psnr {_num(m.get('psnr'), '.2f')} dB  lr {_num(m.get('lr'), '.2e')}")
+                f"psnr {_num(m.get('psnr'), '.2f')} dB  lr {_num(m.get('lr'), '.2e')}  {proxy_note(self.last_eval)}")
+
+
+def proxy_note(last_eval: dict[str, Any] | None) -> str:
+    """Training's bpp is the likelihood proxy: say so, with its bias at the last evaluation."""
+    proxy = (last_eval or {}).get("train_proxy")
+    bias = proxy.get("bias_percent") if isinstance(proxy, dict) else None
+    measured = f", {bias:+.1f} % vs coded at the last eval" if isinstance(bias, (int, float)) else ""
+    return f"(bpp: training likelihood{measured})"
 
 
 class Display:
@@ -165,6 +180,8 @@ class Display:
         kind = event.get("event")
         if kind == "eval":
             self.line(f"{view.label}: eval after epoch {event.get('epoch')}: {eval_summary(event)}")
+            for collapse in view.collapsed():
+                self.line(f"{view.label}: WARNING {collapse.warning()}")
         elif kind == "checkpoint" and event.get("kind") == "latest" and view.epochs_done > before:
             self.epoch_done(view)
 
@@ -250,6 +267,8 @@ class LiveDisplay(Display):
             if view.last_eval is not None:
                 grid.add_row(Text("last eval"), Text(f"epoch {view.last_eval.get('epoch')}: "
                                                      f"{eval_summary(view.last_eval)}"))
+            for collapse in view.collapsed():
+                grid.add_row(Text("warning", style="bold red"), Text(collapse.warning(), style="red"))
             parts.append(grid)
         return Group(*parts)
 

@@ -15,6 +15,8 @@ from typing import Any
 from dcvc_bench.checkpoints import read_meta, sidecar_path
 from dcvc_bench.curriculum import Curriculum, RunPaths, Step, expand, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
+from dcvc_bench.events import read_events
+from dcvc_bench.health import collapses
 from dcvc_bench.runner.display import eval_summary, fmt_duration, human_size
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger, StepRecord
 from dcvc_bench.runner.lock import describe_owner, lock_owner, pid_alive
@@ -91,6 +93,18 @@ def step_cells(view: RunView, step: Step) -> dict[str, str]:
     }
 
 
+def latent_warnings(view: RunView) -> list[str]:
+    """Each step's collapsed latents at its newest evaluation (:mod:`dcvc_bench.health`),
+    read from its events, with what to check."""
+    lines = []
+    for step in view.steps:
+        path = view.paths.events_file(step.id)
+        if path.is_file():
+            evals = [e for e in read_events(path) if e.get("event") == "eval"]
+            lines += [f"{step.id}: {c.warning()}" for c in collapses(evals, step.stage)]
+    return lines
+
+
 def plan_statuses(view: RunView) -> dict[str, str]:
     """`plan`'s status column: what the ledger says and what the next run does."""
     out = {}
@@ -162,6 +176,7 @@ def render_status(view: RunView) -> list[Any]:
         steps.add_row(str(step.index + 1), step.id, str(step.stage), gop, f"{step.lambda_value:g}",
                       cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"])
     parts.append(steps)
+    parts += [Text(f"warning: {line}") for line in latent_warnings(view)]
 
     rows = checkpoint_rows(view.paths, list(dict.fromkeys(s.track for s in view.steps)))
     if rows:

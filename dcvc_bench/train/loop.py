@@ -43,8 +43,9 @@ from dcvc_bench.checkpoints import checkpoint_path, phase_id
 from dcvc_bench.codec.gop import code_frames
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
 from dcvc_bench.errors import UserError
-from dcvc_bench.eval.estimate import evaluate_clips
+from dcvc_bench.eval.estimate import TRAIN_RATE, evaluate_clips
 from dcvc_bench.events import EventWriter
+from dcvc_bench.health import collapses
 from dcvc_bench.models.iframe import build_iframe_codec
 from dcvc_bench.models.stages import apply_stage_freeze, reconstruction, stage_loss
 from dcvc_bench.models.video_net import DCVC
@@ -180,6 +181,7 @@ class Trainer:
         self.best_ema_loss = float(ck.get("best_ema_loss", math.inf)) if same_stage else math.inf
         self.global_best_loss = float(ck.get("global_best_loss", math.inf)) if ck else math.inf
         self.epoch = self.start.start_epoch
+        self.eval_history: list[dict[str, Any]] = []   # this attempt's evaluations, for latent health
         if self.start.mode == "continue" and ck.get("rng_state"):
             self._restore_rng(ck["rng_state"])
         self.last_loss = float(ck.get("loss", math.nan)) if self.start.mode == "continue" else math.nan
@@ -382,7 +384,8 @@ class Trainer:
         if self.ema is not None and a.evaluate_both:
             averaged = self.ema.averaged_copy(self.net)
             clips = (self.val_set[i] for i in range(len(self.val_set)))
-            ema = evaluate_clips(averaged, self.iframe, clips, a.stage, a.lambda_value, intra, self.device)
+            ema = evaluate_clips(averaged, self.iframe, clips, a.stage, a.lambda_value, intra, self.device,
+                                 measure_proxy=False)
             ema.pop("clips", None)
             result["ema"] = ema
         return result
@@ -485,10 +488,16 @@ class Trainer:
             return self.evaluate()
 
     def _end_of_epoch(self, train_loss: float) -> None:
-        """Evaluate when due; step the plateau scheduler and pick ``best`` on ONE quantity:
-        the validation loss when evaluation is on (only on evaluation epochs), the training
-        loss when it is off. The value comes from the main process (the only one that
-        evaluates) so every rank takes the same scheduler step."""
+        """Evaluate when due; step the plateau scheduler and pick ``best`` on ONE quantity.
+
+        With evaluation on (only on evaluation epochs), both are the validation ``loss`` of
+        the codec a decoder implements (:func:`dcvc_bench.eval.estimate.selection_loss`:
+        the decoded x̂ in every stage, never stage 1's warped prediction, and the exact
+        cost of the coded symbols of the stage's rate terms); ``global_best`` is its
+        ``rd_loss`` (all frames, all rates). With evaluation off, nothing a decoder
+        reproduces ranks the epochs: the scheduler steps on the training loss and
+        ``best`` is the newest epoch. The value comes from the main process (the only
+        one that evaluates) so every rank takes the same scheduler step."""
         a = self.args
         evaluating = bool(a.val_video_dir) and not a.skip_eval
         due = evaluating and ((self.epoch % a.eval_freq == 0) or self.epoch == a.epochs)
@@ -499,9 +508,10 @@ class Trainer:
             selection_loss = result["loss"]
             self.events.emit("eval", step=self.phase, epoch=self.epoch, **{
                 k: result[k] for k in ("psnr", "bpp", "ms_ssim", "rd_loss", "i_frame", "p_frame",
-                                       "ema", "loss", "p_first3", "clips")})
-            self.progress.note(f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f}, "
-                               f"loss {selection_loss:.4f}")
+                                       "ema", "loss", "p_first3", "rate_estimate", "latents",
+                                       "train_proxy", "clips")})
+            self.eval_history.append({"epoch": self.epoch, "latents": result["latents"]})
+            self.progress.note(eval_note(result, self.eval_history, a.stage))
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
@@ -511,7 +521,10 @@ class Trainer:
         if self.scheduler is not None and selection_loss is not None:
             self.scheduler.step(selection_loss)
         self.save("latest", train_loss)
-        if selection_loss is not None and selection_loss < self.best_loss:
+        if not evaluating and math.isfinite(train_loss):  # the newest: no training loss speaks for a decoder
+            self.best_loss = train_loss
+            self.save("best", train_loss)
+        elif selection_loss is not None and selection_loss < self.best_loss:
             self.best_loss = selection_loss
             self.save("best", selection_loss)
         if result is not None:
@@ -531,7 +544,7 @@ class Trainer:
                          iters_per_epoch=self.iters_per_epoch, loss=mean["loss"], mse=mean["mse"],
                          psnr=psnr, bpp=mean["bpp"], bpp_y=mean["bpp_y"], bpp_z=mean["bpp_z"],
                          bpp_mv_y=mean["bpp_mv_y"], bpp_mv_z=mean["bpp_mv_z"], lr=self.lr,
-                         frames_per_s=fps)
+                         frames_per_s=fps, rate_estimate=TRAIN_RATE)
         self.progress.update(it + 1, mean["loss"], mean["bpp"], psnr, self.lr)
 
     def _interrupted(self, during_evaluation: bool = False) -> int:
@@ -565,6 +578,20 @@ class Trainer:
                          best_loss=self.best_loss, message=message)
         self.progress.close(f"{self.phase}: {status} — {message}")
         return code
+
+
+def eval_note(result: dict[str, Any], history: list[dict[str, Any]], stage: int) -> str:
+    """The log's line for an evaluation: the coded codec's figures, the training rate's
+    measured bias, and any collapsed latent with what to check."""
+    text = (f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f} (coded symbols), "
+            f"loss {result['loss']:.4f}" if result.get("loss") is not None else
+            f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f} (coded symbols)")
+    bias = (result.get("train_proxy") or {}).get("bias_percent")
+    if bias is not None:
+        text += f"; training's likelihood rate (train events' bpp) is {bias:+.1f} % off the coded P-frame bits"
+    for collapse in collapses(history, stage):
+        text += f"\nWARNING {collapse.warning()}"
+    return text
 
 
 def _as_tuple(value: Any) -> Any:

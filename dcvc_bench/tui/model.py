@@ -22,6 +22,7 @@ from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curricul
 from dcvc_bench.errors import UserError
 from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, EvalResults, RDView, as_float, as_int,
                                 read_eval_results, read_rd_view)
+from dcvc_bench.health import collapses
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
 from dcvc_bench.runner.lock import lock_owner
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
@@ -214,6 +215,7 @@ class RunModel:
             last, first = ev.last_train, ev.attempt_first_train
             starts, ends = list(ev.starts), list(ev.ends)
             latest = [c for c in ev.checkpoints if c.get("kind") == "latest"]
+            warnings = tuple(c.warning() for c in collapses(ev.evals, step.stage))
         ipe = as_int((last or {}).get("iters_per_epoch")) or as_int((starts[-1] if starts else {}).get("iters_per_epoch"))
         epoch, it = 0, 0
         if row.state == "done":
@@ -229,7 +231,7 @@ class RunModel:
             epoch_s = eta.epoch_seconds(starts, latest) or ipe * spi
             eta_step = eta_epoch + max(step.epochs - epoch, 0) * epoch_s
         took = eta.took(starts, ends, self.clock() if row.state == "running" else None)
-        return StepProgress(row, epoch, it, ipe, eta_epoch, eta_step, took, spi, last)
+        return StepProgress(row, epoch, it, ipe, eta_epoch, eta_step, took, spi, last, warnings)
 
     def curriculum_eta(self) -> float | None:
         """Seconds until every step is done (0 when none is left; None before anything

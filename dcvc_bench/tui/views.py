@@ -68,6 +68,7 @@ class StepProgress:
     took_s: float | None          # time spent training (all attempts)
     seconds_per_iter: float | None  # measured in the current attempt
     last: dict[str, Any] | None   # the last train event
+    warnings: tuple[str, ...] = ()  # collapsed latents at the newest evaluation (dcvc_bench.health)
 
 
 @dataclass(frozen=True)

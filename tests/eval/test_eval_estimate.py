@@ -133,8 +133,7 @@ def test_estimate_matches_training_evaluate_clips(run):
     path = next((run / "checkpoints" / "l2048").glob("*final.pth"))
     codec = load_codec(path)
     frames = load_clip(Clip("synth_000", run / "data" / "val" / "synth_000.mp4"), 5)
-    ours = estimate_frames(codec.net, codec.iframe, frames, 4, 3, torch.device("cpu"),
-                           Scorer(torch.device("cpu")))
+    ours = estimate_frames(codec, frames, 3, Scorer(torch.device("cpu")))
     theirs = evaluate_clips(codec.net, codec.iframe, [("synth_000", frames)], 4, 2048.0, 3, torch.device("cpu"))
     clip = theirs["clips"]["synth_000"]
     assert clip["frames"] == len(ours) == 5
