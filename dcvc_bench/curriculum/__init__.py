@@ -15,7 +15,7 @@ from dcvc_bench.curriculum.command import (
     render_flags,
     run_paths,
 )
-from dcvc_bench.curriculum.expand import expand, step_config_hash
+from dcvc_bench.curriculum.expand import config_hashes, expand, step_config_hash
 from dcvc_bench.curriculum.plan import (
     describe_start,
     plan_json,
@@ -39,7 +39,7 @@ from dcvc_bench.curriculum.schema import (
     load_curriculum,
     parse_curriculum,
 )
-from dcvc_bench.curriculum.steps import StartKind, Step, phase_id
+from dcvc_bench.curriculum.steps import StartKind, Step, StepKind, phase_id, producer
 
 __all__ = [
     "DEFAULT_CURRICULUM",
@@ -55,10 +55,12 @@ __all__ = [
     "StageSpec",
     "StartKind",
     "Step",
+    "StepKind",
     "SyntheticData",
     "Track",
     "TrainOptions",
     "accelerate_argv",
+    "config_hashes",
     "describe_start",
     "expand",
     "load_curriculum",
@@ -69,6 +71,7 @@ __all__ = [
     "plan_summary",
     "planned_run_flags",
     "previous_step",
+    "producer",
     "render_flags",
     "render_plan_commands",
     "render_plan_table",

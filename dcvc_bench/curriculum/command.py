@@ -18,13 +18,14 @@ from typing import Mapping, Optional, Sequence
 
 from dcvc_bench.checkpoints import checkpoint_name
 from dcvc_bench.curriculum.schema import Curriculum
-from dcvc_bench.curriculum.steps import StartKind, Step
+from dcvc_bench.curriculum.steps import PFRAME_MODULE, StartKind, Step, producer
 
 NEGATABLE_FLAGS = frozenset({"i_frame_pretrained", "use_scheduler", "use_ema", "evaluate_both"})
 RUN_FLAGS = ("checkpoint_dir", "events_file", "resume", "load_pretrained", "force_learning_rate")
 """Trainer flags that depend on the run folder and on how a step starts: the runner adds them."""
 
-TRAINER_MODULE = "dcvc_bench.train"
+TRAINER_MODULE = PFRAME_MODULE
+"""The P-frame steps' trainer; a step launches ``step.module`` (its kind's)."""
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,17 @@ def planned_run_flags(cur: Curriculum, step: Step, steps: Sequence[Step]) -> dic
 
 
 def previous_step(step: Step, steps: Sequence[Step]) -> Step:
-    """The step before ``step`` in its track (the one whose weights it continues)."""
-    before = [s for s in steps if s.track == step.track and s.index < step.index]
-    if not before:
+    """The step whose weights ``step`` continues: the producer of what it updates."""
+    before = producer(step, step.produces, steps) if step.updates else None
+    if before is None:
         raise ValueError(f"step {step.id} has no previous step in track {step.track}")
-    return max(before, key=lambda s: s.index)
+    return before
 
 
 def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object],
                     python: Optional[str] = None, *, gpu_ids: Optional[Sequence[int]] = None,
                     cpu_threads: Optional[int] = None) -> list[str]:
-    """``accelerate launch <accelerate flags> -m dcvc_bench.train <trainer flags>``.
+    """``accelerate launch <accelerate flags> -m <step.module> <trainer flags>``.
 
     ``python``: launch accelerate as ``python -m accelerate.commands.launch`` with that
     interpreter (accelerate then starts the trainer with the same one) instead of the
@@ -129,7 +130,7 @@ def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object]
         argv.append("--cpu")
     elif acc.num_processes > 1:
         argv.append("--multi_gpu")
-    argv += ["-m", TRAINER_MODULE, *render_flags(step.train_flags), *render_flags(run_flags)]
+    argv += ["-m", step.module, *render_flags(step.train_flags), *render_flags(run_flags)]
     return argv
 
 

@@ -3,6 +3,8 @@
 Order: for each track, stage by stage, GOP by GOP, then the optional GOP-optimisation
 step; tracks one after another. The expansion is static: how a step actually starts on a
 given run folder is the runner's decision (``Step.planned_start`` is the fresh-folder case).
+Each step gets its kind and what it produces and consumes (``curriculum.steps``); a new
+step kind is expanded here, from its own curriculum table.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 from dcvc_bench.curriculum.command import run_paths
 from dcvc_bench.curriculum.iframe_spec import I_FRAME_FLAGS, TYPE_FLAG
 from dcvc_bench.curriculum.schema import Curriculum, TrainOptions, Track
-from dcvc_bench.curriculum.steps import StartKind, Step
+from dcvc_bench.curriculum.steps import StartKind, Step, StepKind, pframe_artifact, producer
 
 CONFIG_HASH_VERSION = 1
 # Flags that change speed, not the numbers a step produces: editing them keeps finished steps.
@@ -30,14 +32,19 @@ def expand(cur: Curriculum, data_dirs: Optional[tuple[Path, Path]] = None) -> li
     train_dir, val_dir = data_dirs if data_dirs is not None else run_paths(cur).data_dirs
     steps: list[Step] = []
 
-    def add(track: Track, stage: int, gop: int, epochs: int, opts: TrainOptions, *, gop_opt: bool = False,
-            first_in_stage: bool = False, previous_stage: Optional[int] = None) -> None:
+    def add(track: Track, stage: int, gop: int, epochs: int, opts: TrainOptions, *,
+            kind: StepKind = StepKind.PFRAME, first_in_stage: bool = False,
+            previous_stage: Optional[int] = None) -> None:
+        weights = pframe_artifact(str(track.name))
+        fresh = first_in_stage and stage == 1  # anything else continues the track's weights
         steps.append(Step(
             track=str(track.name), index=len(steps), stage=stage, gop=gop, epochs=epochs,
-            lambda_value=track.lambda_value, quality_index=track.quality_index, gop_opt=gop_opt,
+            lambda_value=track.lambda_value, quality_index=track.quality_index, kind=kind,
             first_in_stage=first_in_stage,
-            train_flags=_train_flags(cur, track, stage, gop, epochs, opts, gop_opt, train_dir, val_dir),
-            reset_learning_rate=opts.reset_learning_rate, previous_stage=previous_stage))
+            train_flags=_train_flags(cur, track, stage, gop, epochs, opts, kind is StepKind.GOP_OPT,
+                                     train_dir, val_dir),
+            reset_learning_rate=opts.reset_learning_rate, previous_stage=previous_stage,
+            produces=weights, consumes=() if fresh else (weights,)))
 
     for track in cur.tracks:
         before: Optional[int] = None  # the stage that ran before this one in the curriculum
@@ -50,7 +57,7 @@ def expand(cur: Curriculum, data_dirs: Optional[tuple[Path, Path]] = None) -> li
         gop_opt = cur.gop_opt_step
         if gop_opt is not None:  # validation guarantees stage 4 is present, hence last
             add(track, 4, gop_opt.gop or cur.stages[-1].gops[-1], gop_opt.epochs, cur.gop_opt_options(),
-                gop_opt=True)
+                kind=StepKind.GOP_OPT)
     return steps
 
 
@@ -94,9 +101,32 @@ def _train_flags(cur: Curriculum, track: Track, stage: int, gop: int, epochs: in
     return {name: value for name, value in flags.items() if value is not None}
 
 
-def step_config_hash(cur: Curriculum, step: Step) -> str:
+def config_hashes(cur: Curriculum, steps: Sequence[Step]) -> dict[str, str]:
+    """Every step's config hash (step id -> hash), in run order, each one covering the
+    hashes of the producers of the artifacts it only reads (``Step.inputs``), so a changed
+    producer changes its consumers' hashes, and theirs their consumers'. The lineage a step
+    updates in place (a track's P-frame weights) is not chained: a step that re-runs makes
+    every later step of that lineage re-run anyway (``runner.resume``), and leaving it out
+    keeps the hashes of the runs recorded before step kinds existed."""
+    hashes: dict[str, str] = {}
+    for step in sorted(steps, key=lambda s: s.index):
+        hashes[step.id] = step_config_hash(cur, step, input_hashes(step, steps, hashes))
+    return hashes
+
+
+def input_hashes(step: Step, steps: Sequence[Step], hashes: Mapping[str, str]) -> dict[str, Optional[str]]:
+    """artifact -> config hash of its producer (None: no step of the curriculum produces it),
+    for each artifact ``step`` only reads; ``hashes`` has those of the steps before it."""
+    sources = {artifact: producer(step, artifact, steps) for artifact in step.inputs}
+    return {artifact: hashes[s.id] if s is not None else None for artifact, s in sources.items()}
+
+
+def step_config_hash(cur: Curriculum, step: Step, inputs: Optional[Mapping[str, Optional[str]]] = None) -> str:
     """sha256 of what decides the numbers a step produces; the ledger stores it, and a
-    finished step whose hash changed (after the TOML was edited) is re-run.
+    finished step whose hash changed (after the TOML was edited) is re-run. ``inputs``:
+    the config hashes of the producers of the artifacts the step only reads (None: none
+    in this curriculum); :func:`config_hashes` fills them in run order. A step that reads
+    nothing has the payload it had before step kinds existed.
 
     Hashed: the step's trainer flags; the synthetic clips' recipe (count, frames, size,
     seeds) instead of their folder; the accelerate options that change the maths
@@ -122,4 +152,10 @@ def step_config_hash(cur: Curriculum, step: Step) -> str:
         "previous_stage": step.previous_stage,
         "reset_learning_rate": step.reset_learning_rate if start is StartKind.STAGE_LATEST_LR_RESET else None,
     }
+    if step.inputs:  # absent otherwise: the hashes of existing runs stay as they were
+        if inputs is None or set(inputs) != set(step.inputs):
+            raise ValueError(f"step {step.id} reads {list(step.inputs)}: pass their producers' hashes "
+                             "(curriculum.expand.config_hashes)")
+        payload["kind"] = step.kind.value
+        payload["inputs"] = dict(inputs)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -11,9 +11,9 @@ import shlex
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from dcvc_bench.curriculum.command import accelerate_argv, planned_run_flags
-from dcvc_bench.curriculum.expand import step_config_hash
+from dcvc_bench.curriculum.expand import config_hashes
 from dcvc_bench.curriculum.schema import Curriculum
-from dcvc_bench.curriculum.steps import StartKind, Step
+from dcvc_bench.curriculum.steps import StartKind, Step, gop_label
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,11 +45,13 @@ def plan_summary(cur: Curriculum, steps: Sequence[Step]) -> str:
 def plan_rows(cur: Curriculum, steps: Sequence[Step]) -> list[dict[str, Any]]:
     """One JSON-ready dict per step, with the exact command of a fresh run folder."""
     rows = []
+    hashes = config_hashes(cur, steps)
     for step in steps:
         argv = accelerate_argv(cur, step, planned_run_flags(cur, step, steps))
         rows.append({
             "id": step.id,
             "index": step.index,
+            "kind": step.kind.value,
             "track": step.track,
             "stage": step.stage,
             "gop": step.gop,
@@ -57,9 +59,11 @@ def plan_rows(cur: Curriculum, steps: Sequence[Step]) -> list[dict[str, Any]]:
             "lambda": step.lambda_value,
             "quality_index": step.quality_index,
             "epochs": step.epochs,
+            "produces": step.produces,
+            "consumes": list(step.consumes),
             "start": step.planned_start.value,
             "start_description": describe_start(step),
-            "config_hash": step_config_hash(cur, step),
+            "config_hash": hashes[step.id],
             "argv": argv,
             "command": shlex.join(argv),
         })
@@ -78,7 +82,7 @@ def render_plan_table(rows: Sequence[Mapping[str, Any]], statuses: Optional[Mapp
     if statuses is not None:
         table.add_column("status")
     for row in rows:
-        gop = f"{row['gop']} opt" if row["gop_opt"] else str(row["gop"])
+        gop = gop_label(row["kind"], row["gop"])
         cells = [str(row["index"] + 1), row["id"], str(row["stage"]), gop, f"{row['lambda']:g}",
                  str(row["epochs"]), row["start_description"]]
         if statuses is not None:

@@ -1,8 +1,24 @@
-"""A Step: one `accelerate launch -m dcvc_bench.train` invocation of a curriculum.
+"""A Step: one `accelerate launch -m <its kind's trainer module>` invocation of a curriculum.
 
 The expansion TOML -> Curriculum -> [Step] is static; how a step *starts* on a given
 run (fresh / previous stage's best / stage latest + LR reset / resume own latest)
 depends on what is on disk and is decided by ``dcvc_bench.runner.resume``.
+
+Kinds: every step has a :class:`StepKind`, and code that asks "what is this step" reads
+it (``plan``, ``status``, the TUI, the resume rules), never ``stage`` numbers. A kind
+names the trainer module the runner launches, how the step is titled and grouped. The
+P-frame kinds' parameters are ``stage``, ``gop``, ``lambda_value``, ``quality_index``.
+
+Artifacts: a step ``produces`` one named artifact and ``consumes`` the artifacts it
+starts from or reads. A name is ``<scope>:<what>``, the scope being the track (e.g.
+``l2048:pframe``, the track's P-frame weights). A name is a slot that several steps may
+write in turn: what a step consumes is the version written by the last step before it
+(run order) that produces that name. A step that consumes and produces the same name
+(every P-frame step after a track's first continues its track's weights) *updates* it in
+place; any other consumed name is an *input* it only reads (e.g. a trained I-frame codec
+of issue 12), and its producer's config hash is part of the consumer's (see
+``curriculum.expand.config_hashes``). Either way, a producer that runs makes its
+consumers run (``runner.resume``).
 
 Identifiers:
 - ``phase_id`` is what the trainer writes into every checkpoint as ``step_id``:
@@ -30,6 +46,39 @@ class StartKind(str, Enum):
     RESUME_OWN_LATEST = "resume"         # this step's own latest: epoch, optimizer, LR, RNG
 
 
+class StepKind(str, Enum):
+    """What a step is. Values appear in ``plan --json`` (``"kind"``)."""
+
+    PFRAME = "pframe"    # a P-frame stage (1..4) at one GOP size
+    GOP_OPT = "gop-opt"  # the stage-4 GOP-level optimisation step (--stage4_gop_opt)
+    IFRAME = "iframe"    # reserved: training the I-frame codec (issue 12); not expanded yet
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    module: str  # the trainer module the runner launches (``accelerate launch -m <module>``)
+    title: str   # in words, for `plan` and the TUI
+
+
+PFRAME_MODULE = "dcvc_bench.train"
+KINDS: dict[StepKind, KindInfo] = {
+    StepKind.PFRAME: KindInfo(PFRAME_MODULE, "P-frame stage"),
+    StepKind.GOP_OPT: KindInfo(PFRAME_MODULE, "GOP optimisation"),
+}
+"""Each kind the expansion produces. Issue 12 adds ``StepKind.IFRAME`` here with its module."""
+PFRAME_KINDS = frozenset({StepKind.PFRAME, StepKind.GOP_OPT})
+
+
+def pframe_artifact(track: str) -> str:
+    """The name of a track's P-frame weights (what its P-frame steps update in turn)."""
+    return f"{track}:pframe"
+
+
+def gop_label(kind: StepKind | str, gop: int) -> str:
+    """``3``, or ``7 opt`` for the GOP optimisation (the GOP column of `plan` and `status`)."""
+    return f"{gop} opt" if StepKind(kind) is StepKind.GOP_OPT else str(gop)
+
+
 @dataclass(frozen=True)
 class Step:
     track: str                 # track name, e.g. "l2048"
@@ -39,7 +88,7 @@ class Step:
     epochs: int                # epochs of THIS step (never cumulative)
     lambda_value: float
     quality_index: int
-    gop_opt: bool = False      # stage-4 GOP-level optimisation step
+    kind: StepKind = StepKind.PFRAME
     first_in_stage: bool = False
     # Fully resolved trainer flags (flag name without dashes -> value), excluding the
     # run-dependent ones (--resume/--load_pretrained/--force_learning_rate/--events_file/
@@ -51,6 +100,49 @@ class Step:
     # before it in the curriculum, or stage - 1 when the curriculum starts at this stage
     # (the user then puts that checkpoint into the track's checkpoint folder).
     previous_stage: int | None = None
+    # What it writes and what it starts from or reads (module docstring), set by the
+    # expansion. ``consumes`` empty: it starts fresh (or from a checkpoint the user provides).
+    produces: str = ""
+    consumes: tuple[str, ...] = ()
+
+    @property
+    def gop_opt(self) -> bool:
+        """A parameter of the P-frame trainer (``--stage4_gop_opt``); ask ``kind`` what the step is."""
+        return self.kind is StepKind.GOP_OPT
+
+    @property
+    def module(self) -> str:
+        """The trainer module the runner launches for this step."""
+        return KINDS[self.kind].module
+
+    @property
+    def updates(self) -> bool:
+        """It continues what earlier steps produced under the same name."""
+        return self.produces in self.consumes
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The artifacts it only reads (not its own lineage): their producers' hashes are in its own."""
+        return tuple(a for a in self.consumes if a != self.produces)
+
+    @property
+    def group(self) -> str:
+        """The node it sits under in a track's tree (TUI): ``stage 2``."""
+        return f"stage {self.stage}"
+
+    @property
+    def gop_label(self) -> str:
+        return gop_label(self.kind, self.gop)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The step in short parts, as the TUI's progress line shows them: ``stage 4``, ``GOP 7 opt``."""
+        return self.group, f"GOP {self.gop_label}"
+
+    @property
+    def label(self) -> str:
+        """The step in words: ``stage 4, GOP 7 (GOP opt)``."""
+        return f"stage {self.stage}, GOP {self.gop}" + (" (GOP opt)" if self.kind is StepKind.GOP_OPT else "")
 
     @property
     def phase_id(self) -> str:
@@ -66,3 +158,11 @@ class Step:
         if self.first_in_stage:
             return StartKind.FRESH if self.stage == 1 else StartKind.PREVIOUS_STAGE_BEST
         return StartKind.STAGE_LATEST_LR_RESET
+
+
+def producer(step: Step, artifact: str, steps: "list[Step] | tuple[Step, ...]",
+             absent: "frozenset[str] | set[str]" = frozenset()) -> Step | None:
+    """The step whose version of ``artifact`` ``step`` consumes: the last one before it in
+    run order that produces it, leaving out the ids in ``absent`` (steps the user skipped)."""
+    before = [s for s in steps if s.index < step.index and s.produces == artifact and s.id not in absent]
+    return max(before, key=lambda s: s.index) if before else None

@@ -77,8 +77,7 @@ class StepView:
 
     @property
     def header(self) -> str:
-        gop = f"GOP {self.step.gop}" + (" (GOP opt)" if self.step.gop_opt else "")
-        return f"stage {self.step.stage}, {gop}, λ {self.step.lambda_value:g}"
+        return f"{self.step.label}, λ {self.step.lambda_value:g}"
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")

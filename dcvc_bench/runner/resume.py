@@ -23,8 +23,12 @@ The rules (shared/DESIGN.md, "Resume rules"):
   the previous stage's best, or the archived final of that stage's last step);
   STAGE_LATEST_LR_RESET (``--resume`` the previous step's archived final with
   ``--force_learning_rate`` the reset LR).
-- A step that runs makes every later step of its track run too (their inputs change);
-  a step whose config hash changed loses its history. Other tracks are untouched.
+- A step that runs makes every later step that consumes what it produces run too (their
+  inputs change), and so on down the chain: for P-frame steps, every later step of its
+  track (each continues its track's weights, ``Step.consumes``); a step whose config hash
+  changed loses its history. Steps that consume nothing it produces (other tracks) are
+  untouched. A changed producer also changes the config hash of the steps that only read
+  its artifact (``curriculum.config_hashes``).
 - SKIPPED (by user, ``dcvc-bench skip``): never launched, whatever its config hash or the
   steps before it do; only ``dcvc-bench skip --undo`` brings it back. The rest of its
   track starts as if the skipped steps were absent: a GOP increase resumes the archived
@@ -43,8 +47,9 @@ from pathlib import Path
 from typing import AbstractSet, Any, Mapping, Sequence
 
 from dcvc_bench.checkpoints import checkpoint_path, read_meta
-from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step
+from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, config_hashes, producer
 from dcvc_bench.curriculum import step_config_hash
+from dcvc_bench.curriculum.expand import input_hashes
 from dcvc_bench.runner.ledger import SKIPPED, UNFINISHED, Ledger, StepRecord
 
 #: Names shown for config keys when a change is explained.
@@ -70,11 +75,21 @@ class Fingerprint:
     config: dict[str, Any]
 
 
-def fingerprint(cur: Curriculum, step: Step) -> Fingerprint:
+def fingerprint(cur: Curriculum, step: Step, inputs: Mapping[str, str | None] | None = None) -> Fingerprint:
+    """``inputs``: the config hashes of the producers of what the step only reads
+    (``Step.inputs``); :func:`fingerprints` fills them in for a whole curriculum."""
     config = {**step.train_flags, "reset_learning_rate": step.reset_learning_rate}
     if cur.data.synthetic is not None:
         config.update({f"synthetic.{k}": v for k, v in cur.data.synthetic.model_dump().items()})
-    return Fingerprint(step_config_hash(cur, step), config)
+    for artifact, value in (inputs or {}).items():  # a changed producer is explained by name
+        config[f"input {artifact}"] = value[:12] if value else None
+    return Fingerprint(step_config_hash(cur, step, inputs), config)
+
+
+def fingerprints(cur: Curriculum, steps: Sequence[Step]) -> dict[str, Fingerprint]:
+    """Every step's fingerprint (step id ->), the producers' hashes chained in run order."""
+    hashes = config_hashes(cur, steps)
+    return {s.id: fingerprint(cur, s, input_hashes(s, steps, hashes)) for s in steps}
 
 
 @dataclass(frozen=True)
@@ -168,7 +183,8 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
     """One decision per step, in order (see the module docstring for the rules).
     ``verify``: check checkpoints by content (sha256), as `run` does; readers that must
     answer at once (`status`, `plan`, the TUI) check size and mtime only."""
-    first_run: dict[str, str] = {}  # track -> id of its first step that runs
+    rerun: dict[str, str] = {}      # artifact -> id of the first step that runs and changes it
+    by_id = {s.id: s for s in steps}
     will_run: set[str] = set()      # ids of the earlier steps that run, or get archived now
     skipped = skipped_steps(steps, ledger)
 
@@ -179,7 +195,7 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
             decisions.append(Decision(step, Action.SKIP, SKIPPED_REASON, user_skipped=True))
             continue
         fp = fingerprints[step.id]
-        upstream = first_run.get(step.track)
+        upstream = next((rerun[a] for a in step.consumes if a in rerun), None)
         if upstream is None:
             skip = _finished(step, record, fp, paths, verify)
             if skip is not None:
@@ -187,8 +203,8 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
                 if skip.recovered_from is not None:
                     will_run.add(step.id)  # its archive is written before anything runs
                 continue
-            first_run[step.track] = step.id
-        reason, stale = _why(step, record, fp, upstream, paths, verify)
+        rerun.setdefault(step.produces, upstream or step.id)
+        reason, stale = _why(step, record, fp, upstream and by_id[upstream], paths, verify)
         own = None if stale else _own_latest(step, record, fp, paths, verify)
         if own is not None and own.written_by(step) and not own.finished:
             decision = Decision(step, Action.RUN, reason, StartKind.RESUME_OWN_LATEST,
@@ -231,13 +247,14 @@ def _finished(step: Step, record: StepRecord | None, fp: Fingerprint,
     return None
 
 
-def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: str | None,
+def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: Step | None,
          paths: RunPaths, verify: bool = False) -> tuple[str, bool]:
     """Why the step runs, and whether its ledger record is stale (older config/lineage)."""
     if record is not None and record.config_hash not in (None, fp.hash):
         return f"config changed ({explain_change(record.config, fp.config)})", True
     if upstream is not None and record is not None and (record.status != "pending" or record.attempts):
-        return f"an earlier step of this track re-runs ({upstream})", True
+        where = "an earlier step of this track" if upstream.track == step.track else "a step it consumes"
+        return f"{where} re-runs ({upstream.id})", True
     if record is None or record.config_hash is None:
         return (f"not run yet ({record.message})" if record and record.message else "not run yet"), False
     if record.status == "done":
@@ -273,10 +290,11 @@ def _planned_start(step: Step, steps: Sequence[Step], paths: RunPaths, will_run:
                    skipped: AbstractSet[str] = frozenset()) -> tuple[StartKind, dict[str, Any], str | None, str]:
     """(start kind, its flags, what is missing, a note on a fallback used). A checkpoint
     that an earlier step of this run will write counts as there. Skipped steps are
-    treated as absent (see the module docstring)."""
-    earlier = [s for s in steps if s.track == step.track and s.index < step.index]
-    kept = [s for s in earlier if s.id not in skipped]
-    before = kept[-1] if kept else None  # the step whose weights this one continues
+    treated as absent (see the module docstring). These are the P-frame kinds' rules: a
+    step continues the weights it updates (``Step.updates``), from their last producer."""
+    # The steps whose weights this one would continue, and the last of them not skipped.
+    earlier = [s for s in steps if step.updates and s.index < step.index and s.produces == step.produces]
+    before = producer(step, step.produces, steps, skipped) if step.updates else None
     start = step.planned_start
     if start is StartKind.STAGE_LATEST_LR_RESET and (before is None or before.stage != step.stage):
         # Every earlier step of its stage is skipped: it is the stage's first step now.

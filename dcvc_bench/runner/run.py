@@ -37,7 +37,6 @@ from typing import Any, Iterator
 
 from dcvc_bench.checkpoints import WriteError, read_meta
 from dcvc_bench.curriculum import Curriculum, Step, accelerate_argv, expand, run_paths
-from dcvc_bench.curriculum.command import TRAINER_MODULE
 from dcvc_bench.errors import EXIT_USAGE, UserError
 from dcvc_bench.faults import fault
 from dcvc_bench.runner.archive import archive_final
@@ -58,7 +57,7 @@ from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
 from dcvc_bench.runner.lock import RunLock
 from dcvc_bench.runner.outcome import classify
 from dcvc_bench.runner.repair import repair_run_folder, repair_track
-from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprint, probe, stage_checkpoint
+from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprints, probe, stage_checkpoint
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 _EVAL_FIELDS = ("epoch", "psnr", "bpp", "ms_ssim", "rd_loss", "loss")
@@ -109,7 +108,7 @@ class Runner:
                                      f"is kept as {self.paths.run_dir / PREVIOUS_CURRICULUM}")
             prepare_synthetic_data(self.cur, self.paths, self.display)
             self.steps = expand(self.cur, self.paths.data_dirs)
-            self.fingerprints = {s.id: fingerprint(self.cur, s) for s in self.steps}
+            self.fingerprints = fingerprints(self.cur, self.steps)
             self.ledger = Ledger.load(self.paths.run_dir / LEDGER_FILE)
             if self.ledger.warning:
                 self.display.message(f"warning: {self.ledger.warning}")
@@ -133,9 +132,10 @@ class Runner:
         Its trainer may have outlived the runner (found by the environment tags the runner
         gives every step, or by the pid in the ledger); stop it so it saves and exits."""
         orphans = run_groups(self.paths.run_dir)
+        modules = sorted({s.module for s in self.steps})  # the trainers this curriculum launches
         for record in self.ledger.records.values():
             if record.status == "running" and record.pid and record.pid not in orphans \
-                    and group_runs(record.pid, TRAINER_MODULE):
+                    and any(group_runs(record.pid, module) for module in modules):
                 orphans[record.pid] = record.id
         for pgid, step_id in orphans.items():
             self.display.message(f"{step_id or 'a step'}: its trainer (process group {pgid}) outlived "

@@ -20,7 +20,7 @@ from dcvc_bench.health import collapses
 from dcvc_bench.runner.display import eval_summary, fmt_duration, human_size
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger, StepRecord
 from dcvc_bench.runner.lock import describe_owner, lock_owner, pid_alive
-from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
+from dcvc_bench.runner.resume import Action, Decision, decide, fingerprints
 
 FROZEN_CURRICULUM = "curriculum.toml"
 
@@ -58,8 +58,7 @@ def inspect_run(cur: Curriculum, paths: RunPaths) -> RunView:
     `status`; the file given to `plan`, which may have been edited since)."""
     steps = expand(cur, paths.data_dirs)
     ledger = Ledger.load(paths.run_dir / LEDGER_FILE)
-    fingerprints = {s.id: fingerprint(cur, s) for s in steps}
-    return RunView(cur, paths, steps, ledger, decide(steps, ledger, paths, fingerprints),
+    return RunView(cur, paths, steps, ledger, decide(steps, ledger, paths, fingerprints(cur, steps)),
                    lock_owner(paths.run_dir))
 
 
@@ -172,8 +171,7 @@ def render_status(view: RunView) -> list[Any]:
         steps.add_column(header, justify="right" if header in ("#", "stage", "GOP", "λ") else "left")
     for step in view.steps:
         cells = step_cells(view, step)
-        gop = f"{step.gop} opt" if step.gop_opt else str(step.gop)
-        steps.add_row(str(step.index + 1), step.id, str(step.stage), gop, f"{step.lambda_value:g}",
+        steps.add_row(str(step.index + 1), step.id, str(step.stage), step.gop_label, f"{step.lambda_value:g}",
                       cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"])
     parts.append(steps)
     parts += [Text(f"warning: {line}") for line in latent_warnings(view)]

@@ -25,7 +25,7 @@ from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, EvalRe
 from dcvc_bench.health import collapses
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
 from dcvc_bench.runner.lock import lock_owner
-from dcvc_bench.runner.resume import Action, Decision, decide, fingerprint
+from dcvc_bench.runner.resume import Action, Decision, decide, fingerprints
 from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, open_run
 from dcvc_bench.tui import eta
 from dcvc_bench.tui.readers import CheckpointFile, CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
@@ -357,7 +357,7 @@ class RunModel:
         records = [dataclasses.replace(r) for r in view.ledger.records.values()]
         ledger = Ledger(view.ledger.path, records)
         ledger.ensure(step_id).status = SKIPPED
-        decisions = decide(view.steps, ledger, view.paths, {s.id: fingerprint(view.cur, s) for s in view.steps})
+        decisions = decide(view.steps, ledger, view.paths, fingerprints(view.cur, view.steps))
         step = self.step(step_id)
         nxt = next((d for d in decisions if d.step.track == step.track and d.step.index > step.index
                     and d.action is Action.RUN), None)

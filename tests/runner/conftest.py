@@ -12,7 +12,7 @@ import pytest
 from dcvc_bench.checkpoints import atomic_write_bytes, write_sidecar
 from dcvc_bench.curriculum import Curriculum, Step, expand, parse_curriculum, run_paths
 from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
-from dcvc_bench.runner.resume import Decision, decide, fingerprint, stage_checkpoint
+from dcvc_bench.runner.resume import Decision, decide, fingerprints, stage_checkpoint
 from dcvc_bench.runner.archive import archive_final
 
 CURRICULUM = """\
@@ -77,7 +77,7 @@ class FakeRun:
         self.cur = parse_curriculum(self.text(**changes), source="t.toml")
         self.paths = run_paths(self.cur)
         self.steps = expand(self.cur, self.paths.data_dirs)
-        self.fingerprints = {s.id: fingerprint(self.cur, s) for s in self.steps}
+        self.fingerprints = fingerprints(self.cur, self.steps)
         return self.cur
 
     def freeze(self) -> None:

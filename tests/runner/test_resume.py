@@ -195,3 +195,25 @@ def test_explain_change_names_the_changed_keys_most_edited_first():
     new = {"lambda_value": 1024.0, "epochs": 12, "batch_size": 8, "seed": 2, "crop_size": 128}
     assert explain_change(old, new) == "lambda 2048→1024, epochs 10→12, batch_size 4→8, +2 more"
     assert explain_change({}, new) == "the ledger does not say what it was before"
+
+
+def test_a_step_that_reads_another_tracks_artifact_re_runs_when_its_producer_runs(fake_run):
+    """The seam of a new step kind (an I-frame step whose codec the P-frame steps read):
+    a step that consumes an artifact of another track runs again when that producer runs,
+    and the rest of its own track follows it."""
+    import dataclasses
+
+    from dcvc_bench.runner.resume import fingerprints
+
+    i = next(k for k, s in enumerate(fake_run.steps) if s.id == "low-s1g2")
+    fake_run.steps[i] = dataclasses.replace(fake_run.steps[i], consumes=("high:pframe",))
+    fake_run.fingerprints = fingerprints(fake_run.cur, fake_run.steps)
+    fake_run.finish_all()
+    assert all(x.action is Action.SKIP for x in fake_run.decisions().values())
+    fake_run.ledger().update("high-s2g3", config_hash="0" * 64)  # recorded with another config: it re-runs
+    d = fake_run.decisions()
+    assert d["high-s2g3"].action is Action.RUN and d["high-s2g3"].reason.startswith("config changed")
+    assert d["low-s1g2"].action is Action.RUN and d["low-s1g2"].reason == "a step it consumes re-runs (high-s2g3)"
+    assert d["low-s1g2"].stale
+    # ... and so on down the chain (named by the step that started it)
+    assert [d[f"low-{p}"].reason for p in ("s1g3", "s2g2", "s2g3")] == ["a step it consumes re-runs (high-s2g3)"] * 3

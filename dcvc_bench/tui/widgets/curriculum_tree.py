@@ -1,4 +1,4 @@
-"""The curriculum as a tree: tracks → stages → GOP steps, each step with its state,
+"""The curriculum as a tree: tracks → groups (a P-frame stage; ``Step.group``, from its kind) → steps, each step with its state,
 epochs done/planned and how it starts (or started)."""
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ class CurriculumTree(Tree[str]):
         self.show_root = False
         self.guide_depth = 2
         self._steps: dict[str, TreeNode[str]] = {}
-        self._stages: dict[tuple[str, int], TreeNode[str]] = {}
+        self._groups: dict[tuple[str, str], TreeNode[str]] = {}
         self._tracks: dict[str, TreeNode[str]] = {}
         for row in rows:
             step = row.step
             track = self._tracks.get(step.track)
             if track is None:
                 track = self._tracks[step.track] = self.root.add(step.track, data=step.id, expand=True)
-            stage = self._stages.get((step.track, step.stage))
-            if stage is None:
-                stage = self._stages[(step.track, step.stage)] = track.add(f"stage {step.stage}", data=step.id,
-                                                                           expand=True)
-            self._steps[step.id] = stage.add_leaf(step.id, data=step.id)
+            group = self._groups.get((step.track, step.group))
+            if group is None:
+                group = self._groups[(step.track, step.group)] = track.add(step.group, data=step.id, expand=True)
+            self._steps[step.id] = group.add_leaf(step.id, data=step.id)
         self._rows = rows
 
     def on_mount(self) -> None:
@@ -43,9 +42,9 @@ class CurriculumTree(Tree[str]):
         theme = self.app.theme_variables
         for row in rows:
             self._steps[row.step.id].set_label(_step_label(row, theme))
-        for (track, stage), node in self._stages.items():
-            node.set_label(_group_label(f"stage {stage}", [r for r in rows if r.step.track == track
-                                                           and r.step.stage == stage], theme))
+        for (track, group), node in self._groups.items():
+            node.set_label(_group_label(group, [r for r in rows if r.step.track == track
+                                                and r.step.group == group], theme))
         for track, node in self._tracks.items():
             mine = [r for r in rows if r.step.track == track]
             first = mine[0].step

@@ -24,12 +24,11 @@ class ProgressPanel(Vertical):
     def show(self, progress: StepProgress) -> None:
         row, step = progress.row, progress.row.step
         glyph, colour = STATE_GLYPHS.get(row.state, ("?", None))
-        gop = f"GOP {step.gop}" + (" opt" if step.gop_opt else "")
         title = self.query_one("#step-title", Static)
         title.update(Content.from_markup(
-            f"[{'$' + colour if colour else 'dim'}]$glyph $state[/]  [b]$id[/] · stage $stage · $gop · λ $lam"
+            f"[{'$' + colour if colour else 'dim'}]$glyph $state[/]  [b]$id[/] · $what · λ $lam"
             "  [dim]$note[/]",
-            glyph=glyph, state=row.state, id=step.id, stage=step.stage, gop=gop, lam=f"{step.lambda_value:g}",
+            glyph=glyph, state=row.state, id=step.id, what=" · ".join(step.parts), lam=f"{step.lambda_value:g}",
             note=row.note))
         title.tooltip = row.note or None
         self.query_one("#epoch-line", Static).update(_epoch_line(progress))
