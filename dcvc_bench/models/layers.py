@@ -8,6 +8,7 @@ entropy coder in :mod:`dcvc_bench.codec` can rely on their exact behaviour.
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compressai.layers import GDN, MaskedConv2d
@@ -70,7 +71,23 @@ def subpel_conv3x3(in_channels: int, out_channels: int, upscale: int = 2) -> nn.
     )
 
 
+class ContextConv2d(MaskedConv2d):
+    """CompressAI's masked convolution, applying its mask out of place.
+
+    CompressAI's ``forward`` masks the stored weight in place (``weight.data *= mask``),
+    so a module that is frozen still has its stored tensor rewritten by the first forward
+    after an optimizer step moved the masked-out taps (their gradient is not zero there),
+    and a checkpoint's weights depend on whether a forward ran before it was written.
+    Here the stored weight is never written: the convolution uses ``weight * mask``, the
+    masked-out taps get no gradient, and the outputs are exactly CompressAI's. The real
+    coder (:mod:`dcvc_bench.codec.ar`) multiplies by the mask itself, as before."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+
 def context_model(channels: int) -> MaskedConv2d:
     """The spatial context model: a 5x5 type-"A" masked conv sees only already-decoded
     latents (above, and left on the same row), so the decoder can reproduce it."""
-    return MaskedConv2d(channels, 2 * channels, kernel_size=5, padding=2, stride=1, mask_type="A")
+    return ContextConv2d(channels, 2 * channels, kernel_size=5, padding=2, stride=1, mask_type="A")

@@ -1,6 +1,7 @@
 """One training step: one stage at one GOP size, start to finish. Read top to bottom.
 
-How the step starts (decided from the checkpoint it is given, see :func:`decide_start`):
+How the step starts (decided from the checkpoint it is given, see
+:func:`~dcvc_bench.train.start.decide_start`):
 - ``--resume`` of this step's own checkpoint (same stage, GOP and mode): continue — same
   epoch counter, optimizer, scheduler, EMA, LR and RNG;
 - ``--resume`` of another GOP of the same stage: its weights, optimizer, EMA and the
@@ -30,14 +31,13 @@ import random
 import sys
 import time
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from dcvc_bench.checkpoint_io import (WRITE_ERRNOS, WriteError, ema_fits, load_checkpoint,
+from dcvc_bench.checkpoint_io import (WRITE_ERRNOS, WriteError, ema_fits, 
                                       model_weights, save_checkpoint)
 from dcvc_bench.checkpoints import checkpoint_path, phase_id
 from dcvc_bench.codec.gop import code_frames
@@ -51,6 +51,7 @@ from dcvc_bench.models.stages import apply_stage_freeze, reconstruction, stage_l
 from dcvc_bench.models.video_net import DCVC
 from dcvc_bench.train.ema import EMA
 from dcvc_bench.train.progress import Progress
+from dcvc_bench.train.start import decide_start
 from dcvc_bench.train.stopping import StopNow, StopRequested, supervised
 
 EXIT_DONE, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 3, 130
@@ -59,63 +60,30 @@ AUX_LEARNING_RATE = 1e-3
 TRAIN_EVENT_INTERVAL_S = 0.5
 
 
-@dataclass
-class StartState:
-    """What the step starts from; see the module docstring."""
-
-    mode: str                       # "fresh" | "continue" | "new_phase" | "weights_only"
-    source: Path | None = None
-    checkpoint: dict[str, Any] = field(default_factory=dict)
-    message: str = ""
-
-    @property
-    def start_epoch(self) -> int:
-        return int(self.checkpoint.get("epoch", 0)) if self.mode == "continue" else 0
-
-
-def decide_start(args: Any, phase: str) -> StartState:
-    """Classify the checkpoint this step starts from (pure: loads, never mutates)."""
-    if args.resume:
-        ck = load_checkpoint(args.resume, "--resume")
-        same_stage = int(ck.get("stage", -1)) == args.stage
-        if same_stage and ck.get("step_id") == phase:
-            return StartState("continue", Path(args.resume), ck,
-                              f"resuming {phase} at epoch {ck.get('epoch', 0)} of {args.epochs}")
-        if same_stage:
-            return StartState("new_phase", Path(args.resume), ck,
-                              f"new step {phase} from {ck.get('step_id') or 'an older step'}: "
-                              "its weights and optimizer, epoch 0")
-        return StartState("weights_only", Path(args.resume), ck,
-                          f"checkpoint is from stage {ck.get('stage')}: weights only, fresh "
-                          f"optimizer (stage {args.stage} trains a different set of parameters)")
-    if args.load_pretrained:
-        ck = load_checkpoint(args.load_pretrained, "--load_pretrained")
-        return StartState("weights_only", Path(args.load_pretrained), ck,
-                          "weights only (--load_pretrained), fresh optimizer")
-    if args.stage > 1:
-        prev = checkpoint_path(args.checkpoint_dir, args.lambda_value, args.quality_index,
-                               args.stage - 1, "best")
-        if prev.is_file():
-            ck = load_checkpoint(prev, "previous stage's best")
-            return StartState("weights_only", prev, ck,
-                              f"stage {args.stage - 1}'s best found in --checkpoint_dir: "
-                              "weights only, fresh optimizer")
-        return StartState("fresh", None, {}, f"WARNING: no stage {args.stage - 1} best at {prev}; "
-                          "starting from random weights")
-    return StartState("fresh", None, {}, "fresh start (random weights)")
-
-
 def _finite(x: torch.Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
 class Trainer:
     def __init__(self, args: Any, stop: StopRequested | None = None):
+        """Set the step up in order, like a torchtune recipe: accelerator, data (bad
+        folders fail before any model is built), model, optimizers and schedule, EMA and
+        the best losses so far, then the prepared model and loader."""
+        self.args = args
+        self.phase = phase_id(args.stage, args.gop_size, args.stage4_gop_opt)
+        self.stop = stop if stop is not None else StopRequested()
+        self._setup_accelerator()
+        self._setup_data()
+        self._setup_model()
+        self._setup_optimizers()
+        self._setup_ema_and_bests()
+        self._setup_prepared()
+
+    def _setup_accelerator(self) -> None:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
-        self.args = args
-        self.phase = phase_id(args.stage, args.gop_size, args.stage4_gop_opt)
+        args = self.args
         self.accelerator = Accelerator(
             mixed_precision=args.mixed_precision,
             gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -127,9 +95,9 @@ class Trainer:
         set_seed(args.seed, device_specific=True)
         self.events = _CheckedEvents(args.events_file if self.is_main else None)
         self.progress = Progress(enabled=self.is_main)
-        self.stop = stop if stop is not None else StopRequested()
 
-        # Data first: bad folders fail before any model is built.
+    def _setup_data(self) -> None:
+        args = self.args
         self.train_set = VideoGOPDataset(args.train_video_dir, args.gop_size, args.crop_size,
                                          samples_per_epoch=self._samples_per_epoch(),
                                          seed=args.seed + self.accelerator.process_index)
@@ -137,6 +105,9 @@ class Trainer:
         if args.val_video_dir and not args.skip_eval:
             self.val_set = VideoValidationDataset(args.val_video_dir, args.eval_max_frames)
 
+    def _setup_model(self) -> None:
+        """The frozen I-frame codec, DCVC with the weights it starts from, the stage's freeze."""
+        args = self.args
         self.iframe = build_iframe_codec(args.i_frame_spec, device=str(self.device))
 
         self.net = DCVC(args.model_preset)
@@ -149,11 +120,15 @@ class Trainer:
         apply_stage_freeze(self.net, args.stage)
         self.net.to(self.device)
 
+    def _setup_optimizers(self) -> None:
+        """Adam (main and aux); a carried optimizer when the step continues its stage; the
+        forced LR of a GOP increase; the plateau scheduler (its memory cleared by a reset)."""
+        args, ck = self.args, self.start.checkpoint
         main_params, aux_params = self.net.param_groups()
         self.main_params = main_params
         self.optimizer = torch.optim.Adam(main_params, lr=args.learning_rate)
         self.aux_optimizer = torch.optim.Adam(aux_params, lr=AUX_LEARNING_RATE)
-        carries_optimizer = self.start.mode in ("continue", "new_phase")
+        carries_optimizer = self.carries_optimizer
         if carries_optimizer and ck.get("optimizer_state_dict"):
             self._load_optimizer(self.optimizer, ck["optimizer_state_dict"], "optimizer")
             if ck.get("aux_optimizer_state_dict"):
@@ -172,7 +147,10 @@ class Trainer:
             if carries_optimizer and not self.lr_reset and ck.get("scheduler_state_dict"):
                 self.scheduler.load_state_dict(ck["scheduler_state_dict"])
 
-        # EMA is created after the weights are loaded.
+    def _setup_ema_and_bests(self) -> None:
+        """The EMA (made after the weights are loaded), the best losses, epoch and RNG."""
+        args, ck = self.args, self.start.checkpoint
+        carries_optimizer = self.carries_optimizer
         self.ema = EMA(self.net, args.ema_decay) if args.use_ema else None
         self.ema_start = self._load_ema(ck.get("ema_state_dict") if carries_optimizer else None)
 
@@ -190,6 +168,9 @@ class Trainer:
         self.has_own_latest = self.start.mode == "continue"
         self._epoch_end_rng: dict[str, Any] = {}
 
+    def _setup_prepared(self) -> None:
+        """The model, optimizers and loader handed to accelerate."""
+        args = self.args
         model = torch.compile(self.net) if args.compile else self.net
         self.model, self.optimizer, self.aux_optimizer = self.accelerator.prepare(
             model, self.optimizer, self.aux_optimizer)
@@ -201,6 +182,11 @@ class Trainer:
         if self.iters_per_epoch == 0:
             raise UserError(f"--batch_size {args.batch_size}: larger than an epoch's samples "
                             f"({len(self.train_set)}); lower it or raise --steps_per_epoch")
+
+    @property
+    def carries_optimizer(self) -> bool:
+        """The step continues its stage: it starts from that stage's optimizer state."""
+        return self.start.mode in ("continue", "new_phase")
 
     # -- setup helpers --------------------------------------------------------------
     def _samples_per_epoch(self) -> int | None:
