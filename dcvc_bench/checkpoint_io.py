@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dcvc_bench.checkpoints import atomic_file, write_sidecar
+from dcvc_bench.curriculum.iframe_spec import IFrameSpec, spec_from_record
 from dcvc_bench.errors import UserError
 
 #: Keys of the seed protocol's checkpoints plus the ones dcvc-bench adds.
@@ -62,6 +64,19 @@ def load_checkpoint(path: str | os.PathLike[str], flag: str = "--resume") -> dic
     if not isinstance(state, dict) or "model_state_dict" not in state:
         raise UserError(f"{flag}: {path} has no model_state_dict; it is not a dcvc-bench/DCVC checkpoint")
     return state
+
+
+def iframe_spec_of(state: Mapping[str, Any], path: str | os.PathLike[str], flag: str = "--checkpoint") -> IFrameSpec:
+    """The I-frame spec a checkpoint (or its sidecar metadata) records in ``i_frame``;
+    records written before specs existed are converted. Errors are one line naming the file."""
+    record = state.get("i_frame")
+    if not isinstance(record, Mapping) or "type" not in record:
+        raise UserError(f"{flag}: {path} does not record its I-frame codec ('i_frame'); "
+                        "only checkpoints written by dcvc-bench's trainer can be used for coding")
+    try:
+        return spec_from_record(record)
+    except UserError as exc:
+        raise UserError(f"{flag}: {path}: its I-frame record is not valid: {exc}") from None
 
 
 def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -227,11 +227,12 @@ def eval_command(
     "  dcvc-bench eval-iframe --type compressai --model cheng2020-anchor --quality 3,6 --pretrained --real"))
 def eval_iframe_command(
     checkpoint: Optional[list[Path]] = typer.Option(None, "--checkpoint", help="Use the I-frame codec recorded in this checkpoint or run folder; repeatable."),
-    type_: Optional[str] = typer.Option(None, "--type", help="opencv or compressai (instead of a checkpoint's codec)."),
-    model: Optional[str] = typer.Option(None, "--model", help="jpeg/webp for opencv; a CompressAI zoo name."),
-    quality: Optional[str] = typer.Option(None, "--quality", help="Quality, or several (50,70,90): one RD point each."),
-    pretrained: bool = typer.Option(False, "--pretrained", help="CompressAI zoo weights from the torch hub cache."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="A local CompressAI state dict."),
+    type_: Optional[str] = typer.Option(None, "--type", help="An I-frame type, as in the curriculum's [i_frame] table (instead of a checkpoint's codec); its own defaults apply."),
+    model: Optional[str] = typer.Option(None, "--model", help="The type's model: a CompressAI zoo name; OpenCV's jpeg or webp."),
+    quality: Optional[str] = typer.Option(None, "--quality", help="The type's rate setting, or several (50,70,90): one RD point each."),
+    pretrained: bool = typer.Option(False, "--pretrained", help="Zoo weights from the torch hub cache (CompressAI)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="A local weights file for the type."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE: any other key of the type's [i_frame] table, e.g. --set codec=webp; repeatable."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Folder of .mp4 clips or one clip (default: the run's validation clips)."),
     frames: int = typer.Option(96, "--frames", help="Frames per clip, each coded as an I-frame."),
     real: bool = typer.Option(False, "--real", help="encode + decode every frame (bytes) instead of estimating bits."),
@@ -256,7 +257,7 @@ def eval_iframe_command(
 
         return run_command(IFrameEvalRequest(
             checkpoints=list(checkpoint or []), type=type_, model=model, quality=quality, pretrained=pretrained,
-            weights=weights, videos=videos, frames=frames, real=real, device=device, json_out=json_out,
+            weights=weights, settings=list(settings or []), videos=videos, frames=frames, real=real, device=device, json_out=json_out,
             csv_out=csv_out, plot_out=plot_out, baselines=baselines, preset=preset, qp=qp, crf=crf,
             anchor=anchor, ffmpeg=ffmpeg, runs_dir=runs_dir))
 

@@ -92,7 +92,8 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
     """Encode and decode ``frames`` synthetic frames of ``size`` (W, H) with one I-frame,
     then compare the autoregressive coders on the first P-frame's latents."""
     from dcvc_bench.data.synth import clip_frames
-    from dcvc_bench.models.iframe import OpenCVCodec
+    from dcvc_bench.curriculum.iframe_spec import weightless_spec
+    from dcvc_bench.models.iframe import build_iframe_codec
     from dcvc_bench.models.video_net import DCVC
 
     width, height = size
@@ -107,8 +108,9 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
             raise UserError(f"--preset {preset}: the checkpoint is a '{codec.preset}' model; drop --preset")
     else:
         torch.manual_seed(0)
-        codec = Codec(DCVC(preset or "tiny"), OpenCVCodec("jpeg", 90))
-        weights = "random weights, JPEG q90 I-frames: timings only, rates are not meaningful"
+        iframe = build_iframe_codec(weightless_spec())
+        codec = Codec(DCVC(preset or "tiny"), iframe)
+        weights = f"random weights, {iframe.name} I-frames: timings only, rates are not meaningful"
     clip = np.stack(list(clip_frames(frames, (width, height), np.random.default_rng(0))))
     clip = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
 

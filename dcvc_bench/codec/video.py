@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dcvc_bench.checkpoint_io import ema_fits, load_checkpoint, model_weights, with_ema_weights
+from dcvc_bench.checkpoint_io import ema_fits, iframe_spec_of, load_checkpoint, model_weights, with_ema_weights
 from dcvc_bench.checkpoints import atomic_write_bytes
 from dcvc_bench.codec.ar import coding_settings
 from dcvc_bench.codec.bitstream import MAX_SIDE, Header, StreamError, pack_frame, pack_header, parse_stream
@@ -112,7 +112,7 @@ class Codec:
 def load_codec(checkpoint: str | os.PathLike[str], *, ema: bool = False, device: str = "cpu") -> Codec:
     """The codec a dcvc-bench checkpoint describes: DCVC rebuilt from ``model_preset``
     (``dcvc`` when absent, as in the reference checkpoints), its weights (or EMA weights),
-    and the I-frame codec from the checkpoint's ``i_frame`` settings."""
+    and the I-frame codec from the spec in the checkpoint's ``i_frame`` record."""
     path = Path(checkpoint)
     state = load_checkpoint(path, flag="--checkpoint")
     preset = state.get("model_preset") or "dcvc"
@@ -126,15 +126,7 @@ def load_codec(checkpoint: str | os.PathLike[str], *, ema: bool = False, device:
         if not ema_fits(net, state.get("ema_state_dict")):
             raise UserError(f"--checkpoint: {path} has no EMA weights for this model; drop --ema")
         net = with_ema_weights(net, state["ema_state_dict"]["shadow"])
-    settings = state.get("i_frame")
-    if not isinstance(settings, dict) or "type" not in settings:
-        raise UserError(f"--checkpoint: {path} does not record its I-frame codec ('i_frame'); "
-                        "only checkpoints written by dcvc-bench's trainer can be used for coding")
-    iframe = build_iframe_codec(
-        settings["type"], model_name=settings.get("model_name", "cheng2020-anchor"),
-        quality=settings.get("quality", 6), pretrained=bool(settings.get("pretrained", False)),
-        checkpoint=settings.get("checkpoint"), opencv_format=settings.get("model_name", "jpeg"),
-        opencv_quality=settings.get("quality", 90), device=device)
+    iframe = build_iframe_codec(iframe_spec_of(state, path), device=device)
     return Codec(net, iframe, ema=ema, device=device)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from dcvc_bench.curriculum.command import run_paths
+from dcvc_bench.curriculum.iframe_spec import I_FRAME_FLAGS, TYPE_FLAG
 from dcvc_bench.curriculum.schema import Curriculum, TrainOptions, Track
 from dcvc_bench.curriculum.steps import StartKind, Step
 
@@ -20,6 +21,7 @@ CONFIG_HASH_VERSION = 1
 # Flags that change speed, not the numbers a step produces: editing them keeps finished steps.
 COSMETIC_FLAGS = frozenset({"num_workers"})
 DATA_DIR_FLAGS = ("train_video_dir", "val_video_dir")
+IFRAME_FLAGS = frozenset({TYPE_FLAG, *I_FRAME_FLAGS})
 
 
 def expand(cur: Curriculum, data_dirs: Optional[tuple[Path, Path]] = None) -> list[Step]:
@@ -62,7 +64,7 @@ def _train_flags(cur: Curriculum, track: Track, stage: int, gop: int, epochs: in
         "val_video_dir": str(val_dir),
         "model_preset": cur.model.preset,
         "spynet_checkpoint": cur.model.spynet_checkpoint,
-        **cur.i_frame.trainer_flags(),
+        **cur.i_frame.to_flags(),
         "lambda_value": track.lambda_value,
         "quality_index": track.quality_index,
         "stage": stage,
@@ -104,7 +106,8 @@ def step_config_hash(cur: Curriculum, step: Step) -> str:
     and output folder, the synthetic data's location, ``num_workers``, CPU threads, GPU ids,
     ``device``, the failure policy.
     """
-    flags = {k: v for k, v in step.train_flags.items() if k not in COSMETIC_FLAGS}
+    flags = {k: v for k, v in step.train_flags.items() if k not in COSMETIC_FLAGS and k not in IFRAME_FLAGS}
+    flags.update(cur.i_frame.hashed_flags())  # the step's I-frame flags, in the form older runs hashed
     synthetic = cur.data.synthetic
     if synthetic is not None:
         for name in DATA_DIR_FLAGS:

@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
 from dcvc_bench.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -136,52 +137,7 @@ class ModelSpec(_Model):
     spynet_checkpoint: Optional[PathText] = None
 
 
-class CompressAIIFrame(_Model):
-    type: Literal["compressai"]
-    model_name: PathText = "cheng2020-anchor"  # a CompressAI zoo name
-    quality: Annotated[int, Field(ge=1, le=8)] = 6  # zoo quality index
-    pretrained: bool = True
-    checkpoint: Optional[PathText] = None
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "i_frame_model_name": self.model_name, "i_frame_quality": self.quality,
-                "i_frame_pretrained": self.pretrained, "i_frame_checkpoint": self.checkpoint}
-
-
-class OpenCVIFrame(_Model):
-    type: Literal["opencv"]
-    codec: Literal["jpeg", "webp"] = "jpeg"
-    quality: Annotated[int, Field(ge=1, le=100)] = 90
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "i_frame_model_name": self.codec, "i_frame_quality": self.quality}
-
-
-class VQGANIFrame(_Model):
-    """Accepted here so curricula can name it; the trainer refuses it in this version."""
-
-    type: Literal["vqgan"]
-    config: PathText
-    checkpoint: PathText
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "vqgan_config": self.config, "vqgan_checkpoint": self.checkpoint}
-
-
-class RVQIFrame(_Model):
-    """Accepted here so curricula can name it; the trainer refuses it in this version."""
-
-    type: Literal["rvq"]
-    checkpoint: Optional[PathText] = None
-    layers: PositiveInt = 8
-    codebook_size: Annotated[int, Field(ge=2)] = 1024
-
-    def trainer_flags(self) -> dict[str, object]:
-        return {"i_frame_type": self.type, "i_frame_checkpoint": self.checkpoint,
-                "rvq_layers": self.layers, "rvq_codebook_size": self.codebook_size}
-
-
-IFrameSpec = Annotated[Union[CompressAIIFrame, OpenCVIFrame, VQGANIFrame, RVQIFrame], Field(discriminator="type")]
+# [i_frame]: the I-frame spec (dcvc_bench/curriculum/iframe_spec.py), one model per codec family.
 
 
 # ---------------------------------------------------------------- training options
@@ -346,7 +302,7 @@ class Curriculum(_Model):
     output_dir: PathText = "runs"
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
-    i_frame: IFrameSpec = Field(default_factory=lambda: CompressAIIFrame(type="compressai"))
+    i_frame: IFrameSpec = Field(default_factory=default_spec)
     train: TrainOptions = Field(default_factory=TrainOptions)
     tracks: Annotated[list[Track], Field(min_length=1)]
     stages: Annotated[list[StageSpec], Field(min_length=1)]

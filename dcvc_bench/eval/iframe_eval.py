@@ -1,24 +1,27 @@
 """`dcvc-bench eval-iframe`: an I-frame codec alone, every frame coded as an I-frame (the
 seed's ``test_iframe``), scored by the same metric code as everything else.
 
-Codecs: ``--type opencv|compressai`` with ``--model`` and ``--quality Q[,Q...]`` (one RD
-point per quality), and/or the I-frame codec recorded in each ``--checkpoint``; with
-neither, the I-frame codecs of the most recent run's checkpoints. Bits: ``estimate``
-(likelihoods, float reconstruction; default) or ``--real`` (``encode`` then ``decode``,
-8·len(bytes), scored on the 8-bit decoded picture). OpenCV's
-JPEG/WebP estimate *is* a real encode, so its bits are labelled real in both modes.
+Codecs: ``--type T`` with its options (``--model``, ``--quality Q[,Q...]`` — one RD point
+per value —, ``--pretrained``, ``--weights``, ``--set FIELD=VALUE``; each I-frame family
+maps them to its spec, see :func:`dcvc_bench.curriculum.iframe_spec.spec_from_options`),
+and/or the I-frame codec recorded in each ``--checkpoint`` (built alone, from the spec in
+its record); with neither, the I-frame codecs of the most recent run's checkpoints. Bits:
+``estimate`` (likelihoods, float reconstruction; default) or ``--real`` (``encode`` then
+``decode``, 8·len(bytes), scored on the 8-bit decoded picture). A codec whose estimate *is*
+a real encode (OpenCV's JPEG/WebP) has its bits labelled real in both modes.
 ``--baselines`` runs x265/x264 all-intra (intra period 1) on the same frames.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
+from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES, IFrameSpec
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.run_eval import (
     CONVENTIONS,
@@ -41,24 +44,25 @@ from dcvc_bench.eval.run_eval import (
     write_outputs,
 )
 
-DEFAULT_MODEL = {"opencv": "jpeg", "compressai": "cheng2020-anchor"}
-DEFAULT_QUALITY = {"opencv": 90, "compressai": 6}
-
+if TYPE_CHECKING:
+    from dcvc_bench.models.iframe import IFrameCodec
 
 @dataclass
 class IFrameEvalRequest(EvalOptions):
-    """Everything `dcvc-bench eval-iframe` was asked: the shared options plus the codec."""
+    """Everything `dcvc-bench eval-iframe` was asked: the shared options plus the codec
+    (``type`` and its options; ``settings`` are ``FIELD=VALUE`` texts for any spec field)."""
 
     type: Optional[str] = None
     model: Optional[str] = None
     quality: Optional[str] = None
     pretrained: bool = False
     weights: Optional[Path] = None
+    settings: list[str] = field(default_factory=list)
 
 
-def _qualities(text: Optional[str], kind: str) -> list[int]:
+def _qualities(text: Optional[str]) -> list[Optional[int]]:
     if text is None:
-        return [DEFAULT_QUALITY[kind]]
+        return [None]  # the family's default
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -68,13 +72,28 @@ def _qualities(text: Optional[str], kind: str) -> list[int]:
     return sorted(set(values))
 
 
-def _codec_bits(codec: Any, real: bool) -> str:
-    from dcvc_bench.models.iframe import OpenCVCodec
+def _settings(items: list[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set codec=webp")
+        settings[key.strip()] = value.strip()
+    return settings
 
-    return "real" if real or isinstance(codec, OpenCVCodec) else "estimated"
+
+def requested_specs(req: IFrameEvalRequest) -> list[IFrameSpec]:
+    """The specs ``--type`` and its options describe: one per ``--quality`` value."""
+    from dcvc_bench.curriculum.iframe_spec import spec_from_options
+
+    assert req.type is not None
+    settings = _settings(req.settings)
+    return [spec_from_options(req.type, {"model": req.model, "quality": q, "pretrained": req.pretrained,
+                                         "weights": str(req.weights) if req.weights else None}, settings)
+            for q in _qualities(req.quality)]
 
 
-def iframe_evaluator(codec: Any, point: str, curve: str, source: dict[str, Any], real: bool,
+def iframe_evaluator(codec: IFrameCodec, point: str, curve: str, source: dict[str, Any], real: bool,
                      device: torch.device) -> Evaluator:
     """Every frame through ``codec`` alone: its estimate, or a real encode + decode."""
 
@@ -105,8 +124,8 @@ def iframe_evaluator(codec: Any, point: str, curve: str, source: dict[str, Any],
             records.append(record)
         return records, 0.0, {}
 
-    identity = codec.identity() if hasattr(codec, "identity") else codec.name
-    return Evaluator(point, curve, "iframe", _codec_bits(codec, real), {**source, "identity": identity}, run,
+    bits = "real" if real or codec.exact_estimate else "estimated"
+    return Evaluator(point, curve, "iframe", bits, {**source, "identity": codec.identity()}, run,
                      iframe_notes(point, codec))
 
 
@@ -118,18 +137,13 @@ def iframe_evaluators(req: IFrameEvalRequest, device: torch.device) -> tuple[lis
     run_dir: Optional[Path] = None
     notes: list[str] = []
     if req.type is not None:
-        if req.type not in DEFAULT_MODEL:
-            raise UserError(f"--type {req.type!r}: use opencv or compressai")
-        model = req.model or DEFAULT_MODEL[req.type]
-        for q in _qualities(req.quality, req.type):
-            codec = build_iframe_codec(req.type, model_name=model, quality=q, pretrained=req.pretrained,
-                                       checkpoint=req.weights, opencv_format=model, opencv_quality=q,
-                                       device=str(device))
-            source = {"type": req.type, "model": model, "quality": q, "pretrained": req.pretrained,
-                      "weights": str(req.weights) if req.weights else None}
-            evaluators.append(iframe_evaluator(codec, codec.name, f"{req.type}-{model}", source, req.real, device))
-    elif req.model or req.quality or req.pretrained or req.weights:
-        raise UserError("--model/--quality/--pretrained/--weights describe a codec: add --type opencv|compressai")
+        for spec in requested_specs(req):
+            codec = build_iframe_codec(spec, device=str(device))
+            evaluators.append(iframe_evaluator(codec, codec.name, spec.curve, {"i_frame": spec.to_record()},
+                                               req.real, device))
+    elif req.model or req.quality or req.pretrained or req.weights or req.settings:
+        raise UserError("--model/--quality/--pretrained/--weights/--set describe a codec: add --type "
+                        f"({' | '.join(I_FRAME_TYPES)})")
     targets: list[Target] = []
     if req.checkpoints or req.type is None:
         targets, notes = resolve_targets(req.checkpoints, req.runs_dir)
@@ -140,7 +154,7 @@ def iframe_evaluators(req: IFrameEvalRequest, device: torch.device) -> tuple[lis
         if codec.identity() in seen:
             continue
         seen.add(codec.identity())
-        source = {"checkpoint": str(target.path), "track": target.track}
+        source = {"checkpoint": str(target.path), "track": target.track, "i_frame": codec.spec.to_record()}
         evaluators.append(iframe_evaluator(codec, codec.name, codec.name, source, req.real, device))
     return evaluators, run_dir, notes
 

@@ -34,13 +34,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from dcvc_bench.checkpoints import parse_checkpoint_name
 from dcvc_bench.errors import UserError
+
+if TYPE_CHECKING:
+    from dcvc_bench.models.iframe import IFrameCodec
 
 FROZEN_CURRICULUM = "curriculum.toml"
 #: Frames scored per metric call (bounded memory, batched speed).
@@ -417,26 +420,28 @@ class Evaluator:
     notes: list[str] = field(default_factory=list)
 
 
-def iframe_notes(who: str, iframe: Any) -> list[str]:
+def iframe_notes(who: str, iframe: IFrameCodec) -> list[str]:
     """A warning for results that rest on an I-frame codec with random weights."""
     from dcvc_bench.models.iframe import RANDOM_WEIGHTS_WARNING
 
-    if getattr(iframe, "weights", None) == "random":
+    if iframe.random_weights:
         return [f"{who}: {RANDOM_WEIGHTS_WARNING}" + (f" ({iframe.name})" if who != iframe.name else "")]
     return []
 
 
-def build_iframe_from_checkpoint(path: Path, device: torch.device) -> Any:
-    """The I-frame codec a checkpoint was trained with (its ``i_frame`` settings), built
-    by :func:`dcvc_bench.codec.video.load_codec` — the one checkpoint-to-codec loader."""
-    from dcvc_bench.codec.video import load_codec
+def build_iframe_from_checkpoint(path: Path, device: torch.device) -> IFrameCodec:
+    """The I-frame codec a checkpoint was trained with, and only that: built from the spec
+    in its ``i_frame`` record, read from the sidecar when it matches the file (else from
+    the checkpoint), without building the P-frame model."""
+    from dcvc_bench.checkpoint_io import iframe_spec_of
+    from dcvc_bench.models.iframe import build_iframe_codec
 
-    return load_codec(path, device=str(device)).iframe
+    meta = _checkpoint_record(path)
+    return build_iframe_codec(iframe_spec_of(meta, path), device=str(device))
 
 
-def checkpoint_meta(path: Path) -> dict[str, Any]:
-    """Stage, λ, quality index, step and preset of a checkpoint: from its sidecar when it
-    matches the file, else from the checkpoint itself."""
+def _checkpoint_record(path: Path) -> dict[str, Any]:
+    """A checkpoint's metadata: its sidecar when it matches the file, else the checkpoint."""
     from dcvc_bench.checkpoints import read_meta
 
     meta = read_meta(path)
@@ -444,6 +449,13 @@ def checkpoint_meta(path: Path) -> dict[str, Any]:
         from dcvc_bench.checkpoint_io import load_checkpoint
 
         meta = load_checkpoint(path, flag="--checkpoint")
+    return meta
+
+
+def checkpoint_meta(path: Path) -> dict[str, Any]:
+    """Stage, λ, quality index, step and preset of a checkpoint: from its sidecar when it
+    matches the file, else from the checkpoint itself."""
+    meta = _checkpoint_record(path)
     keys = ("stage", "lambda_value", "quality_index", "step_id", "gop_size", "epoch", "kind", "model_preset")
     return {k: meta.get(k) for k in keys}
 

@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES, default_spec, flag_help, spec_from_flags
 from dcvc_bench.errors import UserError
 
-I_FRAME_TYPES = ("compressai", "opencv", "vqgan", "rvq")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PRESETS = ("dcvc", "tiny")
 
@@ -42,19 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps_per_epoch", type=int, default=None,
                    help="cap an epoch at N iterations (quick runs)")
 
-    g = p.add_argument_group("I-frame codec (frozen)")
-    g.add_argument("--i_frame_type", choices=I_FRAME_TYPES, default="compressai")
-    g.add_argument("--i_frame_model_name", default="cheng2020-anchor",
-                   help="compressai zoo name, or jpeg|webp for --i_frame_type opencv")
-    g.add_argument("--i_frame_quality", type=int, default=6,
-                   help="compressai quality 1-8, or JPEG/WebP quality 1-100 for opencv")
-    g.add_argument("--i_frame_pretrained", action=bool_flag, default=True,
-                   help="compressai zoo weights (must be cached locally)")
-    g.add_argument("--i_frame_checkpoint", default=None, help="local I-frame weights")
-    g.add_argument("--vqgan_config", default=None)
-    g.add_argument("--vqgan_checkpoint", default=None)
-    g.add_argument("--rvq_layers", type=int, default=8, help="RVQ I-frame: residual layers")
-    g.add_argument("--rvq_codebook_size", type=int, default=None, help="RVQ I-frame: codebook size")
+    # Each I-frame family has its own flags and defaults (dcvc_bench/curriculum/iframe_spec.py);
+    # None = not given, so the family fills in its own and refuses another family's flags.
+    g = p.add_argument_group("I-frame codec (frozen; each type has its own flags and defaults)")
+    g.add_argument("--i_frame_type", choices=I_FRAME_TYPES, default=default_spec().type,
+                   help=f"the I-frame codec family (default {default_spec().type})")
+    for flag, kind, what in (("i_frame_model_name", str, "zoo name"), ("i_frame_quality", int, "quality"),
+                             ("i_frame_pretrained", bool, "zoo weights, cached locally"),
+                             ("i_frame_checkpoint", str, "local I-frame weights"),
+                             ("i_frame_codec", str, "jpeg or webp"),
+                             ("vqgan_config", str, "the JSON architecture file"),
+                             ("vqgan_checkpoint", str, "the weights"),
+                             ("rvq_layers", int, "residual layers used; none = all")):
+        if kind is bool:
+            g.add_argument(f"--{flag}", action=bool_flag, default=None, help=flag_help(flag, what))
+        else:
+            g.add_argument(f"--{flag}", type=kind, default=None, help=flag_help(flag, what))
 
     g = p.add_argument_group("model and rate point")
     g.add_argument("--model_preset", choices=PRESETS, default="dcvc")
@@ -142,6 +145,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         raise UserError(f"--eval_intra_period: must be >= 1 or -1, got {args.eval_intra_period}")
     for flag in ("resume", "load_pretrained", "i_frame_checkpoint", "spynet_checkpoint"):
         _check_file(f"--{flag}", getattr(args, flag))
+    args.i_frame_spec = spec_from_flags(args)  # the I-frame codec: the one thing the trainer reads
     return args
 
 

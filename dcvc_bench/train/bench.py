@@ -18,6 +18,8 @@ import torch
 def run_train_benchmark(*, preset: str, crop: int, batch: int, gop: int, stage: int,
                         iters: int, device: str = "auto", gop_opt: bool = False,
                         echo: Callable[[str], None] = print) -> dict[str, float]:
+    from dcvc_bench.curriculum.command import render_flags
+    from dcvc_bench.curriculum.iframe_spec import weightless_spec
     from dcvc_bench.data.synth import write_synthetic_clips
     from dcvc_bench.errors import UserError
     from dcvc_bench.train.args import parse_args
@@ -36,8 +38,7 @@ def run_train_benchmark(*, preset: str, crop: int, batch: int, gop: int, stage: 
                 "--lambda_value", "1024", "--quality_index", "3", "--model_preset", preset,
                 "--crop_size", str(crop), "--batch_size", str(batch), "--epochs", "1",
                 "--steps_per_epoch", str(iters + 1), "--num_workers", "0", "--skip_eval",
-                "--i_frame_type", "opencv", "--i_frame_model_name", "jpeg",
-                "--i_frame_quality", "90", "--checkpoint_dir", tmp + "/ck"]
+                *render_flags(weightless_spec().to_flags()), "--checkpoint_dir", tmp + "/ck"]
         if gop_opt:
             argv.append("--stage4_gop_opt")
         if device == "cpu":

@@ -150,11 +150,7 @@ class Trainer:
         if args.val_video_dir and not args.skip_eval:
             self.val_set = VideoValidationDataset(args.val_video_dir, args.eval_max_frames)
 
-        self.iframe = build_iframe_codec(
-            args.i_frame_type, model_name=args.i_frame_model_name, quality=args.i_frame_quality,
-            pretrained=args.i_frame_pretrained, checkpoint=args.i_frame_checkpoint,
-            opencv_format=args.i_frame_model_name, opencv_quality=args.i_frame_quality,
-            device=str(self.device))
+        self.iframe = build_iframe_codec(args.i_frame_spec, device=str(self.device))
 
         self.net = DCVC(args.model_preset)
         if args.spynet_checkpoint:
@@ -271,9 +267,7 @@ class Trainer:
             "step_id": self.phase, "rng_state": self._rng_state(), "finished": finished,
             "kind": kind, "lr": self.lr, "model_preset": a.model_preset,
             # How frame 0 of each GOP is coded: evaluation rebuilds the same I-frame codec.
-            "i_frame": {"type": a.i_frame_type, "model_name": a.i_frame_model_name,
-                        "quality": a.i_frame_quality, "pretrained": a.i_frame_pretrained,
-                        "checkpoint": a.i_frame_checkpoint},
+            "i_frame": self.iframe.spec.to_record(),
         }
 
     def save(self, kind: str, loss: float, finished: bool = False,
@@ -514,9 +508,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args = parse_args(argv)
-        if args.i_frame_type in ("vqgan", "rvq"):
-            raise UserError(f"--i_frame_type {args.i_frame_type}: not available in this version; "
-                            "use opencv or compressai")
         trainer = Trainer(args)
         return trainer.run()
     except UserError as exc:

@@ -40,7 +40,7 @@ def _train(data: Path, root: Path, seed: int) -> Path:
     from dcvc_bench.train.loop import main
 
     argv = ["--train_video_dir", str(data), "--checkpoint_dir", str(root), "--model_preset", "tiny",
-            "--i_frame_type", "opencv", "--i_frame_model_name", "jpeg", "--i_frame_quality", "90",
+            "--i_frame_type", "opencv", "--i_frame_codec", "jpeg", "--i_frame_quality", "90",
             "--lambda_value", "1024", "--quality_index", "1", "--stage", "4", "--gop_size", "2",
             "--epochs", "1", "--steps_per_epoch", "30", "--batch_size", "1", "--crop_size", "64",
             "--learning_rate", "5e-4", "--num_workers", "0", "--seed", str(seed), "--skip_eval"]
@@ -70,8 +70,9 @@ def codec(checkpoint):
 def random_codec():
     """A tiny DCVC with random weights (another model than ``codec``) and JPEG I-frames."""
     from dcvc_bench.codec.video import Codec
-    from dcvc_bench.models.iframe import OpenCVCodec
+    from dcvc_bench.curriculum.iframe_spec import OpenCVSpec
+    from dcvc_bench.models.iframe import build_iframe_codec
     from dcvc_bench.models.video_net import DCVC
 
     torch.manual_seed(11)
-    return Codec(DCVC("tiny"), OpenCVCodec("jpeg", 90), threads=2)
+    return Codec(DCVC("tiny"), build_iframe_codec(OpenCVSpec(codec="jpeg", quality=90)), threads=2)

@@ -118,10 +118,11 @@ def test_forged_sizes_fail_before_any_large_allocation(tmp_path, stream):
         import resource, sys, torch
         from dcvc_bench.codec.video import Codec, decode_video
         from dcvc_bench.codec.bitstream import StreamError
-        from dcvc_bench.models.iframe import OpenCVCodec
+        from dcvc_bench.curriculum.iframe_spec import OpenCVSpec
+        from dcvc_bench.models.iframe import build_iframe_codec
         from dcvc_bench.models.video_net import DCVC
         torch.manual_seed(11)
-        codec = Codec(DCVC("tiny"), OpenCVCodec("jpeg", 90), threads=2)
+        codec = Codec(DCVC("tiny"), build_iframe_codec(OpenCVSpec(codec="jpeg", quality=90)), threads=2)
         vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
         resource.setrlimit(resource.RLIMIT_AS, (vm + (768 << 20), resource.RLIM_INFINITY))
         for name in ("size", "count"):

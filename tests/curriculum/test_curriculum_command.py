@@ -11,7 +11,7 @@ from dcvc_bench.curriculum import accelerate_argv, expand, load_curriculum, pars
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The trainer's flags (shared/DESIGN.md "Training step entry"), plus the rvq options.
+# The trainer's flags (shared/DESIGN.md "Training step entry"), plus the I-frame families' own flags.
 TRAINER_FLAGS = set("""
 train_video_dir val_video_dir checkpoint_dir i_frame_type i_frame_model_name i_frame_quality
 i_frame_pretrained vqgan_config vqgan_checkpoint lambda_value quality_index stage gop_size epochs
@@ -19,7 +19,7 @@ batch_size learning_rate force_learning_rate crop_size eval_freq eval_max_frames
 skip_eval num_workers resume load_pretrained use_scheduler scheduler_factor scheduler_patience
 scheduler_min_lr use_ema ema_decay evaluate_both stage4_gop_opt grad_clip_max_norm mixed_precision
 gradient_accumulation_steps seed compile model_preset steps_per_epoch events_file i_frame_checkpoint
-spynet_checkpoint rvq_layers rvq_codebook_size
+spynet_checkpoint rvq_layers i_frame_codec
 """.split())
 
 

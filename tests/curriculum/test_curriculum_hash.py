@@ -72,3 +72,18 @@ def test_stage_override_changes_only_that_stage():
 def test_adding_a_track_keeps_the_first_tracks_hashes():
     two = FULL + "\n[[tracks]]\nlambda = 512\nquality_index = 2\n"
     assert hashes(two)[:17] == hashes(FULL)
+
+
+def test_the_i_frame_spec_keeps_the_hashes_of_runs_started_before_it():
+    """A run recorded before the I-frame spec (OpenCV's format was passed as
+    --i_frame_model_name): its finished steps must not look changed, so none re-runs."""
+    import json
+
+    fixture = REPO / "tests" / "tui" / "fixtures" / "smoke-run"
+    cur = parse_curriculum((fixture / "curriculum.toml").read_text())
+    recorded = {r["id"]: r["config_hash"] for r in json.loads((fixture / "ledger.json").read_text())["steps"]}
+    steps = expand(cur)
+    assert steps[0].train_flags["i_frame_codec"] == "jpeg"  # the trainer is given the new flag ...
+    assert {s.id: step_config_hash(cur, s) for s in steps} == recorded  # ... and the old hash stays
+    other = parse_curriculum((fixture / "curriculum.toml").read_text().replace('codec = "jpeg"', 'codec = "webp"'))
+    assert all(step_config_hash(other, s) != recorded[s.id] for s in expand(other))

@@ -47,6 +47,7 @@ def make_run(root: Path, name: str = "demo", *, frames: int = 6, size: tuple[int
                  "lambda_value": lam, "scheduler_state_dict": None, "is_finetuning": False, "gop_size": 3,
                  "step_id": "s4g3", "rng_state": {}, "model_preset": "tiny", "kind": "final", "finished": True,
                  "ema_state_dict": {"decay": 0.99, "num_updates": 3, "shadow": shadow} if with_ema else None,
+                 # the I-frame record as trainers wrote it before the I-frame spec (still loads)
                  "i_frame": {"type": "opencv", "model_name": "jpeg", "quality": 60 + 30 * i,
                              "pretrained": False, "checkpoint": None}}
         save_checkpoint(checkpoint_path(run / "checkpoints" / f"l{int(lam)}", lam, q, 4, "final"), state)

@@ -58,3 +58,41 @@ def test_default_uses_the_latest_runs_iframe_codecs(tmp_path, monkeypatch):
 def test_codec_options_without_type_are_a_user_error(synthetic_clips):
     result = runner.invoke(app, ["eval-iframe", "--quality", "50", "--videos", str(synthetic_clips)])
     assert result.exit_code == 2 and "--type" in result.stderr
+
+
+def test_set_and_options_reach_the_types_own_settings(synthetic_clips, tmp_path):
+    out = tmp_path / "w.json"
+    result = runner.invoke(app, ["eval-iframe", "--type", "opencv", "--set", "codec=webp", "--quality", "40",
+                                 "--videos", str(synthetic_clips / "synth_000.mp4"), "--frames", "1",
+                                 "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    (point,) = json.loads(out.read_text())["results"]
+    assert point["id"] == "opencv-webp-q40" and point["curve"] == "opencv-webp"
+    assert point["source"]["i_frame"] == {"type": "opencv", "codec": "webp", "quality": 40}
+    refused = runner.invoke(app, ["eval-iframe", "--type", "opencv", "--pretrained", "--videos", str(synthetic_clips)])
+    assert refused.exit_code == 2 and "--pretrained does not apply to --type opencv" in refused.stderr
+
+
+@pytest.mark.parametrize("sidecar", [True, False])
+def test_a_checkpoints_iframe_codec_is_built_alone(synthetic_clips, tmp_path, sidecar):
+    """Only the I-frame codec is built: P-frame weights that fit no DCVC model do not matter."""
+    import torch
+
+    from dcvc_bench.checkpoint_io import save_checkpoint
+    from dcvc_bench.checkpoints import sidecar_path
+
+    path = tmp_path / "model_dcvc_lambda_256.0_quality_1_stage_1_final.pth"
+    save_checkpoint(path, {"epoch": 1, "model_state_dict": {"not_dcvc": torch.zeros(3)}, "optimizer_state_dict": {},
+                           "loss": 1.0, "best_loss": 1.0, "global_best_loss": 1.0, "stage": 1, "quality_index": 1,
+                           "lambda_value": 256.0, "ema_state_dict": None, "scheduler_state_dict": None,
+                           "is_finetuning": False, "gop_size": 2, "step_id": "s1g2", "rng_state": {},
+                           "i_frame": {"type": "opencv", "codec": "webp", "quality": 70}})
+    if not sidecar:
+        sidecar_path(path).unlink()
+    out = tmp_path / "c.json"
+    result = runner.invoke(app, ["eval-iframe", "--checkpoint", str(path), "--videos",
+                                 str(synthetic_clips / "synth_000.mp4"), "--frames", "1", "--device", "cpu",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    (point,) = json.loads(out.read_text())["results"]
+    assert point["id"] == "opencv-webp-q70" and point["source"]["i_frame"]["codec"] == "webp"

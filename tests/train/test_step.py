@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from dcvc_bench.checkpoints import read_meta
+from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES
+from dcvc_bench.models.iframe import FAMILIES
 from dcvc_bench.models.video_net import MOTION_MODULES
 from dcvc_bench.checkpoint_io import REQUIRED_KEYS, load_checkpoint, save_checkpoint
 
@@ -260,6 +262,7 @@ def test_pickled_callable_checkpoint_is_refused(synthetic_clips, tmp_path):
     (["--stage4_gop_opt"], "--stage4_gop_opt"),
     (["--i_frame_type", "vqgan"], "vqgan"),
     (["--i_frame_type", "compressai", "--i_frame_pretrained"], "cheng2020"),
+    (["--i_frame_model_name", "jpeg"], "--i_frame_codec"),  # another family's flag: refused, not ignored
 ])
 def test_bad_input_is_one_line_and_exit_2(synthetic_clips, tmp_path, extra, needle):
     res = run_subprocess(step_argv(synthetic_clips, tmp_path / "ck", tmp_path / "e.jsonl", stage=1,
@@ -267,6 +270,28 @@ def test_bad_input_is_one_line_and_exit_2(synthetic_clips, tmp_path, extra, need
     assert res.returncode == 2, res.stderr[-2000:]
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+
+
+def test_opencv_type_alone_trains_with_jpeg_q90(synthetic_clips, tmp_path):
+    argv = step_argv(synthetic_clips, tmp_path / "ck", tmp_path / "e.jsonl", stage=1)
+    at = argv.index("--i_frame_type")
+    assert argv[at + 1] == "opencv" and not any(a.startswith(("--i_frame_", "--vqgan", "--rvq")) for a in argv[at + 2:])
+    res = run_subprocess(argv, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    final = ckpt(tmp_path / "ck", 1, "final")
+    assert load_checkpoint(final)["i_frame"] == {"type": "opencv", "codec": "jpeg", "quality": 90}
+    assert read_meta(final)["i_frame"] == {"type": "opencv", "codec": "jpeg", "quality": 90}
+
+
+@pytest.mark.parametrize("type_", [t for t in I_FRAME_TYPES if t not in FAMILIES])
+def test_a_type_this_build_lacks_is_refused_by_the_registry(synthetic_clips, tmp_path, type_):
+    extra = ["--i_frame_type", type_, "--vqgan_config", "vq.json", "--vqgan_checkpoint", "vq.pth"]
+    res = run_subprocess(step_argv(synthetic_clips, tmp_path / "ck", tmp_path / "e.jsonl", stage=1, extra=extra),
+                         timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    available = ", ".join(sorted(FAMILIES))
+    assert lines == [f"error: I-frame type {type_}: not available in this build; available: {available}"]
 
 
 def test_unreadable_mp4_is_one_line(tmp_path):

@@ -17,7 +17,7 @@ def step_argv(data: Path, ckpt_dir: Path, events: Path, *, stage: int, gop: int 
               epochs: int = 1, steps: int = 1, eval_: bool = False, extra: list[str] = ()) -> list[str]:
     argv = ["--train_video_dir", str(data), "--checkpoint_dir", str(ckpt_dir),
             "--events_file", str(events), "--model_preset", "tiny",
-            "--i_frame_type", "opencv", "--i_frame_model_name", "jpeg", "--i_frame_quality", "90",
+            "--i_frame_type", "opencv",  # alone: the family's defaults, JPEG q90
             "--lambda_value", str(LAMBDA), "--quality_index", str(QUALITY),
             "--stage", str(stage), "--gop_size", str(gop), "--epochs", str(epochs),
             "--steps_per_epoch", str(steps), "--batch_size", "1", "--crop_size", "64",

@@ -1,4 +1,5 @@
-"""I-frame codecs: estimates match real coding, weights load only as data, bad bytes fail cleanly."""
+"""The CompressAI I-frame family: estimates match real coding, weights load only as data,
+bad bytes fail cleanly, and its zoo model trains through ``training_forward``."""
 
 from __future__ import annotations
 
@@ -8,73 +9,22 @@ import struct
 
 import pytest
 import torch
+from iframe_helpers import natural_frame
 
+from dcvc_bench.curriculum.iframe_spec import CompressAISpec
 from dcvc_bench.errors import UserError
-from dcvc_bench.eval.metrics import psnr
 from dcvc_bench.models.iframe import (
     RANDOM_WEIGHTS_WARNING,
     CompressAICodec,
-    IFrameCodec,
-    OpenCVCodec,
-    build_iframe_codec,
     compressai_model_names,
     zoo_weight_file,
 )
 
 
-def natural_frame(h: int, w: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
-    """Smooth gradients plus texture: compresses like a photo, not like pure noise."""
-    g = torch.Generator().manual_seed(seed)
-    yy = torch.linspace(0, 1, h).view(1, 1, h, 1)
-    xx = torch.linspace(0, 1, w).view(1, 1, 1, w)
-    base = torch.cat([yy * xx.expand(1, 1, h, w), (1 - yy) * torch.ones(1, 1, h, w), xx.expand(1, 1, h, w)], 1)
-    noise = 0.15 * torch.rand(batch, 3, h, w, generator=g)
-    return (0.8 * base + noise).clamp(0, 1)
-
-
-# --------------------------------------------------------------------------- OpenCV
-
-
-@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
-@pytest.mark.parametrize("size", [(64, 64), (50, 70)])
-def test_opencv_estimate_is_the_real_coding(fmt, size):
-    codec = OpenCVCodec(fmt=fmt, quality=80)
-    x = natural_frame(*size, batch=2)
-    est = codec.estimate(x)
-    assert est.x_hat.shape == x.shape and est.bits.shape == (2,)
-    for i in range(2):
-        data = codec.encode(x[i : i + 1])
-        assert est.bits[i].item() == 8 * len(data)
-        assert torch.equal(codec.decode(data, size), est.x_hat[i : i + 1])
-    assert est.x_hat.min() >= 0 and est.x_hat.max() <= 1
-
-
-@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
-def test_opencv_higher_quality_costs_more_bits_and_gives_higher_psnr(fmt):
-    x = natural_frame(64, 96)
-    low = OpenCVCodec(fmt, quality=20).estimate(x)
-    high = OpenCVCodec(fmt, quality=95).estimate(x)
-    assert high.bits.item() > low.bits.item()
-    assert psnr(x, high.x_hat).item() > psnr(x, low.x_hat).item()
-
-
-@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
-def test_opencv_decode_rejects_truncated_garbage_and_wrong_size(fmt):
-    codec = OpenCVCodec(fmt, quality=90)
-    data = codec.encode(natural_frame(48, 40))
-    for bad in (data[: len(data) // 2], data[:-1], b"", b"\x00" * 64, os.urandom(500)):
-        with pytest.raises(ValueError):
-            codec.decode(bad, (48, 40))
-    with pytest.raises(ValueError):
-        codec.decode(data, (40, 48))
-
-
-def test_opencv_settings_are_validated_and_named():
-    assert OpenCVCodec("webp", 75).identity() == "opencv-webp-q75"
-    with pytest.raises(UserError, match="1..100"):
-        OpenCVCodec("jpeg", 0)
-    with pytest.raises(UserError, match="jpeg, webp"):
-        OpenCVCodec("png", 90)
+def cai(model_name: str, quality: int, *, pretrained: bool = False, checkpoint=None) -> CompressAICodec:
+    spec = CompressAISpec(model_name=model_name, quality=quality, pretrained=pretrained,
+                          checkpoint=str(checkpoint) if checkpoint is not None else None)
+    return CompressAICodec(spec)
 
 
 # --------------------------------------------------------------------------- CompressAI
@@ -83,13 +33,13 @@ def test_opencv_settings_are_validated_and_named():
 @pytest.fixture(scope="module")
 def hyperprior():
     torch.manual_seed(0)
-    return CompressAICodec("bmshj2018-hyperprior", quality=1)
+    return cai("bmshj2018-hyperprior", 1)
 
 
 @pytest.fixture(scope="module")
 def factorized():
     torch.manual_seed(1)
-    return CompressAICodec("bmshj2018-factorized", quality=1)
+    return cai("bmshj2018-factorized", 1)
 
 
 @pytest.mark.parametrize("codec_fixture", ["hyperprior", "factorized"])
@@ -114,9 +64,9 @@ def test_compressai_real_coding_reproduces_the_estimate(codec_fixture, size, req
 
 def test_compressai_random_weights_are_announced(caplog):
     with caplog.at_level(logging.WARNING, logger="dcvc_bench.models.iframe"):
-        codec = CompressAICodec("bmshj2018-factorized", quality=1)
+        codec = cai("bmshj2018-factorized", 1)
     assert RANDOM_WEIGHTS_WARNING in caplog.text
-    assert codec.weights == "random"
+    assert codec.weights == "random" and codec.random_weights
     assert codec.name == "compressai-bmshj2018-factorized-q1"
     assert codec.identity().startswith("compressai-bmshj2018-factorized-q1:sha256:")
 
@@ -128,7 +78,7 @@ def test_compressai_checkpoint_loads_the_saved_weights(tmp_path, hyperprior, nes
     torch.save(state if nesting is None else {nesting: state, "epoch": 3}, path)
 
     torch.manual_seed(123)  # a different random init underneath
-    loaded = CompressAICodec("bmshj2018-hyperprior", quality=1, checkpoint=path)
+    loaded = cai("bmshj2018-hyperprior", 1, checkpoint=path)
     assert loaded.identity() == hyperprior.identity()
     assert loaded.weights == f"checkpoint:{path}"
     if nesting is not None:
@@ -140,9 +90,9 @@ def test_compressai_checkpoint_loads_the_saved_weights(tmp_path, hyperprior, nes
 
 def test_identity_changes_with_the_weights():
     torch.manual_seed(5)
-    a = CompressAICodec("bmshj2018-factorized", quality=1)
+    a = cai("bmshj2018-factorized", 1)
     torch.manual_seed(6)
-    b = CompressAICodec("bmshj2018-factorized", quality=1)
+    b = cai("bmshj2018-factorized", 1)
     assert a.identity() != b.identity()
 
 
@@ -155,16 +105,16 @@ def test_compressai_checkpoint_with_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": _RunsCodeWhenUnpickled()}, path)
     with pytest.raises(UserError, match="weights_only"):
-        CompressAICodec("bmshj2018-factorized", quality=1, checkpoint=path)
+        cai("bmshj2018-factorized", 1, checkpoint=path)
 
 
 def test_compressai_checkpoint_that_does_not_fit_is_a_user_error(tmp_path, hyperprior):
     path = tmp_path / "other.pth"
     torch.save(hyperprior.model.state_dict(), path)
     with pytest.raises(UserError, match="does not fit"):
-        CompressAICodec("bmshj2018-factorized", quality=1, checkpoint=path)
+        cai("bmshj2018-factorized", 1, checkpoint=path)
     with pytest.raises(UserError, match="does not exist"):
-        CompressAICodec("bmshj2018-factorized", quality=1, checkpoint=tmp_path / "missing.pth")
+        cai("bmshj2018-factorized", 1, checkpoint=tmp_path / "missing.pth")
 
 
 def test_pretrained_without_cached_weights_names_file_and_folder(tmp_path, monkeypatch):
@@ -172,7 +122,7 @@ def test_pretrained_without_cached_weights_names_file_and_folder(tmp_path, monke
     expected = tmp_path / "hub" / "checkpoints" / "bmshj2018-hyperprior-1-7eb97409.pth.tar"
     assert zoo_weight_file("bmshj2018-hyperprior", 1) == expected
     with pytest.raises(UserError) as err:
-        CompressAICodec("bmshj2018-hyperprior", quality=1, pretrained=True)
+        cai("bmshj2018-hyperprior", 1, pretrained=True)
     assert "bmshj2018-hyperprior-1-7eb97409.pth.tar" in str(err.value)
     assert str(expected.parent) in str(err.value)
 
@@ -182,18 +132,18 @@ def test_pretrained_uses_the_cached_zoo_file(tmp_path, monkeypatch, hyperprior):
     path = zoo_weight_file("bmshj2018-hyperprior", 1)
     path.parent.mkdir(parents=True)
     torch.save(hyperprior.model.state_dict(), path)
-    codec = CompressAICodec("bmshj2018-hyperprior", quality=1, pretrained=True)
+    codec = cai("bmshj2018-hyperprior", 1, pretrained=True)
     assert codec.identity() == hyperprior.identity()
     assert codec.weights == f"zoo:{path.name}"
 
 
 def test_unknown_model_or_quality_lists_the_valid_choices():
     with pytest.raises(UserError) as err:
-        CompressAICodec("cheng2021", quality=1)
+        cai("cheng2021", 1)
     assert "cheng2020-anchor" in str(err.value) and "bmshj2018-hyperprior" in str(err.value)
     assert "cheng2020-anchor" in compressai_model_names()
-    with pytest.raises(UserError, match=r"1\.\.6"):
-        CompressAICodec("cheng2020-anchor", quality=7)
+    with pytest.raises(UserError, match=r"quality 7 out of range for cheng2020-anchor: use 1\.\.6"):
+        cai("cheng2020-anchor", 7)
 
 
 def test_compressai_decode_rejects_malformed_streams(hyperprior):
@@ -222,16 +172,33 @@ def test_compressai_decode_rejects_malformed_streams(hyperprior):
         hyperprior.decode(data, (640, 640))  # latent shape checked against the frame size
 
 
-# --------------------------------------------------------------------------- factory
+# --------------------------------------------------------------------------- training and rate
 
 
-def test_factory_builds_each_type_and_refuses_planned_ones():
-    opencv = build_iframe_codec("opencv", opencv_format="webp", opencv_quality=60)
-    assert isinstance(opencv, IFrameCodec) and opencv.name == "opencv-webp-q60"
-    cai = build_iframe_codec("compressai", model_name="bmshj2018-factorized", quality=2)
-    assert isinstance(cai, CompressAICodec) and cai.name == "compressai-bmshj2018-factorized-q2"
-    for planned in ("vqgan", "rvq"):
-        with pytest.raises(UserError, match=f"--i_frame_type {planned}: not available in this version"):
-            build_iframe_codec(planned)
-    with pytest.raises(UserError, match="opencv, compressai"):
-        build_iframe_codec("h265")
+def test_compressai_trains_its_zoo_model_through_training_forward():
+    torch.manual_seed(2)
+    codec = cai("bmshj2018-factorized", 1)
+    module = codec.trainable()
+    assert module is codec.model
+    module.train().requires_grad_(True)
+    x = natural_frame(40, 56, batch=2)  # not a multiple of 64: padded, then cropped back
+    out = codec.training_forward(x)
+    assert out["x_hat"].shape == x.shape and out["bits"].shape == (2,) and out["aux_loss"].dim() == 0
+    assert bool((out["bits"] > 0).all()) and out["bits"].requires_grad
+    loss = out["bits"].mean() + 100.0 * torch.nn.functional.mse_loss(out["x_hat"], x)
+    loss.backward()
+    grads = [p.grad for name, p in module.named_parameters() if not name.endswith("quantiles")]
+    assert all(g is not None for g in grads) and any(bool(g.abs().sum() > 0) for g in grads)
+    out["aux_loss"].backward()
+    assert module.entropy_bottleneck.quantiles.grad is not None
+    # The estimate of the codec in eval mode counts the same likelihoods, without the noise.
+    module.eval()
+    with torch.no_grad():
+        again = codec.training_forward(x)["bits"]
+    torch.testing.assert_close(again, codec.estimate(x).bits, rtol=1e-5, atol=1e-3)
+
+
+def test_compressai_has_no_rate_knob(factorized):
+    assert factorized.rate_knob is None
+    with pytest.raises(UserError, match="no rate setting"):
+        factorized.with_rate(2)
