@@ -193,7 +193,8 @@ class IndexTables:
                                  "the stream is damaged or from another dcvc-bench")
         raw, n_layers = bool(flags & 0x80), flags & 0x7F
         if not 1 <= n_layers <= self.layers:
-            raise VQPayloadError(f"VQ payload says {n_layers} layers; this codec has 1..{self.layers} (damaged stream?)")
+            raise VQPayloadError(f"VQ payload says {n_layers} layers; this codec has 1..{self.layers} "
+                                 "(damaged stream?)")
         if expected_layers is not None and n_layers != expected_layers:
             raise VQPayloadError(f"VQ payload has {n_layers} layers, this codec decodes {expected_layers}; "
                                  f"decode with the codec at layers={n_layers}")

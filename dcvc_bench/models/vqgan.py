@@ -7,8 +7,8 @@ vector-quantize-pytorch.
   attention, ResNet at the lowest resolution; GroupNorm, swish, conv_out to
   ``z_channels``. The decoder mirrors it (``num_res_blocks + 1`` blocks per level,
   nearest-neighbour upsampling). 1×1 convs map ``z_channels`` <-> ``embed_dim``.
-- Quantiser: ``VectorQuantize`` (family ``vqgan``) or ``ResidualVQ`` with
-  ``quantize_dropout`` (family ``rvq``): EMA codebooks, k-means init, dead-code expiry.
+- Quantiser: ``VectorQuantize`` (one codebook) or ``ResidualVQ`` with
+  ``quantize_dropout`` (residual codebooks): EMA codebooks, k-means init, dead-code expiry.
 
 Frames are in [0, 1] outside and [-1, 1] inside (taming's convention). A frame of any size
 is replicate-padded to a multiple of f and cropped back, so the index grid of an H×W
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dcvc_bench.models.vq_config import VQConfig
+from dcvc_bench.models.iframe.vq_config import VQConfig
 
 
 def pad_to_multiple(x: Tensor, f: int) -> Tensor:
@@ -178,7 +178,7 @@ def _make_quantizer(cfg: VQConfig) -> nn.Module:
                   kmeans_iters=q.kmeans_iters, threshold_ema_dead_code=q.threshold_ema_dead_code,
                   rotation_trick=q.rotation_trick)
     # Codebook EMA and k-means sync across processes under torch.distributed (the library's default).
-    if cfg.family == "vqgan":
+    if not cfg.residual:
         return VectorQuantize(**common)
     return ResidualVQ(num_quantizers=cfg.num_quantizers, quantize_dropout=q.quantize_dropout,
                       quantize_dropout_cutoff_index=q.quantize_dropout_cutoff_index, **common)
@@ -202,13 +202,13 @@ class VQGAN(nn.Module):
 
     def codebooks(self) -> list[Tensor]:
         """The N codebooks, each K×embed_dim."""
-        if self.cfg.family == "vqgan":
+        if not self.cfg.residual:
             return [self.quantize.codebook]
         return [layer.codebook for layer in self.quantize.layers]
 
     def codebooks_initialised(self) -> bool:
         """False until k-means has run (on the first training batch)."""
-        vqs = [self.quantize] if self.cfg.family == "vqgan" else list(self.quantize.layers)
+        vqs = list(self.quantize.layers) if self.cfg.residual else [self.quantize]
         return all(bool(vq._codebook.initted) for vq in vqs)
 
     # --- the three halves
@@ -234,11 +234,9 @@ class VQGAN(nn.Module):
         z = self.encode_latent(x)
         b, _, h, w = z.shape
         seq = z.flatten(2).transpose(1, 2)  # B×(h·w)×d
-        if self.cfg.family == "vqgan":
-            _, idx, _ = self.quantize(seq)
+        _, idx, _ = self.quantize(seq)
+        if idx.dim() == 2:  # one codebook: B×n
             idx = idx.unsqueeze(-1)
-        else:
-            _, idx, _ = self.quantize(seq)
         return idx[..., :layers].transpose(1, 2).reshape(b, layers, h, w).long()
 
     def dequantize(self, indices: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dcvc_bench.errors import UserError
-from dcvc_bench.models.iframe_vq_family import RVQCodec
+from dcvc_bench.models.iframe.vq import RVQCodec
 from dcvc_bench.models.vq_coding import (
     FRAMING_BITS_MAX,
     FRAMING_BYTES,
@@ -22,7 +22,7 @@ from dcvc_bench.models.vq_coding import (
     count_indices,
     raw_bytes,
 )
-from dcvc_bench.models.vq_config import CONFIG_DIR
+from dcvc_bench.models.iframe.vq_config import CONFIG_DIR
 from dcvc_bench.train.vq_brief import synthetic_frames, train_vq_briefly
 
 TINY_RVQ = CONFIG_DIR / "tiny_rvq_f2.json"
@@ -165,7 +165,7 @@ def test_rvq_decodes_bit_exactly_here_and_in_another_process(trained, held_out, 
     script = textwrap.dedent(f"""
         import sys, torch
         torch.set_num_threads(1)
-        from dcvc_bench.models.iframe_vq_family import RVQCodec
+        from dcvc_bench.models.iframe.vq import RVQCodec
         codec = RVQCodec.from_files({str(TINY_RVQ)!r}, {str(trained)!r})
         out = {{}}
         for layers in (3, 8):
@@ -189,3 +189,20 @@ def test_trained_rvq_payload_damage_is_one_line(trained, held_out):
     with pytest.raises(UserError) as exc:
         codec.with_rate(8).decode(data, (64, 64))
     assert "4 layers" in str(exc.value)
+
+
+def test_the_registry_builds_vq_codecs_from_their_specs(trained):
+    from dcvc_bench.curriculum.iframe_spec import RVQSpec, VQGANSpec
+    from dcvc_bench.models.iframe import build_iframe_codec
+
+    spec = RVQSpec(config=str(TINY_RVQ), checkpoint=str(trained), layers=4)
+    codec = build_iframe_codec(spec)
+    assert isinstance(codec, RVQCodec) and codec.layers == 4 and codec.spec == spec
+    deeper = codec.with_rate(6)
+    assert deeper.spec == spec.with_settings(layers=6) and deeper.identity() != codec.identity()
+    assert build_iframe_codec(RVQSpec(config=str(TINY_RVQ), checkpoint=str(trained))).layers == 8
+    for bad, words in ((RVQSpec(config=str(TINY_RVQ), checkpoint=str(trained), layers=9), "trained with 8"),
+                       (VQGANSpec(config=str(TINY_RVQ), checkpoint=str(trained)), "--i_frame_type rvq")):
+        with pytest.raises(UserError) as exc:
+            build_iframe_codec(bad)
+        assert words in str(exc.value) and "\n" not in str(exc.value)

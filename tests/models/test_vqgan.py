@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dcvc_bench.errors import UserError
-from dcvc_bench.models.iframe_vq_family import (
+from dcvc_bench.models.iframe.vq import (
     RVQCodec,
     VQGANCodec,
     fit_index_counts,
@@ -18,7 +18,7 @@ from dcvc_bench.models.iframe_vq_family import (
     save_vq_checkpoint,
 )
 from dcvc_bench.models.vq_coding import IndexTables
-from dcvc_bench.models.vq_config import CONFIG_DIR, VQConfig
+from dcvc_bench.models.iframe.vq_config import CONFIG_DIR, VQConfig
 from dcvc_bench.models.vqgan import VQGAN
 
 

@@ -32,10 +32,11 @@ import torch
 from torch import Tensor
 
 from dcvc_bench.checkpoints import atomic_file
+from dcvc_bench.curriculum.iframe_spec import RVQSpec, VQGANSpec
 from dcvc_bench.errors import UserError
-from dcvc_bench.models.iframe import IFrameCodec, IFrameResult, hash_state_dict
+from dcvc_bench.models.iframe.base import IFrameCodec, IFrameResult, check_batch, check_size, hash_state_dict
+from dcvc_bench.models.iframe.vq_config import VQConfig
 from dcvc_bench.models.vq_coding import IndexTables, count_indices, uniform_bits
-from dcvc_bench.models.vq_config import VQConfig
 from dcvc_bench.models.vqgan import VQGAN, grid_size
 
 CHECKPOINT_FORMAT = "dcvc-bench-vq"
@@ -167,14 +168,6 @@ def refresh_index_tables(checkpoint: str | os.PathLike[str], frames: Iterable[Te
 # --------------------------------------------------------------------------- codecs
 
 
-def _check_batch(x: Tensor, *, single: bool) -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or x.shape[2] < 1 or x.shape[3] < 1:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"expected a B×3×H×W tensor, got {shape}")
-    if single and x.shape[0] != 1:
-        raise ValueError(f"encode takes one frame (1×3×H×W), got batch size {x.shape[0]}")
-
-
 class _EvalMode:
     """Eval mode for the duration of a coding call; a model in training comes back to it."""
 
@@ -195,8 +188,8 @@ class VQCodec(IFrameCodec):
     family = "vq"
     rate_knob: str | None = None
 
-    def __init__(self, model: VQGAN, tables: IndexTables, *, layers: int | None = None, spec: Any = None,
-                 device: str | torch.device = "cpu"):
+    def __init__(self, model: VQGAN, tables: IndexTables, *, layers: int | None = None,
+                 spec: VQGANSpec | RVQSpec | None = None, device: str | torch.device = "cpu"):
         if model.cfg.family != self.family:
             raise UserError(f"a {model.cfg.family!r} checkpoint cannot make a {self.family!r} I-frame codec; "
                             f"use --i_frame_type {model.cfg.family}")
@@ -221,13 +214,22 @@ class VQCodec(IFrameCodec):
 
     @classmethod
     def from_files(cls, config: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str], *,
-                   layers: int | None = None, spec: Any = None, device: str | torch.device = "cpu") -> VQCodec:
-        cfg = VQConfig.from_json(config) if config is not None else None
+                   layers: int | None = None, spec: VQGANSpec | RVQSpec | None = None,
+                   device: str | torch.device = "cpu") -> VQCodec:
+        """From the JSON config (None: the one stored in the checkpoint) and the checkpoint;
+        the spec defaults to one naming these files."""
+        cfg = VQConfig.from_json(config, what="--vqgan_config") if config is not None else None
         model, tables = load_vq_checkpoint(checkpoint, cfg)
+        if spec is None and config is not None:
+            spec = cls._spec_type(config=str(config), checkpoint=str(checkpoint), layers=layers)
         return cls(model, tables, layers=layers, spec=spec, device=device)
 
+    @staticmethod
+    def _spec_type(config: str, checkpoint: str, layers: int | None) -> VQGANSpec | RVQSpec:
+        raise NotImplementedError
+
     @classmethod
-    def from_spec(cls, spec: Any, device: str | torch.device = "cpu") -> VQCodec:
+    def from_spec(cls, spec: VQGANSpec | RVQSpec, device: str | torch.device = "cpu") -> VQCodec:
         """From a ``VQGANSpec``/``RVQSpec`` (``config``, ``checkpoint``, RVQ ``layers``)."""
         return cls.from_files(spec.config, spec.checkpoint, layers=getattr(spec, "layers", None), spec=spec,
                               device=device)
@@ -257,7 +259,7 @@ class VQCodec(IFrameCodec):
             return self.model.decode_indices(indices.to(self.device), size)
 
     def estimate(self, x: Tensor) -> IFrameResult:
-        _check_batch(x, single=False)
+        check_batch(x, single=False)
         idx = self._indices(x)
         x_hat = self._pixels(idx, (x.shape[2], x.shape[3]))
         bits = self.tables.real_equivalent_bits(idx)
@@ -267,7 +269,7 @@ class VQCodec(IFrameCodec):
         """(B,) bits per frame: ``uniform`` (n·L·log2 K), ``entropy`` (under the stored
         frequency model) and ``real_equivalent`` (what :meth:`estimate` reports). Divide
         by H·W of the original frame for BPP."""
-        _check_batch(x, single=False)
+        check_batch(x, single=False)
         idx = self._indices(x)
         uniform = uniform_bits(x.shape[2], x.shape[3], self.downsampling, self.layers, self.codebook_size)
         return {
@@ -279,25 +281,18 @@ class VQCodec(IFrameCodec):
     # --- real coding
 
     def encode(self, x: Tensor) -> bytes:
-        _check_batch(x, single=True)
+        check_batch(x, single=True)
         return self.tables.encode(self._indices(x)[0])
 
     def decode(self, data: bytes, size: tuple[int, int]) -> Tensor:
-        try:
-            h, w = (int(s) for s in size)
-        except (TypeError, ValueError):
-            raise ValueError(f"size must be (H, W), got {size!r}") from None
-        if h < 1 or w < 1:
-            raise ValueError(f"size must be positive, got {size!r}")
+        h, w = check_size(size)
         idx = self.tables.decode(data, grid_size(h, w, self.downsampling), expected_layers=self.layers)
         return self._pixels(idx.unsqueeze(0), (h, w)).cpu()
 
     # --- training
 
     def trainable(self) -> torch.nn.Module:
-        """The VQGAN module, handed over for training (its parameters get requires_grad)."""
-        for p in self.model.parameters():
-            p.requires_grad_(True)
+        """The VQGAN module (built frozen: the training step enables its gradients)."""
         return self.model
 
     def training_forward(self, x: Tensor) -> dict[str, Any]:
@@ -305,7 +300,7 @@ class VQCodec(IFrameCodec):
         RVQ, a random depth per call). ``bits`` is the uniform rate at the depth used: a VQ
         rate has no gradient (it is fixed by K, f and the depth), so training optimises
         distortion plus ``codebook_loss`` (commitment)."""
-        _check_batch(x, single=False)
+        check_batch(x, single=False)
         out = self.model(x.to(self.device, torch.float32))
         bits = uniform_bits(x.shape[2], x.shape[3], self.downsampling, out["depth"], self.codebook_size)
         out["bits"] = torch.full((x.shape[0],), bits, device=x.device)
@@ -317,12 +312,20 @@ class VQGANCodec(VQCodec):
 
     family = "vqgan"
 
+    @staticmethod
+    def _spec_type(config: str, checkpoint: str, layers: int | None) -> VQGANSpec:
+        return VQGANSpec(config=config, checkpoint=checkpoint)
+
 
 class RVQCodec(VQCodec):
     """RVQ-VQGAN I-frame codec (``--i_frame_type rvq``): the first ``layers`` of N codebooks."""
 
     family = "rvq"
     rate_knob = "layers"
+
+    @staticmethod
+    def _spec_type(config: str, checkpoint: str, layers: int | None) -> RVQSpec:
+        return RVQSpec(config=config, checkpoint=checkpoint, layers=layers)
 
     def with_rate(self, value: int) -> RVQCodec:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= self.model.depth:
@@ -331,19 +334,27 @@ class RVQCodec(VQCodec):
         other = copy.copy(self)  # shares the network and tables; the weights digest stays valid
         other.layers = value
         other.name = f"{self.family}-f{self.downsampling}-K{self.codebook_size}-L{value}"
-        if self.spec is not None and hasattr(self.spec, "model_copy"):
-            other.spec = self.spec.model_copy(update={"layers": value})
+        if self.spec is not None:
+            other.spec = self.spec.with_settings(layers=value)
         return other
 
 
-FAMILY_CODECS: dict[str, type[VQCodec]] = {"vqgan": VQGANCodec, "rvq": RVQCodec}
+def build_vqgan(spec: VQGANSpec, device: str = "cpu") -> VQGANCodec:
+    """The registry's builder for ``type = "vqgan"``."""
+    return VQGANCodec.from_spec(spec, device=device)
+
+
+def build_rvq(spec: RVQSpec, device: str = "cpu") -> RVQCodec:
+    """The registry's builder for ``type = "rvq"``."""
+    return RVQCodec.from_spec(spec, device=device)
 
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "FAMILY_CODECS",
     "RVQCodec",
     "VQCodec",
     "VQGANCodec",
+    "build_rvq",
+    "build_vqgan",
     "fit_index_counts",
     "is_vq_checkpoint",
     "load_vq_checkpoint",

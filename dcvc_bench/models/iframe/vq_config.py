@@ -93,6 +93,11 @@ class VQConfig:
         return 2 ** (len(self.ch_mult) - 1)
 
     @property
+    def residual(self) -> bool:
+        """Residual codebooks (``ResidualVQ``) rather than one (``VectorQuantize``)."""
+        return self.family == "rvq"
+
+    @property
     def bits_per_index(self) -> float:
         return math.log2(self.codebook_size)
 
@@ -111,19 +116,21 @@ class VQConfig:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> VQConfig:
+    def from_json(cls, path: str | Path, what: str = "VQ config") -> VQConfig:
+        """Read and validate a config file; ``what`` names it in errors (e.g. the flag)."""
         path = Path(path).expanduser()
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise UserError(f"VQ config {path} does not exist; pass the JSON file the codec was built with") from None
+            raise UserError(f"{what} {path} does not exist; pass the JSON file of the codec's architecture") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"VQ config {path} cannot be read: {exc}") from None
+            raise UserError(f"{what} {path} cannot be read: {exc}") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UserError(f"VQ config {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-        return cls.from_dict(data, where=str(path))
+            raise UserError(f"{what} {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                            f"{exc.msg})") from None
+        return cls.from_dict(data, where=f"{what} {path}")
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "VQ config") -> VQConfig:
