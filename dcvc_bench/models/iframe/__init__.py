@@ -11,10 +11,12 @@ Families:
 - ``compressai`` (:mod:`.compressai`) — a CompressAI zoo architecture with zoo weights
   (from the torch hub cache only, never downloaded here), a local checkpoint, or random
   weights.
+- ``vqgan`` / ``rvq`` (:mod:`.vq`) — a VQGAN (one codebook) or RVQ-VQGAN (the first
+  ``layers`` of N residual codebooks) from its JSON config and checkpoint; indices coded
+  with CompressAI's rANS against per-layer CDFs stored in the checkpoint.
 
 A family plugs in by being listed in :data:`FAMILIES`: nothing in train/, eval/, codec/ or
-the CLI names a type. A spec whose family is not listed (``vqgan``/``rvq`` in this build)
-is refused in one line.
+the CLI names a type. A spec whose family is not listed is refused in one line.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Callable
 
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec
 from dcvc_bench.errors import UserError
-from dcvc_bench.models.iframe import compressai, opencv
+from dcvc_bench.models.iframe import compressai, opencv, vq
 from dcvc_bench.models.iframe.base import (
     RANDOM_WEIGHTS_WARNING,
     IFrameCodec,
@@ -38,6 +40,8 @@ Builder = Callable[[IFrameSpec, str], IFrameCodec]
 FAMILIES: dict[str, Builder] = {
     "opencv": opencv.build,
     "compressai": compressai.build,
+    "vqgan": vq.build_vqgan,
+    "rvq": vq.build_rvq,
 }
 """type -> builder(spec, device): the I-frame families this build can run."""
 
