@@ -3,8 +3,8 @@ of a checkpoint's EMA weights.
 
 Writes are atomic (temp file in the same folder, fsync, ``os.replace``) and followed by a
 JSON sidecar (see :mod:`dcvc_bench.checkpoints`). A write that fails for a reason the user
-must fix (disk full, quota, read-only or forbidden folder: :data:`WRITE_ERRNOS`) raises
-:class:`WriteError`, one line naming the file; the old file stays as it was and no temp
+must fix (disk full, quota, read-only or forbidden folder: :data:`~dcvc_bench.checkpoints.WRITE_ERRNOS`) raises
+:class:`~dcvc_bench.checkpoints.WriteError`, one line naming the file; the old file stays as it was and no temp
 file is left behind. Loads use ``weights_only=True``: a checkpoint is data, never code,
 and one that carries a pickled callable is refused.
 """
@@ -12,7 +12,6 @@ and one that carries a pickled callable is refused.
 from __future__ import annotations
 
 import copy
-import errno
 import os
 import pickle
 from collections.abc import Mapping
@@ -21,37 +20,9 @@ from typing import Any
 
 import torch
 
-from dcvc_bench.checkpoints import atomic_file, sidecar_path, write_sidecar
+from dcvc_bench.checkpoints import atomic_file, write_sidecar
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec, spec_from_record
 from dcvc_bench.errors import UserError
-
-#: errno values of a failed write that are the user's to fix, not a crash to retry.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
-                          errno.EPERM})
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-
-
-class WriteError(UserError):
-    """A write the user must make possible: ``<path>: <strerror> — <what to do>``."""
-
-    def __init__(self, path: str | os.PathLike[str], error: OSError, flag: str = "--checkpoint_dir"):
-        self.path, self.errno = Path(path), error.errno
-        fix = "free space" if error.errno in _NO_SPACE else "make it writable"
-        super().__init__(f"{path}: {error.strerror or error} — {fix} or point {flag} "
-                         "elsewhere, then run again")
-
-
-def write_os_error(exc: BaseException) -> OSError | None:
-    """The OSError of :data:`WRITE_ERRNOS` behind ``exc``, if any: ``torch.save`` reports a
-    failed write as a RuntimeError raised while handling the OSError."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError):
-            return current if current.errno in WRITE_ERRNOS else None
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 #: Keys of the seed protocol's checkpoints plus the ones dcvc-bench adds.
 REQUIRED_KEYS = ("epoch", "model_state_dict", "optimizer_state_dict", "loss", "best_loss",
@@ -71,19 +42,9 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
     if missing:
         raise ValueError(f"checkpoint state is missing {missing}")
     path = Path(path)
-    try:
-        with atomic_file(path) as fh:
-            torch.save(state, fh)
-    except Exception as exc:
-        if (error := write_os_error(exc)) is not None:
-            raise WriteError(path, error) from None
-        raise
-    try:
-        write_sidecar(path, {k: state.get(k) for k in META_KEYS})
-    except OSError as exc:
-        if exc.errno in WRITE_ERRNOS:
-            raise WriteError(sidecar_path(path), exc) from None
-        raise
+    with atomic_file(path) as fh:  # a write the OS refuses raises checkpoints.WriteError
+        torch.save(state, fh)
+    write_sidecar(path, {k: state.get(k) for k in META_KEYS})
     return path
 
 

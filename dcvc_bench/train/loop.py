@@ -37,9 +37,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dcvc_bench.checkpoint_io import (WRITE_ERRNOS, WriteError, ema_fits, 
-                                      model_weights, save_checkpoint)
-from dcvc_bench.checkpoints import checkpoint_path, phase_id
+from dcvc_bench.checkpoint_io import ema_fits, model_weights, save_checkpoint
+from dcvc_bench.checkpoints import WriteError, checkpoint_path, phase_id, write_error_of
 from dcvc_bench.codec.gop import code_frames
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
 from dcvc_bench.errors import UserError
@@ -594,16 +593,16 @@ class _CheckedEvents(EventWriter):
         try:
             super().__init__(path)
         except OSError as exc:
-            if exc.errno in WRITE_ERRNOS:
-                raise WriteError(path, exc, "--events_file") from None
+            if (cause := write_error_of(exc)) is not None and not isinstance(exc, WriteError):
+                raise WriteError(path, cause) from None
             raise
 
     def emit(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         try:
             return super().emit(kind, **fields)
         except OSError as exc:
-            if exc.errno in WRITE_ERRNOS:
-                raise WriteError(self.path, exc, "--events_file") from None
+            if (cause := write_error_of(exc)) is not None and not isinstance(exc, WriteError):
+                raise WriteError(self.path, cause) from None
             raise
 
 

@@ -70,8 +70,8 @@ def test_an_injected_write_error_is_one_line_exit_2_and_keeps_the_checkpoint(
     monkeypatch.undo()
     assert len(err) == 1, err
     named = latest if target == "checkpoint" else events
-    assert err[0].startswith(f"error: {named}: {os.strerror(code)} — "), err[0]
-    assert err[0].endswith("elsewhere, then run again")
+    assert err[0].startswith(f"error: {named}: {os.strerror(code)} ({errno.errorcode[code]}); "), err[0]
+    assert err[0].endswith(", then run again")
     assert ("free space" in err[0]) == (code in (errno.ENOSPC, errno.EDQUOT))
     assert _digest(latest) == before and load_checkpoint(latest)["epoch"] == 1
     assert _leftovers(ck) == []
@@ -118,8 +118,8 @@ def test_a_full_disk_is_one_line_exit_2_and_a_resume_completes_once_space_is_fre
     res = run_subprocess(argv, timeout=300)
     assert res.returncode == 2, res.stderr[-2000:]
     lines = res.stderr.strip().splitlines()
-    assert lines == [f"error: {latest}: No space left on device — free space or point "
-                     "--checkpoint_dir elsewhere, then run again"], lines
+    assert lines == [f"error: {latest}: No space left on device (ENOSPC); free space on that disk, "
+                     "then run again"], lines
     assert _digest(latest) == before and load_checkpoint(latest)["epoch"] == 1
     assert _leftovers(ck) == []
     assert events_of(events, "step_end")[-1]["status"] == "failed"
