@@ -24,8 +24,10 @@ LATENTS = ("y", "z", "mv_y", "mv_z")
 COLLAPSE_BELOW = 0.001
 #: The latents watched, and what their collapse means.
 MEANING = {"y": "the P-frame codes no residual", "mv_y": "the P-frame codes no motion"}
-#: Stages in which a latent's collapse says nothing (stage 1 does not train the residual branch).
-UNTRAINED = {"y": (1,)}
+#: The stages whose loss puts a rate on the latent: where the rate can drive it to zero.
+#: Elsewhere an all-zero latent is not yet used (stage 2 starts from the untrained, near-zero
+#: y of stage 1's random residual branch) or frozen (motion in stages 2-3).
+RATED_IN = {"y": (3, 4), "mv_y": (1, 4)}
 ADVICE = ("check the stage order (stages 1-3 before 4; stage 4 from random weights collapses), "
           "λ (too low a λ makes zero rate the optimum), and the SpyNet initialisation (--spynet_checkpoint)")
 
@@ -58,12 +60,13 @@ def nonzero_fraction(event: dict[str, Any], latent: str) -> float | None:
 
 def collapses(evals: Iterable[dict[str, Any]], stage: int | None = None) -> list[Collapse]:
     """The latents collapsed at the newest of one step's eval events (given in order),
-    each with the first epoch of its unbroken collapsed run. Events without latent
-    statistics (older runs) say nothing."""
+    each with the first epoch of its unbroken collapsed run, among those the step's
+    ``stage`` puts a rate on (:data:`RATED_IN`; all of them when the stage is unknown).
+    Events without latent statistics (older runs) say nothing."""
     events = [e for e in evals if isinstance(e, dict) and isinstance(e.get("latents"), dict)]
     found = []
     for latent in MEANING:
-        if stage in UNTRAINED.get(latent, ()):
+        if stage is not None and stage not in RATED_IN[latent]:
             continue
         since, fraction = None, None
         for event in events:

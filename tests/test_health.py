@@ -31,10 +31,15 @@ def test_only_the_newest_unbroken_run_counts():
 
 
 def test_motion_collapse_and_stage_rules():
-    (found,) = collapses([_eval(1, 0.3, mv_y=0.0)], stage=2)
+    """A latent is watched in the stages whose loss puts a rate on it."""
+    (found,) = collapses([_eval(1, 0.3, mv_y=0.0)], stage=1)
     assert found.latent == "mv_y" and "no motion" in found.message()
-    assert collapses([_eval(1, 0.0)], stage=1) == []   # stage 1 does not train the residual branch
-    assert [c.latent for c in collapses([_eval(1, 0.0, mv_y=0.0)], stage=3)] == ["y", "mv_y"]
+    both = [_eval(1, 0.0, mv_y=0.0)]
+    assert [c.latent for c in collapses(both, stage=4)] == ["y", "mv_y"]
+    assert [c.latent for c in collapses(both, stage=3)] == ["y"]      # motion frozen
+    assert collapses(both, stage=2) == []                             # no rate: y not used yet, not collapsed
+    assert [c.latent for c in collapses(both, stage=1)] == ["mv_y"]   # residual branch untrained
+    assert [c.latent for c in collapses(both)] == ["y", "mv_y"]       # stage unknown: both
 
 
 def test_events_without_latent_statistics_say_nothing():

@@ -30,7 +30,7 @@ class CodedFrame:
     x: torch.Tensor            # original frame, B×3×H×W as given (float in [0,1], or uint8)
     decoded: torch.Tensor      # what the decoder shows (clamped to [0,1]); next reference
     bits: torch.Tensor         # (B,) bits of this frame
-    output: dict[str, Any] | None = None   # P-frame model output (likelihoods, bpp terms)
+    output: dict[str, Any] | None = None   # P-frame output of the coding function (training: likelihoods, bpp terms)
 
 
 def is_intra_frame(t: int, intra_period: int | None) -> bool:

@@ -7,9 +7,11 @@ final-state flush per frame instead of four: 8 bytes each, a large share of a sm
 P-frame). Hyper-latents are coded exactly as ``EntropyBottleneck.compress`` codes them
 (symbols ``round(z − median)``, one CDF per channel, the bottleneck's tables) and
 ``z_hat = symbol + median`` as its ``decompress`` rebuilds it. Latents go through
-:class:`~dcvc_bench.codec.ar.ContextCoder` (``y_hat = round(y − mean) + mean``, where the
-forward pass uses ``round(y)`` for the context: real and estimated rates differ by that,
-slightly). Everything after the latents (motion decoding and refinement, context,
+:class:`~dcvc_bench.codec.ar.ContextCoder` (``y_hat = round(y − mean) + mean``; the forward
+pass feeds ``round(y)`` to the context instead, one reason its likelihoods are not the
+coded rate). :meth:`PFrameCoder.analyse` computes every symbol and CDF index without
+writing them; their exact code length is evaluation's estimate, and :meth:`encode` is
+``analyse`` plus the rANS coder. Everything after the latents (motion decoding and refinement, context,
 temporal prior, reconstruction) is one function per step shared by encoder and decoder,
 so the encoder's reconstruction is the decoder's.
 

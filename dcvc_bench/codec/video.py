@@ -61,7 +61,7 @@ class FrameStats:
     kind: str              # "I" or "P"
     bits: int              # real: 8 × the frame's bytes in the stream (length prefix and CRC included)
     payload_bits: int      # 8 × the coded data alone; bits − payload_bits is container framing
-    est_bits: float        # evaluation's estimate (dcvc_bench.eval.estimate): exact cost of the coded symbols
+    est_bits: float        # the estimate: exact cost of the frame's coded symbols (PFrameAnalysis.bits)
     enc_seconds: float     # coding time, estimate excluded
 
 
@@ -152,7 +152,7 @@ def _check_input(frames_u8: Tensor, intra_period: int | None) -> int:
 
 def encode_video(codec: Codec, frames_u8: Tensor, intra_period: int | None, *, name: str = "clip") -> EncodeResult:
     """Really code ``frames_u8`` (T×3×H×W uint8 RGB): the stream, the decoded frames and,
-    per frame, real bits next to the likelihood estimate along the same decoded chain."""
+    per frame, real bits next to the estimate (the exact cost of the same symbols)."""
     intra = _check_input(frames_u8, intra_period)
     size = (int(frames_u8.shape[2]), int(frames_u8.shape[3]))
     device = codec.device

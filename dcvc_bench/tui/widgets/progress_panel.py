@@ -63,14 +63,19 @@ def _epoch_line(progress: StepProgress) -> Content:
 
 
 def _numbers(progress: StepProgress) -> Content:
-    last = progress.last
-    warnings = Content.assemble(*(Content.from_markup("\n[$error]⚠ $text[/]", text=w) for w in progress.warnings))
+    numbers = _last_numbers(progress.last)
+    if not progress.warnings:
+        return numbers
+    return Content.assemble(numbers, *(Content.from_markup("\n[$error]⚠ $text[/]", text=w) for w in progress.warnings))
+
+
+def _last_numbers(last: dict | None) -> Content:
     if last is None:
-        return Content.assemble(Content.from_markup("[dim]no training events yet[/]"), warnings)
-    return Content.assemble(Content.from_markup(
+        return Content.from_markup("[dim]no training events yet[/]")
+    return Content.from_markup(
         "[dim]last:[/] loss [b]$loss[/] · PSNR [b]$psnr[/] dB · bpp [b]$bpp[/] · LR $lr · $fps frames/s · "
         "MSE $mse · [dim]bpp y $y z $z mv_y $mvy mv_z $mvz[/]",
         loss=num(last.get("loss"), ".4g"), psnr=num(last.get("psnr"), ".2f"), mse=num(last.get("mse"), ".2e"),
         bpp=num(last.get("bpp"), ".4f"), y=num(last.get("bpp_y"), ".4f"), z=num(last.get("bpp_z"), ".4f"),
         mvy=num(last.get("bpp_mv_y"), ".4f"), mvz=num(last.get("bpp_mv_z"), ".4f"),
-        lr=num(last.get("lr"), ".1e"), fps=num(last.get("frames_per_s"), ".1f")), warnings)
+        lr=num(last.get("lr"), ".1e"), fps=num(last.get("frames_per_s"), ".1f"))
