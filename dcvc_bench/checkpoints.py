@@ -80,6 +80,34 @@ def parse_checkpoint_name(name: str) -> CheckpointName | None:
     return CheckpointName(lmbda, int(match["q"]), int(match["stage"]), match["kind"])
 
 
+IFRAME_KINDS = ("latest", "best", "final")
+_IFRAME_RE = re.compile(r"^iframe_(?P<type>[a-z0-9]+)_(?P<tag>[a-z0-9]+)_(?P<kind>[a-z_]+)\.pth$")
+
+
+def iframe_checkpoint_name(i_frame_type: str, tag: str, kind: str) -> str:
+    """The checkpoint of an I-frame training step (issue 12): ``iframe_{type}_{tag}_{kind}.pth``,
+    e.g. ``iframe_rvq_p4_latest.pth``. ``tag`` is the step's phase (``train``, ``e2e``,
+    ``p2``, ``p4``...), so the steps of a progressive schedule keep apart in one folder."""
+    if kind not in IFRAME_KINDS:
+        raise ValueError(f"I-frame checkpoint kind must be one of {IFRAME_KINDS}, got {kind!r}")
+    name = f"iframe_{i_frame_type}_{tag}_{kind}.pth"
+    if _IFRAME_RE.match(name) is None:
+        raise ValueError(f"I-frame type and tag must be lower-case letters and digits: {i_frame_type!r}, {tag!r}")
+    return name
+
+
+def iframe_checkpoint_path(checkpoint_dir: str | os.PathLike[str], i_frame_type: str, tag: str, kind: str) -> Path:
+    return Path(checkpoint_dir) / iframe_checkpoint_name(i_frame_type, tag, kind)
+
+
+def parse_iframe_checkpoint_name(name: str) -> tuple[str, str, str] | None:
+    """``(type, tag, kind)`` of an I-frame step's checkpoint name; None for any other name."""
+    match = _IFRAME_RE.match(name)
+    if match is None or match["kind"] not in IFRAME_KINDS:
+        return None
+    return match["type"], match["tag"], match["kind"]
+
+
 def phase_id(stage: int, gop: int, gop_opt: bool = False) -> str:
     """What the trainer writes into every checkpoint as ``step_id``: ``s{stage}g{gop}``,
     plus ``-opt`` for the stage-4 GOP-optimisation step. The names carry no GOP, so this

@@ -177,3 +177,17 @@ def test_a_write_the_os_refuses_is_a_write_error_and_the_old_file_stays(tmp_path
     assert out.stdout.strip() == (f"error: {pth}: File too large (EFBIG); the file is larger than this "
                                   "system allows (ulimit -f), then run again")
     assert pth.read_bytes() == b"old ledger" and sorted(p.name for p in tmp_path.iterdir()) == ["ledger.json"]
+
+
+def test_iframe_checkpoint_names_round_trip_and_never_parse_as_pframe_names():
+    from dcvc_bench.checkpoints import (iframe_checkpoint_name, parse_checkpoint_name,
+                                        parse_iframe_checkpoint_name)
+    for kind in ("latest", "best", "final"):
+        name = iframe_checkpoint_name("rvq", "p4", kind)
+        assert parse_iframe_checkpoint_name(name) == ("rvq", "p4", kind)
+        assert parse_checkpoint_name(name) is None
+    assert parse_iframe_checkpoint_name("model_dcvc_lambda_2048.0_quality_4_stage_1_latest.pth") is None
+    with pytest.raises(ValueError):
+        iframe_checkpoint_name("rvq", "p4", "global_best")
+    with pytest.raises(ValueError):
+        iframe_checkpoint_name("rvq", "../x", "latest")
