@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from dcvc_bench.tui.format import cell, num
 from dcvc_bench.evaldoc import RDView
+from dcvc_bench.tui.widgets.sized_table import fill
 from dcvc_bench.tui.model import RunModel
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
 from dcvc_bench.tui.widgets.rd_chart import METRICS, RDChart
@@ -58,7 +59,7 @@ class RDScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#rd-bd", DataTable).add_columns(*(cell(name, right) for name, right in BD_COLUMNS))
+        fill(self.query_one("#rd-bd", DataTable), [cell(name, right) for name, right in BD_COLUMNS], [])
         self.query_one("#rd-body").border_title = f"RD curves · {self.model.run_dir}/eval/rd.json"
         self.query_one("#rd-points").border_title = "Points"
         self._refresh()
@@ -87,24 +88,24 @@ class RDScreen(Screen[None]):
             return
         info.update(_info(rd, self.model.eval_results().created))
         self._show_chart(rd)
-        points = self.query_one("#rd-points", DataTable)
-        points.clear(columns=True)
         lpips = any(p.lpips is not None for c in rd.curves for p in c.points)
-        points.add_columns(*(c for c in POINT_COLUMNS if lpips or c != "LPIPS"))
+        point_rows = []
         for curve in rd.curves:
             for i, p in enumerate(curve.points):
                 lam_qp = f"λ {p.lam:g}" if p.lam is not None else (f"QP {p.qp:g}" if p.qp is not None else "-")
                 values = [num(p.bpp, ".4f"), num(p.psnr, ".2f"), num(p.ms_ssim, ".4f")]
                 values += [num(p.lpips, ".4f")] if lpips else []
-                points.add_row(Text(curve.name if i == 0 else "", style="bold"), Text(p.label), Text(curve.bits),
-                               *(Text(v, justify="right") for v in values), Text(lam_qp, justify="right"))
-        bd = self.query_one("#rd-bd", DataTable)
-        bd.clear()
+                point_rows.append([Text(curve.name if i == 0 else "", style="bold"), Text(p.label), Text(curve.bits),
+                                   *(Text(v, justify="right") for v in values), Text(lam_qp, justify="right")])
+        fill(self.query_one("#rd-points", DataTable), [c for c in POINT_COLUMNS if lpips or c != "LPIPS"], point_rows)
+        bd_rows = []
         for row in rd.bd:
             codec = row.codec if row.anchor in ("", rd.anchor) else f"{row.codec} vs {row.anchor}"
-            bd.add_row(cell(codec, False, "bold"), cell(_pct(row.bd_rate_psnr)),
-                       cell(f"{row.bd_psnr:+.3f} dB" if row.bd_psnr is not None else "n/a"),
-                       cell(_pct(row.bd_rate_ms_ssim)), cell(num(row.overlap_psnr, ".0%")))
+            bd_rows.append([cell(codec, False, "bold"), cell(_pct(row.bd_rate_psnr)),
+                            cell(f"{row.bd_psnr:+.3f} dB" if row.bd_psnr is not None else "n/a"),
+                            cell(_pct(row.bd_rate_ms_ssim)), cell(num(row.overlap_psnr, ".0%"))])
+        bd = self.query_one("#rd-bd", DataTable)
+        fill(bd, [cell(name, right) for name, right in BD_COLUMNS], bd_rows)
         bd.border_title = (f"BD vs {rd.anchor} · {rd.bd_method} · negative BD-rate = fewer bits" if rd.anchor
                            else "BD: no anchor")
         self.query_one("#rd-notes", Static).update(_notes(rd))

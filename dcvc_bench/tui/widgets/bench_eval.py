@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 
 from dcvc_bench.tui.format import cell as _cell
 from dcvc_bench.tui.format import num, theme_style
+from dcvc_bench.tui.widgets.sized_table import fill
 from dcvc_bench.evaldoc import EvalResult, EvalResults, Figures
 
 #: Columns (and whether right-aligned). The tables have no cell padding (so that they fit 80
@@ -43,7 +44,7 @@ class BenchEvalPanel(VerticalScroll):
 
     def on_mount(self) -> None:
         for selector, columns in (("#bench-results", RESULT_COLUMNS), ("#bench-clips", CLIP_COLUMNS)):
-            self.query_one(selector, DataTable).add_columns(*(_cell(name, right) for name, right in columns))
+            fill(self.query_one(selector, DataTable), _labels(columns), [])
 
     def show(self, results: EvalResults) -> None:
         if results == self._shown:
@@ -65,14 +66,11 @@ class BenchEvalPanel(VerticalScroll):
             return
         self.border_subtitle = f"created {results.created}"
         info.update(_info(results))
-        cursor = table.cursor_row
-        table.clear()
         reduced = bool(results.ms_ssim_reduced)
         theme = self.app.theme_variables
-        for result in results.results:
-            table.add_row(*_result_cells(result, reduced, theme), key=result.id)
+        fill(table, _labels(RESULT_COLUMNS), [_result_cells(r, reduced, theme) for r in results.results],
+             keys=[r.id for r in results.results])
         if results.results:
-            table.move_cursor(row=min(cursor, len(results.results) - 1), scroll=False)
             self._show_clips(results.results[table.cursor_row])
         notes.update(_notes(results))
 
@@ -86,11 +84,13 @@ class BenchEvalPanel(VerticalScroll):
 
     def _show_clips(self, result: EvalResult) -> None:
         clips = self.query_one("#bench-clips", DataTable)
-        clips.clear()
         rows = [*result.clips, result.overall] if len(result.clips) > 1 else list(result.clips)
-        for figures in rows:
-            clips.add_row(*_clip_cells(figures))
+        fill(clips, _labels(CLIP_COLUMNS), [_clip_cells(figures) for figures in rows])
         clips.border_title = f"{result.id} per clip"
+
+
+def _labels(columns: tuple[tuple[str, bool], ...]) -> list[Text]:
+    return [_cell(name, right) for name, right in columns]
 
 
 def _info(results: EvalResults) -> Content:

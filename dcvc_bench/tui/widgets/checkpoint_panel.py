@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Static
 
 from dcvc_bench.tui.format import age, num, size
 from dcvc_bench.tui.views import CheckpointRow
+from dcvc_bench.tui.widgets.sized_table import fill
 
 COLUMNS = ("", "file", "by", "GOP", "epoch", "loss", "size", "age")
 NEXT = "▶"
@@ -24,17 +25,11 @@ class CheckpointPanel(Vertical):
         yield DataTable(id="checkpoint-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        fill(self.query_one(DataTable), COLUMNS, [])
 
     def show(self, rows: list[CheckpointRow], next_start: str) -> None:
         self.query_one("#next-start", Static).update(Text(next_start))
-        table: DataTable[Text] = self.query_one(DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for row in rows:
-            table.add_row(*_cells(row))
-        if rows:
-            table.move_cursor(row=min(cursor, len(rows) - 1), scroll=False)
+        fill(self.query_one(DataTable), COLUMNS, [_cells(row) for row in rows])
 
 
 def _cells(row: CheckpointRow) -> list[Text]:

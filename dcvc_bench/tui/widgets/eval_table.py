@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 
 from dcvc_bench.tui.format import num
 from dcvc_bench.tui.views import EvalRow
+from dcvc_bench.tui.widgets.sized_table import fill
 
 COLUMNS = ("", "step", "ep", "model", "PSNR", "BPP", "MS-SSIM", "RD loss", "I PSNR", "I BPP", "P PSNR", "P BPP")
 BEST = "★"
@@ -22,18 +23,13 @@ class EvalTable(DataTable[Text]):
         self._rows: list[EvalRow] = []
 
     def on_mount(self) -> None:
-        self.add_columns(*COLUMNS)
+        fill(self, COLUMNS, [])
 
     def show(self, rows: list[EvalRow]) -> None:
         if rows == self._rows:
             return
         self._rows = rows
-        cursor = self.cursor_row
-        self.clear()
-        for row in rows:
-            self.add_row(*_cells(row, self.one_track))
-        if rows:
-            self.move_cursor(row=min(cursor, len(rows) - 1), scroll=False)
+        fill(self, COLUMNS, [_cells(row, self.one_track) for row in rows])
 
 
 def _cells(row: EvalRow, one_track: bool) -> list[Text]:
