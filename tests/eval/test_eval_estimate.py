@@ -128,7 +128,9 @@ def test_estimate_matches_training_evaluate_clips(run):
     """The eval loop (uint8 frames, LPIPS hook) gives training's evaluate_clips numbers."""
     from dcvc_bench.codec.video import load_codec
     from dcvc_bench.eval.estimate import evaluate_clips
-    from dcvc_bench.eval.run_eval import Clip, Scorer, estimate_frames, load_clip
+    from dcvc_bench.eval.evaluators import estimate_frames
+    from dcvc_bench.eval.scoring import Scorer
+    from dcvc_bench.eval.targets import Clip, load_clip
 
     path = next((run / "checkpoints" / "l2048").glob("*final.pth"))
     codec = load_codec(path)
@@ -214,7 +216,7 @@ def test_ema_without_ema_weights_is_a_user_error(tmp_path):
 
 
 def test_a_track_without_final_or_best_is_skipped_with_a_note(tmp_path, no_lpips_weights):
-    from dcvc_bench.eval.run_eval import pick_track_checkpoint, resolve_targets
+    from dcvc_bench.eval.targets import pick_track_checkpoint, resolve_targets
 
     run = make_run(tmp_path, "partial", frames=2)
     (run / "checkpoints" / "l9999").mkdir()
