@@ -8,9 +8,10 @@ decoder to show the encoder's frames), or an x265/x264 rate point
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -104,10 +105,45 @@ def estimate_frames(codec: Any, frames_u8: torch.Tensor, intra_period: int, scor
     return records
 
 
-def learned_estimator(target: Target, ema: bool, intra_period: int, device: torch.device) -> Evaluator:
+def learned_evaluators(target: Target, ema: bool, intra_period: int, device: torch.device, *, real: bool,
+                       curve: str, depths: Sequence[int] = ()) -> list[Evaluator]:
+    """The RD points of one checkpoint: one, or with ``depths`` one per RVQ depth (the
+    same P-frame weights with the I-frame codec at that depth: ``id`` "<track> L<depth>",
+    curve "<curve> L<depth>", ``source["rvq_layers"]``). Refused in one line, before
+    anything is evaluated: depths on a checkpoint whose I-frame codec has no layers, or a
+    depth above the trained one."""
+    from dcvc_bench.codec.video import Codec, load_codec
+
+    make = learned_real if real else learned_estimator
+    codec = load_codec(target.path, ema=ema, device=str(device))
+    if not depths:
+        ev = make(target, ema, intra_period, device, codec)
+        ev.curve = curve
+        return [ev]
+    if codec.iframe.rate_knob != "layers":
+        raise UserError(f"--rvq-layers: {target.path} was trained with the I-frame codec {codec.iframe.name}, which "
+                        "has no RVQ depth; use it on a run whose I-frame codec is an RVQ-VQGAN, or drop --rvq-layers")
+    out = []
+    for depth in depths:
+        try:
+            iframe = codec.iframe.with_rate(depth)
+        except UserError as exc:
+            why = re.sub(r"^--rvq_layers \S+ is ", "", str(exc))
+            raise UserError(f"--rvq-layers {depth}: {target.path}: {why}") from None
+        ev = make(target, ema, intra_period, device, Codec(codec.net, iframe, ema=ema, device=device))
+        ev.id, ev.curve = f"{ev.id} L{depth}", f"{curve} L{depth}"
+        ev.source["rvq_layers"] = depth
+        out.append(ev)
+    return out
+
+
+def learned_estimator(target: Target, ema: bool, intra_period: int, device: torch.device,
+                      codec: Any = None) -> Evaluator:
+    """Estimation (:func:`estimate_frames`) of the checkpoint's codec (or ``codec``, one
+    built from it)."""
     from dcvc_bench.codec.video import load_codec
 
-    codec = load_codec(target.path, ema=ema, device=str(device))
+    codec = codec if codec is not None else load_codec(target.path, ema=ema, device=str(device))
     meta = checkpoint_meta(target.path)
 
     def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
@@ -117,12 +153,12 @@ def learned_estimator(target: Target, ema: bool, intra_period: int, device: torc
                      iframe_notes(target.track, codec.iframe))
 
 
-def learned_real(target: Target, ema: bool, intra_period: int, device: torch.device) -> Evaluator:
+def learned_real(target: Target, ema: bool, intra_period: int, device: torch.device, codec: Any = None) -> Evaluator:
     """Real coding: encode, decode the stream on its own, require the decoder to show
     exactly the encoder's frames, score the decoded frames; keep the estimate per frame."""
     from dcvc_bench.codec import video
 
-    codec = video.load_codec(target.path, ema=ema, device=str(device))
+    codec = codec if codec is not None else video.load_codec(target.path, ema=ema, device=str(device))
     meta = checkpoint_meta(target.path)
 
     def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):

@@ -57,12 +57,14 @@ def check_plottable(plot_out: Optional[Path], evaluators: Sequence[Evaluator]) -
         raise UserError("--plot: one RD point makes no curve; evaluate several tracks or add --baselines")
 
 
-def default_anchor(results: Sequence[ResultDoc], requested: Optional[str]) -> Optional[str]:
-    """``--anchor`` when given; else x265 when it ran, else the first baseline, else none."""
+def default_anchor(results: Sequence[ResultDoc], requested: Optional[str],
+                   learned: Optional[str] = None) -> Optional[str]:
+    """``--anchor`` when given; else x265 when it ran, else the first baseline, else
+    ``learned`` (e.g. the deepest RVQ depth's curve), else none."""
     if requested:
         return requested
     curves = [r["curve"] for r in results if r["kind"] == "baseline"]
     if "x265" in curves:
         return "x265"
-    return curves[0] if curves else None
+    return curves[0] if curves else learned
 

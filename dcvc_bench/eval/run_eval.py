@@ -24,11 +24,11 @@ import torch
 
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.evaluators import (Evaluator, baseline_evaluator, build_iframe_from_checkpoint, iframe_notes,
-                                        learned_estimator, learned_real)
+                                        learned_evaluators)
 from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
 from dcvc_bench.eval.scoring import Scorer, mean, summarize_clip, summarize_overall
 from dcvc_bench.eval.targets import (Clip, EvalOptions, EvalRequest, Target, check_counts, latest_run, load_clip,
-                                     resolve_clips, resolve_device, resolve_targets)
+                                     parse_depths, resolve_clips, resolve_device, resolve_targets)
 from dcvc_bench.evaldoc import (CONVENTIONS, ClipInfo, EvalDocument, ResultDoc, eval_document, lpips_doc,
                                 result_doc, settings_doc)
 
@@ -91,6 +91,9 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
         raise UserError("--baselines-only needs --baselines x265,x264")
     if not req.baselines and (req.qp or req.crf):
         raise UserError("--qp/--crf set the baselines' rate points: add --baselines x265,x264")
+    depths = parse_depths(req.rvq_layers)
+    if depths and req.baselines_only:
+        raise UserError("--rvq-layers sets the RVQ depths of checkpoints: drop it or --baselines-only")
     points, ffmpeg = [], None
     if req.baselines:
         points = bl.parse_points(req.baselines, req.preset, req.qp, req.crf)
@@ -109,29 +112,33 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
         run_dir = next((t.run_dir for t in targets if t.run_dir is not None), None)
     clips = resolve_clips(req.videos, run_dir)
 
-    check_anchor(req.anchor, [*(_curve_name(t, req.ema) for t in targets), *(p.codec for p in points)])
+    learned_curves = [_curve_name(t, req.ema) for t in targets]
+    if depths:
+        learned_curves = [f"{c} L{d}" for c in learned_curves for d in depths]
+    check_anchor(req.anchor, [*learned_curves, *(p.codec for p in points)])
     scorer = Scorer.create(device)
     evaluators: list[Evaluator] = []
     for target in targets:
-        make = learned_real if req.real else learned_estimator
-        ev = make(target, req.ema, req.intra_period, device)
-        ev.curve = _curve_name(target, req.ema)
-        if any(e.id == ev.id for e in evaluators):
-            ev.id = f"{ev.id} ({target.path.name})"
-        evaluators.append(ev)
+        for ev in learned_evaluators(target, req.ema, req.intra_period, device, real=req.real,
+                                     curve=_curve_name(target, req.ema), depths=depths):
+            if any(e.id == ev.id for e in evaluators):
+                ev.id = f"{ev.id} ({target.path.name})"
+            evaluators.append(ev)
     evaluators += [baseline_evaluator(ffmpeg, p, req.intra_period) for p in points]
     check_plottable(req.plot_out, evaluators)
 
     clip_info, results = evaluate(evaluators, clips, req.frames, scorer, ffmpeg, echo)
     mode = "real" if req.real else ("baselines" if req.baselines_only else "estimate")
-    anchor = default_anchor(results, req.anchor)
+    # Depth curves without a baseline: BD-rates of every depth against the deepest one.
+    anchor = default_anchor(results, req.anchor, f"{_curve_name(targets[0], req.ema)} L{depths[-1]}" if depths else None)
     rd = rd_section(results, anchor, require_anchor=req.anchor is not None)
     if rd is not None:
         rd["ms_ssim_label"] = ms_ssim_label(clip_info)
     return eval_document(
         mode=mode, run=str(run_dir.resolve()) if run_dir else None,
         settings=settings_doc(frames=req.frames, intra_period=req.intra_period, real=req.real, ema=req.ema,
-                              device=str(device), videos=str(req.videos) if req.videos else None),
+                              device=str(device), videos=str(req.videos) if req.videos else None,
+                              rvq_layers=depths or None),
         lpips=lpips_doc(scorer.lpips is not None, scorer.lpips_reason),
         baselines=bl.describe_settings(req.intra_period) if points else None,
         clips=clip_info, results=results, rd=rd, notes=notes + [n for ev in evaluators for n in ev.notes])

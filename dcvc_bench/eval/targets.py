@@ -54,6 +54,7 @@ class EvalRequest(EvalOptions):
     intra_period: int = 32
     ema: bool = False
     baselines_only: bool = False
+    rvq_layers: Optional[str] = None   # "2,4,6,8": one RD point per (track, RVQ depth)
 
 
 @dataclass
@@ -92,6 +93,19 @@ def check_counts(frames: int, intra_period: int) -> None:
         raise UserError(f"--frames {frames}: must be at least 1")
     if intra_period != -1 and intra_period < 1:
         raise UserError(f"--intra-period {intra_period}: must be at least 1, or -1 for a single I-frame")
+
+
+def parse_depths(text: Optional[str]) -> list[int]:
+    """``--rvq-layers 2,4,6,8`` -> [2, 4, 6, 8] (sorted, once each); None -> []."""
+    if text is None:
+        return []
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise UserError(f"--rvq-layers {text!r}: expected whole numbers separated by commas, e.g. 2,4,6,8") from None
+    if not values or values[0] < 1:
+        raise UserError(f"--rvq-layers {text!r}: give depths of at least 1, e.g. 2,4,6,8")
+    return values
 
 
 def latest_run(runs_dir: Path) -> Path:
