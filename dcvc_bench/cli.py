@@ -180,6 +180,7 @@ _OUT = "Output"
     "Examples:\n\n"
     "  dcvc-bench eval                                   # the latest run's tracks on its validation clips\n\n"
     "  dcvc-bench eval --checkpoint runs/smoke --real --baselines x265,x264 --qp 22,27,32,37\n\n"
+    "  dcvc-bench eval --checkpoint runs/rvq --rvq-layers 2,4,6,8      # one curve per RVQ I-frame depth\n\n"
     "  dcvc-bench eval --baselines-only --videos clips/ --baselines x265 --crf 23,28,33"))
 def eval_command(
     checkpoint: Optional[list[Path]] = typer.Option(
@@ -190,6 +191,7 @@ def eval_command(
     intra_period: int = typer.Option(32, "--intra-period", help="An I-frame every N frames; -1: only the first."),
     real: bool = typer.Option(False, "--real", help="Really code every frame (bitstream bits; estimate and gap shown) instead of estimating bits."),
     ema: bool = typer.Option(False, "--ema", help="Use the checkpoints' EMA weights."),
+    rvq_layers: Optional[str] = typer.Option(None, "--rvq-layers", help="RVQ I-frame depths, e.g. 2,4,6,8: one RD point per track and depth, one curve per depth (runs whose I-frame codec is RVQ)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="x265, x264 or x265,x264 on the same frames.", rich_help_panel=_BASE),
     preset: str = typer.Option("medium", "--preset", help="x265/x264 preset (medium, veryslow, ...).", rich_help_panel=_BASE),
@@ -215,7 +217,7 @@ def eval_command(
             checkpoints=list(checkpoint or []), videos=videos, frames=frames, intra_period=intra_period,
             real=real, ema=ema, device=device, json_out=json_out, csv_out=csv_out, plot_out=plot_out,
             baselines=baselines, preset=preset, qp=qp, crf=crf, anchor=anchor, ffmpeg=ffmpeg,
-            baselines_only=baselines_only, runs_dir=runs_dir))
+            baselines_only=baselines_only, runs_dir=runs_dir, rvq_layers=rvq_layers))
 
     _guard(body)
 

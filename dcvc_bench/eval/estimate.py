@@ -16,9 +16,9 @@ with uniform noise in place of rounding, the context fed ``round(y)``, the Gauss
 continuous tail charged where the coder's tables stop at 2⁻¹⁶. Training's evaluation
 measures that proxy on the same P-frames and reports its bias (``train_proxy``).
 
-Conventions (DCVC): PSNR in RGB on [0,1], per frame; a clip's PSNR is the mean of its
-frames' PSNR; the overall figure is the mean over clips. BPP = bits over the original
-pixel count (padding is never counted as pixels).
+Figures (per clip and overall, with the rule for a missing one) come from the summariser
+of every evaluation, :mod:`dcvc_bench.eval.scoring`; training adds its losses, the
+training rate's bias and latent health (:func:`training_figures`, :func:`latent_stats`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dcvc_bench.codec.gop import code_frames, decoded_picture
 from dcvc_bench.codec.pframe import STREAM_ORDER, PFrameAnalysis
 from dcvc_bench.codec.video import Codec
 from dcvc_bench.eval.metrics import ms_ssim, psnr
+from dcvc_bench.eval.scoring import mean, summarize_clip, summarize_overall
 from dcvc_bench.models.iframe import IFrameCodec
 from dcvc_bench.models.stages import RATE_TERMS
 
@@ -41,10 +42,6 @@ from dcvc_bench.models.stages import RATE_TERMS
 ESTIMATE = "coded-symbols"
 #: What train events' bpp fields are.
 TRAIN_RATE = "likelihood-proxy"
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 @dataclass
@@ -145,7 +142,9 @@ def latent_stats(counts: list[dict[str, dict[str, float]]]) -> dict[str, dict[st
 @torch.no_grad()
 def evaluate_clip(codec: Codec, frames_u8: torch.Tensor, stage: int, lmbda: float,
                   intra_period: int | None, proxy_net: torch.nn.Module | None = None) -> dict[str, Any]:
-    """Estimate one clip (T×3×H×W uint8) and return its per-frame and summary metrics."""
+    """Estimate one clip (T×3×H×W uint8) and return its per-frame and summary metrics:
+    the figures of :func:`~dcvc_bench.eval.scoring.summarize_clip` (the summariser of
+    every evaluation) plus training's own (:func:`training_figures`)."""
     pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
     per_frame, counts = [], []
     for coded in iter_estimated_frames(codec, frames_u8, intra_period, proxy_net):
@@ -163,8 +162,10 @@ def evaluate_clip(codec: Codec, frames_u8: torch.Tensor, stage: int, lmbda: floa
         if coded.proxy_bits is not None:
             record["proxy_bits"] = coded.proxy_bits
         per_frame.append(record)
-    summary = summarize(per_frame, lmbda, pixels)
+    summary = summarize_clip(per_frame, pixels)
+    summary.update(training_figures(per_frame, summary["bpp"], lmbda, pixels))
     summary["latents"] = latent_stats(counts)
+    summary["per_frame"] = per_frame
     return summary
 
 
@@ -175,30 +176,23 @@ def selection_loss(mse: float, latent_bits: dict[str, float], pixels: int, stage
     return lmbda * mse + sum(latent_bits[term[len("bpp_"):]] for term in RATE_TERMS[stage]) / pixels
 
 
-def summarize(per_frame: list[dict[str, Any]], lmbda: float, pixels: int) -> dict[str, Any]:
-    intra = [f for f in per_frame if f["kind"] == "I"]
+def training_figures(per_frame: list[dict[str, Any]], bpp: float, lmbda: float, pixels: int) -> dict[str, Any]:
+    """What training's evaluation adds to a clip's figures: ``rd_loss`` (λ·MSE + BPP, all
+    frames), ``loss`` (the mean selection loss of its P-frames; None without one) and
+    ``train_proxy`` (the training rate's BPP and bias on the same P-frames, when measured)."""
     inter = [f for f in per_frame if f["kind"] == "P"]
-    mse = _mean([f["mse"] for f in per_frame]) or 0.0
-    bpp = _mean([f["bpp"] for f in per_frame]) or 0.0
     proxy = None
     if inter and all("proxy_bits" in f for f in inter):
         coded_bits = sum(f["bits"] for f in inter)
         proxy_bits = sum(f["proxy_bits"] for f in inter)
         proxy = {"bpp": proxy_bits / (len(inter) * pixels),
                  "bias_percent": (proxy_bits / coded_bits - 1) * 100 if coded_bits > 0 else None}
+    mse = mean(f["mse"] for f in per_frame)
     return {
         "rate_estimate": ESTIMATE,
-        "frames": len(per_frame),
-        "psnr": _mean([f["psnr"] for f in per_frame]),
-        "bpp": bpp,
-        "ms_ssim": _mean([f["ms_ssim"] for f in per_frame]),
-        "rd_loss": lmbda * mse + bpp,
-        "loss": _mean([f["loss"] for f in inter]),
-        "i_frame": {"psnr": _mean([f["psnr"] for f in intra]), "bpp": _mean([f["bpp"] for f in intra])},
-        "p_frame": {"psnr": _mean([f["psnr"] for f in inter]), "bpp": _mean([f["bpp"] for f in inter])},
-        "p_first3": [{"psnr": f["psnr"], "bpp": f["bpp"]} for f in inter[:3]],
+        "rd_loss": lmbda * mse + bpp if mse is not None else None,
+        "loss": mean(f["loss"] for f in inter),
         "train_proxy": proxy,
-        "per_frame": per_frame,
     }
 
 
@@ -216,30 +210,22 @@ def evaluate_clips(net: torch.nn.Module, iframe: IFrameCodec,
     if not per_clip:
         raise ValueError("no validation clips to evaluate")
     results = list(per_clip.values())
+    out = summarize_overall(results)
+    out.pop("clips")  # the count; "clips" below are the per-clip figures
 
     def overall(key: str, sub: str | None = None) -> float | None:
-        vals = [(r[key][sub] if sub else r[key]) for r in results if r[key] is not None]
-        vals = [v for v in vals if v is not None]
-        return _mean(vals)
+        return mean((r[key] or {}).get(sub) if sub else r[key] for r in results)
 
-    firsts = []
-    for k in range(3):
-        vals = [r["p_first3"][k] for r in results if len(r["p_first3"]) > k]
-        if vals:
-            firsts.append({"psnr": _mean([v["psnr"] for v in vals]), "bpp": _mean([v["bpp"] for v in vals])})
     latents = None
     if all(r["latents"] is not None for r in results):
-        latents = {name: {stat: _mean([r["latents"][name][stat] for r in results])
+        latents = {name: {stat: mean(r["latents"][name][stat] for r in results)
                           for stat in ("nonzero", "mean_abs", "rate_share")} for name in STREAM_ORDER}
     proxy = None
     if all(r["train_proxy"] is not None for r in results):
         proxy = {"bpp": overall("train_proxy", "bpp"), "bias_percent": overall("train_proxy", "bias_percent")}
-    return {
-        "rate_estimate": ESTIMATE,
-        "psnr": overall("psnr"), "bpp": overall("bpp"), "ms_ssim": overall("ms_ssim"),
-        "rd_loss": overall("rd_loss"), "loss": overall("loss"),
-        "i_frame": {"psnr": overall("i_frame", "psnr"), "bpp": overall("i_frame", "bpp")},
-        "p_frame": {"psnr": overall("p_frame", "psnr"), "bpp": overall("p_frame", "bpp")},
-        "p_first3": firsts, "latents": latents, "train_proxy": proxy,
+    out.update({
+        "rate_estimate": ESTIMATE, "rd_loss": overall("rd_loss"), "loss": overall("loss"),
+        "latents": latents, "train_proxy": proxy,
         "clips": {name: {k: v for k, v in r.items() if k != "per_frame"} for name, r in per_clip.items()},
-    }
+    })
+    return out

@@ -1,24 +1,5 @@
-"""Showing and storing evaluation results: rich tables, JSON and CSV (atomic writes).
-
-Files (all JSON is standard: NaN/inf become null)
-
-``eval/<timestamp>-<mode>.json`` and ``eval/latest.json`` — the whole result document
-(``"format": "dcvc-bench-eval"``, ``"version": 1``), built by
-:func:`dcvc_bench.eval.run_eval.run_eval` / :func:`dcvc_bench.eval.iframe_eval.run_iframe_eval`:
-``mode`` (estimate | real | baselines | iframe-estimate | iframe-real), ``settings``,
-``conventions``, ``lpips`` {available, reason}, ``baselines`` (colour path and encoder
-settings, or null), ``clips`` [{name, path, width, height, frames, ms_ssim (label),
-lpips (label or why unavailable), colour_roundtrip_psnr?}], ``results`` [one per RD
-point: {id, curve, kind (learned|baseline|iframe), bits (estimated|real), source,
-overall, clips: {clip name: summary + per_frame}}], ``rd`` (curves + BD, see below) and
-``notes``. A summary holds frames, bits, header_bits, bpp, psnr, ms_ssim, lpips,
-i_frame/p_frame {count, bpp, psnr}, p_first3 [{index, bpp, psnr}], bpp_estimate,
-rate_gap_percent, enc_ms_per_frame, dec_ms_per_frame (null where not measured);
-baseline clip summaries add stream_bytes, sha256, command (argv), command_display,
-decode_command.
-
-``eval/<timestamp>-<mode>-rd.json`` and ``eval/rd.json`` — the RD view
-(``"format": "dcvc-bench-rd"``): see :func:`rd_document`.
+"""Showing and storing evaluation results: rich tables and CSV (atomic writes). The
+documents themselves (``eval/*.json``) and their fields: :mod:`dcvc_bench.evaldoc`.
 """
 
 from __future__ import annotations
@@ -29,7 +10,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from dcvc_bench.checkpoints import atomic_write_bytes, json_safe
+from dcvc_bench.checkpoints import atomic_write_bytes
+from dcvc_bench.evaldoc import EvalDocument
 
 PIPE_WIDTH = 160
 
@@ -46,37 +28,13 @@ def copy_file(src: Path, dst: Path) -> None:
     atomic_write_bytes(dst, Path(src).read_bytes())
 
 
-def plot_title(doc: dict[str, Any]) -> str:
+def plot_title(doc: EvalDocument) -> str:
     s = doc["settings"]
     clips = ", ".join(f"{c['name']} ({c['width']}x{c['height']}, {c['frames']} frames)" for c in doc["clips"][:4])
     if len(doc["clips"]) > 4:
         clips += f" and {len(doc['clips']) - 4} more"
     ip = {-1: "one I-frame", 1: "all intra"}.get(s.get("intra_period"), f"intra period {s.get('intra_period')}")
     return f"{clips}; {ip}"
-
-
-def rd_document(doc: dict[str, Any], source: Optional[str]) -> dict[str, Any]:
-    """The RD view for the TUI (``eval/rd.json``)::
-
-        {"format": "dcvc-bench-rd", "version": 1, "created", "source" (the full eval JSON's
-         file name), "mode", "frames", "intra_period", "clips": [names],
-         "colour_path" (baselines, or null), "anchor" (curve name or null), "bd_method",
-         "ms_ssim_label" (e.g. "MS-SSIM" or "MS-SSIM (3 scales)"),
-         "curves": [{"name", "kind", "bits", "points": [{"label", "bpp", "psnr",
-                     "ms_ssim", "lpips", "lambda", "qp"}] sorted by bpp}],
-         "bd": [{"codec", "anchor", "bd_rate_psnr" (%), "bd_psnr" (dB),
-                 "bd_rate_ms_ssim" (%), "overlap_psnr", "method", "note"}],
-         "plot" (PNG file name beside it, or null)}
-    """
-    rd = doc["rd"] or {}
-    return json_safe({
-        "format": "dcvc-bench-rd", "version": 1, "created": doc["created"], "source": source,
-        "mode": doc["mode"], "frames": doc["settings"]["frames"], "intra_period": doc["settings"]["intra_period"],
-        "clips": [c["name"] for c in doc["clips"]],
-        "colour_path": (doc.get("baselines") or {}).get("colour_path"),
-        "anchor": rd.get("anchor"), "bd_method": rd.get("bd_method"), "ms_ssim_label": rd.get("ms_ssim_label"),
-        "curves": rd.get("curves", []), "bd": rd.get("bd", []), "plot": rd.get("plot"),
-    })
 
 
 # --------------------------------------------------------------------------- CSV
@@ -104,7 +62,7 @@ def _row(result: dict[str, Any], clip: str, summary: dict[str, Any], info: Optio
     return {k: ("" if v is None else v) for k, v in row.items()}
 
 
-def write_csv(doc: dict[str, Any], path: Path) -> None:
+def write_csv(doc: EvalDocument, path: Path) -> None:
     """One row per (RD point, clip) plus an ``overall`` row per RD point."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
@@ -132,7 +90,7 @@ def _pair(part: Optional[dict[str, Any]]) -> str:
     return f"{part['psnr']:.2f} / {part['bpp']:.4f}"
 
 
-def print_document(doc: dict[str, Any], out: Any) -> None:
+def print_document(doc: EvalDocument, out: Any) -> None:
     """Tables: rate and quality, frame types and timing, RD points and BD figures."""
     from rich.table import Table
 
@@ -193,7 +151,7 @@ def _print_frames(results: list[dict[str, Any]], multi_clip: bool, out: Any) -> 
     out.print(frames)
 
 
-def footnotes(doc: dict[str, Any]) -> list[str]:
+def footnotes(doc: EvalDocument) -> list[str]:
     """What a reader must know to read the numbers right."""
     lines = ["PSNR: RGB, mean of per-frame PSNR (DCVC convention). BPP: bits over original pixels."]
     kinds = {(r["kind"], r["bits"]) for r in doc["results"]}
@@ -231,7 +189,7 @@ def footnotes(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_rd(doc: dict[str, Any], out: Any) -> None:
+def print_rd(doc: EvalDocument, out: Any) -> None:
     """RD points per curve and BD figures against the anchor."""
     from rich.table import Table
 
@@ -268,6 +226,5 @@ def print_rd(doc: dict[str, Any], out: Any) -> None:
         out.print("note: curves mix estimated and real bits; compare with --real for coded bits", highlight=False)
 
 
-__all__ = ["console", "copy_file", "footnotes", "json_safe", "plot_title", "print_document", "print_rd",
-           "rd_document", "write_csv"]
+__all__ = ["console", "copy_file", "footnotes", "plot_title", "print_document", "print_rd", "write_csv"]
 

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable
 from dcvc_bench.checkpoints import KINDS, checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
-from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, EvalResults, RDView, as_float, as_int,
-                                read_eval_results, read_rd_view)
+from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
+                                as_int, read_eval_results, read_rd_view)
 from dcvc_bench.health import collapses
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
 from dcvc_bench.runner.lock import lock_owner
@@ -62,8 +62,8 @@ class RunModel:
         self._log_new: list[str] = []
         self._log_reset = False
         self._changes = Changes()
-        self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, EVAL_KIND)
-        self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, RD_KIND)
+        self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, EVAL_KIND, VERSION)
+        self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, RD_KIND, VERSION)
         self._eval_results = EvalResults(self._eval_doc.path)
         self._rd_view = RDView(self._rd_doc.path)
         self._eval_version = 0

@@ -24,10 +24,11 @@ runner = CliRunner()
 
 
 def make_run(root: Path, name: str = "demo", *, frames: int = 6, size: tuple[int, int] = (96, 64),
-             ema_shift: float = 0.0, with_ema: bool = True) -> Path:
+             ema_shift: float = 0.0, with_ema: bool = True, i_frame: dict | None = None) -> Path:
     """A run folder as `dcvc-bench run` leaves it: frozen curriculum with two λ tracks,
     synthetic validation clips in data/val, and a stage-4 ``final`` checkpoint per track
-    (freshly initialised tiny DCVC; EMA shadow = weights + ``ema_shift``)."""
+    (freshly initialised tiny DCVC; EMA shadow = weights + ``ema_shift``; ``i_frame``: the
+    checkpoints' I-frame record, by default OpenCV JPEG at a quality per track)."""
     from dcvc_bench.data.synth import write_synthetic_clips
     from dcvc_bench.models.video_net import DCVC
 
@@ -48,8 +49,8 @@ def make_run(root: Path, name: str = "demo", *, frames: int = 6, size: tuple[int
                  "step_id": "s4g3", "rng_state": {}, "model_preset": "tiny", "kind": "final", "finished": True,
                  "ema_state_dict": {"decay": 0.99, "num_updates": 3, "shadow": shadow} if with_ema else None,
                  # the I-frame record as trainers wrote it before the I-frame spec (still loads)
-                 "i_frame": {"type": "opencv", "model_name": "jpeg", "quality": 60 + 30 * i,
-                             "pretrained": False, "checkpoint": None}}
+                 "i_frame": i_frame or {"type": "opencv", "model_name": "jpeg", "quality": 60 + 30 * i,
+                                        "pretrained": False, "checkpoint": None}}
         save_checkpoint(checkpoint_path(run / "checkpoints" / f"l{int(lam)}", lam, q, 4, "final"), state)
     return run
 
@@ -128,7 +129,9 @@ def test_estimate_matches_training_evaluate_clips(run):
     """The eval loop (uint8 frames, LPIPS hook) gives training's evaluate_clips numbers."""
     from dcvc_bench.codec.video import load_codec
     from dcvc_bench.eval.estimate import evaluate_clips
-    from dcvc_bench.eval.run_eval import Clip, Scorer, estimate_frames, load_clip
+    from dcvc_bench.eval.evaluators import estimate_frames
+    from dcvc_bench.eval.scoring import Scorer
+    from dcvc_bench.eval.targets import Clip, load_clip
 
     path = next((run / "checkpoints" / "l2048").glob("*final.pth"))
     codec = load_codec(path)
@@ -214,7 +217,7 @@ def test_ema_without_ema_weights_is_a_user_error(tmp_path):
 
 
 def test_a_track_without_final_or_best_is_skipped_with_a_note(tmp_path, no_lpips_weights):
-    from dcvc_bench.eval.run_eval import pick_track_checkpoint, resolve_targets
+    from dcvc_bench.eval.targets import pick_track_checkpoint, resolve_targets
 
     run = make_run(tmp_path, "partial", frames=2)
     (run / "checkpoints" / "l9999").mkdir()

@@ -93,6 +93,8 @@ class RDScreen(Screen[None]):
         for curve in rd.curves:
             for i, p in enumerate(curve.points):
                 lam_qp = f"λ {p.lam:g}" if p.lam is not None else (f"QP {p.qp:g}" if p.qp is not None else "-")
+                if p.layers is not None:  # `eval --rvq-layers`: the I-frame codec's RVQ depth
+                    lam_qp = f"{lam_qp} · L{p.layers}"
                 values = [num(p.bpp, ".4f"), num(p.psnr, ".2f"), num(p.ms_ssim, ".4f")]
                 values += [num(p.lpips, ".4f")] if lpips else []
                 point_rows.append([Text(curve.name if i == 0 else "", style="bold"), Text(p.label), Text(curve.bits),

@@ -1,10 +1,6 @@
-"""The documents `dcvc-bench eval` writes into a run folder, as typed, torch-free data.
-
-``eval/latest.json`` (kind ``dcvc-bench-eval``: settings, clips, one result per RD point
-with its overall and per-clip figures) and ``eval/rd.json`` (kind ``dcvc-bench-rd``: RD
-curves and BD-rates). Like :mod:`dcvc_bench.events` for events, this module is the one
-description of their fields for every reader (the TUI). Reading is tolerant: a missing
-or mistyped field becomes None or "" (shown as "-"), never an exception.
+"""The read form of the eval documents: view data for the TUI, parsed tolerantly (a
+missing or mistyped field becomes None or "", shown as "-", never an exception).
+Torch-free.
 """
 
 from __future__ import annotations
@@ -12,11 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-#: Where `dcvc-bench eval` writes into the run folder (dcvc_bench/eval/report.py), and the
-#: ``kind`` field each document carries.
-EVAL_LATEST, EVAL_RD = "eval/latest.json", "eval/rd.json"
-EVAL_KIND, RD_KIND = "dcvc-bench-eval", "dcvc-bench-rd"
 
 
 @dataclass(frozen=True)
@@ -93,6 +84,7 @@ class RDPoint:
     lpips: float | None
     lam: float | None             # the learned codec's λ
     qp: float | None              # the baseline's QP (or CRF)
+    layers: int | None = None     # the I-frame codec's RVQ depth (`eval --rvq-layers`)
 
 
 @dataclass(frozen=True)
@@ -195,7 +187,8 @@ def read_rd_view(path: Path, doc: dict[str, Any] | None, *, missing: bool = True
     curves = tuple(
         RDCurve(_str(c.get("name"), "?"), _str(c.get("kind")), _str(c.get("bits")),
                 tuple(RDPoint(_str(p.get("label")), as_float(p.get("bpp")), as_float(p.get("psnr")), as_float(p.get("ms_ssim")),
-                              as_float(p.get("lpips")), as_float(p.get("lambda")), as_float(p.get("qp")))
+                              as_float(p.get("lpips")), as_float(p.get("lambda")), as_float(p.get("qp")),
+                              as_int(p.get("layers")))
                       for p in map(_dict, _list(c.get("points")))))
         for c in map(_dict, _list(doc.get("curves"))))
     bd = tuple(BDRow(_str(b.get("codec"), "?"), _str(b.get("anchor")), as_float(b.get("bd_rate_psnr")),

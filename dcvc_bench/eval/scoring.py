@@ -1,0 +1,169 @@
+"""Scoring: the metrics of every frame, and THE summariser of evaluation results.
+
+Every evaluation, `dcvc-bench eval`, `eval-iframe` and training's periodic evaluation
+(:mod:`dcvc_bench.eval.estimate`), turns per-frame records into a clip's figures with
+:func:`summarize_clip` and clips into overall figures with :func:`summarize_overall`,
+under one rule for what is missing:
+
+    A figure missing for any frame of a clip is missing for the clip, and a figure
+    missing for any clip is missing (None) overall. A mean is never taken over the part
+    that has a value: that would describe a subset as the whole. (Example: a one-frame
+    clip has no P-frame, so the overall P-frame figures are None; P1..P3 are listed only
+    as far as every clip has them.)
+
+Conventions (DCVC): PSNR in RGB on [0,1], per frame; a clip's PSNR is the mean of its
+frames' PSNR; overall figures are means over clips, timings are weighted by frames. BPP
+= bits / (frames x original pixels): padding never counts, a stream header does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import torch
+
+#: Frames scored per metric call (bounded memory, batched speed).
+METRIC_CHUNK = 8
+
+
+@dataclass
+class Scorer:
+    """The metrics of :mod:`dcvc_bench.eval.metrics` over whole clips, in chunks."""
+
+    device: torch.device
+    lpips: Any = None              # LPIPSMetric or None
+    lpips_reason: Optional[str] = None
+
+    @classmethod
+    def create(cls, device: torch.device) -> "Scorer":
+        from dcvc_bench.eval.metrics import LPIPSMetric
+
+        ok, reason = LPIPSMetric.available()
+        if not ok:
+            return cls(device, None, f"unavailable: {reason}")
+        return cls(device, LPIPSMetric(device), None)
+
+    def lpips_for(self, height: int, width: int) -> tuple[Any, Optional[str]]:
+        from dcvc_bench.eval.metrics import LPIPS_MIN_SIDE
+
+        if self.lpips is None:
+            return None, self.lpips_reason
+        if min(height, width) < LPIPS_MIN_SIDE:
+            return None, f"unavailable: frames under {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} px"
+        return self.lpips, None
+
+    @torch.no_grad()
+    def frame(self, original: torch.Tensor, decoded: torch.Tensor) -> dict[str, Any]:
+        """Metrics of one frame pair (1×3×H×W floats in [0, 1])."""
+        from dcvc_bench.eval.metrics import frame_metrics
+
+        metric, _ = self.lpips_for(original.shape[-2], original.shape[-1])
+        values = frame_metrics(original, decoded, metric)
+        return {k: float(v[0]) for k, v in values.items()}
+
+    @torch.no_grad()
+    def clip(self, original_u8: torch.Tensor, decoded_u8: torch.Tensor) -> list[dict[str, Any]]:
+        """Per-frame metrics of two T×3×H×W uint8 clips."""
+        from dcvc_bench.eval.metrics import frame_metrics
+
+        metric, _ = self.lpips_for(original_u8.shape[-2], original_u8.shape[-1])
+        out: list[dict[str, Any]] = []
+        for start in range(0, original_u8.shape[0], METRIC_CHUNK):
+            x = original_u8[start:start + METRIC_CHUNK].to(self.device).float().div_(255.0)
+            y = decoded_u8[start:start + METRIC_CHUNK].to(self.device).float().div_(255.0)
+            values = frame_metrics(x, y, metric)
+            for i in range(x.shape[0]):
+                out.append({k: float(v[i]) for k, v in values.items()})
+        return out
+
+
+# --------------------------------------------------------------------------- the summariser
+
+
+def mean(values: Iterable[Optional[float]]) -> Optional[float]:
+    """The mean of evaluation: None when there is no value or any value is None."""
+    vals = list(values)
+    if not vals or any(v is None for v in vals):
+        return None
+    return sum(vals) / len(vals)  # type: ignore[arg-type]
+
+
+def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: float = 0.0) -> dict[str, Any]:
+    """A clip's figures from its frames (records with ``index``, ``kind``, ``bits``,
+    ``bpp``, ``psnr``, ``ms_ssim``, optional ``lpips``, ``enc_ms``, ``dec_ms``,
+    ``est_bits``): BPP over all bits (stream header included) and the original pixels;
+    PSNR / MS-SSIM / LPIPS as means of per-frame values; the I- and P-frame split; the
+    first three P-frames; timings and the real-vs-estimate gap when the frames carry them."""
+    if not per_frame:
+        raise ValueError("a clip with no frame has no figures")
+    n = len(per_frame)
+    bits = sum(f["bits"] for f in per_frame) + header_bits
+    intra = [f for f in per_frame if f["kind"] == "I"]
+    inter = [f for f in per_frame if f["kind"] != "I"]
+
+    def part(frames: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"count": len(frames), "bpp": mean(f["bpp"] for f in frames), "psnr": mean(f["psnr"] for f in frames)}
+
+    out: dict[str, Any] = {
+        "frames": n, "bits": bits, "header_bits": header_bits, "bpp": bits / (n * pixels),
+        "psnr": mean(f["psnr"] for f in per_frame),
+        "ms_ssim": mean(f["ms_ssim"] for f in per_frame),
+        "lpips": mean(f.get("lpips") for f in per_frame),
+        "i_frame": part(intra), "p_frame": part(inter),
+        "p_first3": [{"index": f["index"], "bpp": f["bpp"], "psnr": f["psnr"]} for f in inter[:3]],
+        "bpp_estimate": None, "rate_gap_percent": None,
+        "enc_ms_per_frame": mean(f.get("enc_ms") for f in per_frame),
+        "dec_ms_per_frame": mean(f.get("dec_ms") for f in per_frame),
+    }
+    if all(f.get("est_bits") is not None for f in per_frame):
+        out["bpp_estimate"] = sum(f["est_bits"] for f in per_frame) / (n * pixels)
+        out["rate_gap_percent"] = rate_gap(out["bpp"], out["bpp_estimate"])
+    return out
+
+
+def rate_gap(real: Optional[float], estimate: Optional[float]) -> Optional[float]:
+    """(real − estimate) / estimate × 100, or None."""
+    if real is None or estimate is None or estimate <= 0:
+        return None
+    return (real - estimate) / estimate * 100.0
+
+
+def summarize_overall(clips: list[dict[str, Any]]) -> dict[str, Any]:
+    """Overall figures from clip summaries (:func:`summarize_clip`): means over clips,
+    timings weighted by frames, counts summed; a figure missing for any clip is missing
+    overall (see the module's rule)."""
+    if not clips:
+        raise ValueError("no clip to summarise")
+    frames = sum(c["frames"] for c in clips)
+
+    def avg(key: str, sub: Optional[str] = None) -> Optional[float]:
+        return mean((c[key][sub] if sub else c[key]) for c in clips)
+
+    def timing(key: str) -> Optional[float]:
+        if any(c[key] is None for c in clips):
+            return None
+        return sum(c[key] * c["frames"] for c in clips) / frames
+
+    firsts = []
+    for k in range(min(len(c["p_first3"]) for c in clips)):
+        vals = [c["p_first3"][k] for c in clips]
+        indexes = {v.get("index") for v in vals}
+        firsts.append({"index": indexes.pop() if len(indexes) == 1 else None,
+                       "bpp": mean(v["bpp"] for v in vals), "psnr": mean(v["psnr"] for v in vals)})
+    out = {
+        "clips": len(clips), "frames": frames,
+        "bpp": avg("bpp"), "psnr": avg("psnr"), "ms_ssim": avg("ms_ssim"), "lpips": avg("lpips"),
+        "i_frame": {"count": sum(c["i_frame"]["count"] for c in clips),
+                    "bpp": avg("i_frame", "bpp"), "psnr": avg("i_frame", "psnr")},
+        "p_frame": {"count": sum(c["p_frame"]["count"] for c in clips),
+                    "bpp": avg("p_frame", "bpp"), "psnr": avg("p_frame", "psnr")},
+        "p_first3": firsts,
+        "bpp_estimate": avg("bpp_estimate"),
+        "enc_ms_per_frame": timing("enc_ms_per_frame"), "dec_ms_per_frame": timing("dec_ms_per_frame"),
+    }
+    out["rate_gap_percent"] = rate_gap(out["bpp"], out["bpp_estimate"])
+    return out
+
+
+__all__ = ["METRIC_CHUNK", "Scorer", "mean", "rate_gap", "summarize_clip", "summarize_overall"]

@@ -1,0 +1,117 @@
+"""`dcvc-bench eval --rvq-layers 2,4,...`: one RD point per (track, RVQ I-frame depth), one
+curve per depth across tracks, BD-rates between depths, in the table, the JSON, the PNG
+and what the TUI's RD view reads; estimation and --real; refusals in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dcvc_bench.cli import app
+from dcvc_bench.evaldoc import read_rd_view
+
+from test_eval_estimate import make_run, one_torch_thread  # noqa: F401 (autouse fixture)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def rvq_run(tmp_path_factory):
+    """A run of two λ tracks (tiny P-frame nets) whose I-frame codec is an 8-layer
+    RVQ-VQGAN (tiny_rvq_f2, K=16) trained briefly on synthetic frames."""
+    from dcvc_bench.curriculum.iframe_spec import RVQSpec
+    from dcvc_bench.models.iframe.vq_config import CONFIG_DIR
+    from dcvc_bench.train.vq_brief import train_vq_briefly
+
+    root = tmp_path_factory.mktemp("rvq")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = CONFIG_DIR / "tiny_rvq_f2.json"
+        train_vq_briefly(config, root / "rvq.pth", iterations=40, crop=32, seed=0)
+    finally:
+        torch.set_num_threads(before)
+    record = RVQSpec(config=str(config), checkpoint=str(root / "rvq.pth")).to_record()
+    return make_run(root, "rvqrun", frames=3, i_frame=record)
+
+
+def _eval(*args: str):
+    return runner.invoke(app, ["eval", "--device", "cpu", "--frames", "3", "--intra-period", "2", *args])
+
+
+def test_one_point_per_track_and_depth_one_curve_per_depth(rvq_run, tmp_path):
+    out = tmp_path / "d.json"
+    result = _eval("--checkpoint", str(rvq_run), "--rvq-layers", "4,2", "--json", str(out))
+    assert result.exit_code == 0, (result.output, result.exception)
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["rvq_layers"] == [2, 4]
+    assert [r["id"] for r in doc["results"]] == ["l256 L2", "l256 L4", "l2048 L2", "l2048 L4"]
+    by_id = {r["id"]: r for r in doc["results"]}
+    for track in ("l256", "l2048"):
+        shallow, deep = by_id[f"{track} L2"], by_id[f"{track} L4"]
+        assert (shallow["curve"], deep["curve"]) == ("rvqrun L2", "rvqrun L4")
+        assert (shallow["source"]["rvq_layers"], deep["source"]["rvq_layers"]) == (2, 4)
+        assert "-L2:" in shallow["source"]["i_frame"] and "-L4:" in deep["source"]["i_frame"]
+        assert shallow["source"]["model_identity"] != deep["source"]["model_identity"]
+        # the I-frame rate is chosen by the depth: more layers, more bits
+        assert deep["overall"]["i_frame"]["bpp"] > shallow["overall"]["i_frame"]["bpp"]
+    rd = doc["rd"]
+    assert [c["name"] for c in rd["curves"]] == ["rvqrun L2", "rvqrun L4"]
+    for curve in rd["curves"]:
+        assert sorted(p["lambda"] for p in curve["points"]) == [256.0, 2048.0]
+        assert {p["layers"] for p in curve["points"]} == {int(curve["name"][-1])}
+    # no baseline: BD-rates of each depth against the deepest one
+    assert rd["anchor"] == "rvqrun L4" and [b["codec"] for b in rd["bd"]] == ["rvqrun L2"]
+    assert rd["bd"][0]["bd_rate_psnr"] is not None or rd["bd"][0]["note"]
+    # the run folder: rd.json as the TUI reads it, and the PNG
+    view = read_rd_view(rvq_run / "eval" / "rd.json", json.loads((rvq_run / "eval" / "rd.json").read_text()),
+                        missing=False)
+    assert [c.name for c in view.curves] == ["rvqrun L2", "rvqrun L4"] and view.anchor == "rvqrun L4"
+    assert {p.layers for p in view.curves[1].points} == {4}
+    assert (rvq_run / "eval" / "rd.png").read_bytes()[:4] == b"\x89PNG"
+    out_text = " ".join(result.stdout.split())
+    assert "l256 L2" in out_text and "rvqrun L4" in out_text and "Bjøntegaard deltas vs rvqrun L4" in out_text
+
+
+def test_real_coding_at_each_depth(rvq_run, tmp_path):
+    out = tmp_path / "r.json"
+    track = rvq_run / "checkpoints" / "l256"
+    result = _eval("--checkpoint", str(track), "--rvq-layers", "2,8", "--real", "--json", str(out))
+    assert result.exit_code == 0, (result.output, result.exception)
+    doc = json.loads(out.read_text())
+    assert doc["mode"] == "real" and [r["id"] for r in doc["results"]] == ["l256 L2", "l256 L8"]
+    shallow, deep = (r["clips"]["synth_000"] for r in doc["results"])
+    for clip in (shallow, deep):
+        assert clip["bits"] == 8 * clip["stream_bytes"] and clip["bpp_estimate"] > 0
+    assert deep["i_frame"]["bpp"] > shallow["i_frame"]["bpp"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rvq-layers", "2,9"], "out of range"),
+    (["--rvq-layers", "two"], "whole numbers"),
+    (["--rvq-layers", "0"], "at least 1"),
+    (["--rvq-layers", "2", "--anchor", "rvqrun L8"], "no such curve"),
+])
+def test_bad_depths_are_one_line_exit_2_before_anything_is_written(rvq_run, tmp_path, args, message):
+    fresh = tmp_path / "copy"
+    result = _eval("--checkpoint", str(rvq_run / "checkpoints" / "l256"), *args, "--json", str(fresh))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not fresh.exists()
+
+
+def test_depths_on_a_run_without_an_rvq_iframe_codec_are_refused(tmp_path):
+    run = make_run(tmp_path, "jpegrun", frames=2)
+    result = _eval("--checkpoint", str(run), "--rvq-layers", "2,4")
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no RVQ depth" in lines[0] and "--rvq-layers" in lines[0]
+    assert not (run / "eval").exists()
+    result = runner.invoke(app, ["eval", "--baselines-only", "--baselines", "x265", "--videos", str(Path(run, "data", "val")),
+                                 "--rvq-layers", "2"])
+    assert result.exit_code == 2 and "--rvq-layers" in result.stderr
