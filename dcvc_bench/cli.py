@@ -340,6 +340,33 @@ def bench_codec(
     _guard(body)
 
 
+@bench_app.command("iframe", epilog=(
+    "Examples:\n\n"
+    "  dcvc-bench bench iframe --type rvq --size 256x256 --config dcvc_bench/models/iframe/vq_configs/rvq_f16_8.json --layers 4\n\n"
+    "  dcvc-bench bench iframe --type vqgan --size 256x256 --config vqgan.json --checkpoint vqgan.pth"))
+def bench_iframe(
+    type_: str = typer.Option(..., "--type", help="An I-frame type, as in the curriculum's [i_frame] table."),
+    size: str = typer.Option("256x256", "--size", help="WIDTHxHEIGHT of the synthetic frames."),
+    config: Optional[Path] = typer.Option(None, "--config", help="The type's architecture JSON (vqgan, rvq)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The type's weights (default: an untrained network, timings only)."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Depth used by a rate-scalable type (rvq; default: all)."),
+    frames: int = typer.Option(3, "--frames", help="Timed frames (after one warm-up frame)."),
+    repeats: int = typer.Option(3, "--repeats", help="Runs per frame; the figures are medians over frames x runs."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+) -> None:
+    """An I-frame codec alone: estimate, encode and decode ms per frame (medians), real vs estimated BPP."""
+
+    def body() -> int:
+        from dcvc_bench.codec.iframe_bench import run_iframe_benchmark
+        from dcvc_bench.data.synth import parse_size
+
+        run_iframe_benchmark(type_=type_, size=parse_size(size), config=config, checkpoint=checkpoint, layers=layers,
+                             frames=frames, repeats=repeats, device=device, echo=typer.echo)
+        return 0
+
+    _guard(body)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
