@@ -174,6 +174,7 @@ def tui(target: Optional[Path] = typer.Argument(
 
 _BASE = "Baselines (x265/x264 via ffmpeg)"
 _OUT = "Output"
+_METRICS = "Metrics"
 
 
 @app.command("eval", epilog=(
@@ -226,15 +227,18 @@ def eval_command(
     "Examples:\n\n"
     "  dcvc-bench eval-iframe                            # the latest run's I-frame codec on its clips\n\n"
     "  dcvc-bench eval-iframe --type opencv --model jpeg --quality 50,70,90 --videos clips/ --baselines x265\n\n"
-    "  dcvc-bench eval-iframe --type compressai --model cheng2020-anchor --quality 3,6 --pretrained --real"))
+    "  dcvc-bench eval-iframe --type compressai --model cheng2020-anchor --quality 3,6 --pretrained --real\n\n"
+    "  dcvc-bench eval-iframe --type rvq --checkpoint rvq.pth --config rvq.json --layers 2,4,6,8 --real --videos clips/"))
 def eval_iframe_command(
-    checkpoint: Optional[list[Path]] = typer.Option(None, "--checkpoint", help="Use the I-frame codec recorded in this checkpoint or run folder; repeatable."),
+    checkpoint: Optional[list[Path]] = typer.Option(None, "--checkpoint", help="Use the I-frame codec recorded in this checkpoint or run folder; repeatable. With --type, the type's own weights file (a VQ checkpoint) is its weights."),
     type_: Optional[str] = typer.Option(None, "--type", help="An I-frame type, as in the curriculum's [i_frame] table (instead of a checkpoint's codec); its own defaults apply."),
     model: Optional[str] = typer.Option(None, "--model", help="The type's model: a CompressAI zoo name; OpenCV's jpeg or webp."),
     quality: Optional[str] = typer.Option(None, "--quality", help="The type's rate setting, or several (50,70,90): one RD point each."),
     pretrained: bool = typer.Option(False, "--pretrained", help="Zoo weights from the torch hub cache (CompressAI)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="A local weights file for the type."),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE: any other key of the type's [i_frame] table, e.g. --set codec=webp; repeatable."),
+    config: Optional[Path] = typer.Option(None, "--config", help="The type's architecture JSON (vqgan, rvq: the config the checkpoint was trained with)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Depths of a rate-scalable type (rvq), e.g. 2,4,6,8: the codec built once, one RD point per depth."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Folder of .mp4 clips or one clip (default: the run's validation clips)."),
     frames: int = typer.Option(96, "--frames", help="Frames per clip, each coded as an I-frame."),
     real: bool = typer.Option(False, "--real", help="encode + decode every frame (bytes) instead of estimating bits."),
@@ -249,19 +253,24 @@ def eval_iframe_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", rich_help_panel=_OUT),
     plot_out: Optional[Path] = typer.Option(None, "--plot", rich_help_panel=_OUT),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", rich_help_panel=_OUT),
+    fid: bool = typer.Option(True, "--fid/--no-fid", help="FID per RD point when its weights are here and enough frames are evaluated.", rich_help_panel=_METRICS),
+    fid_weights: Optional[Path] = typer.Option(None, "--fid-weights", help="torch-fidelity's Inception weights file (default: weights-inception-2015-12-05-6726825d.pth in $TORCH_HOME/hub/checkpoints).", rich_help_panel=_METRICS),
+    fid_dims: int = typer.Option(2048, "--fid-dims", help="Inception feature size: 2048 (standard FID), 768, 192 or 64; FID needs more frames than this.", rich_help_panel=_METRICS),
 ) -> None:
     """An I-frame codec alone (the seed's test_iframe): every frame an I-frame.
 
-    BPP, RGB PSNR, MS-SSIM and LPIPS per clip and overall; one RD point per quality."""
+    BPP (and a VQ codec's uniform and entropy rates), RGB PSNR, SSIM, MS-SSIM, LPIPS per
+    clip and overall, FID per point; one RD point per quality or --layers depth."""
 
     def body() -> int:
         from dcvc_bench.eval.iframe_eval import IFrameEvalRequest, eval_iframe_command as run_command
 
         return run_command(IFrameEvalRequest(
             checkpoints=list(checkpoint or []), type=type_, model=model, quality=quality, pretrained=pretrained,
-            weights=weights, settings=list(settings or []), videos=videos, frames=frames, real=real, device=device, json_out=json_out,
+            weights=weights, settings=list(settings or []), config=config, layers=layers, videos=videos,
+            frames=frames, real=real, device=device, json_out=json_out,
             csv_out=csv_out, plot_out=plot_out, baselines=baselines, preset=preset, qp=qp, crf=crf,
-            anchor=anchor, ffmpeg=ffmpeg, runs_dir=runs_dir))
+            anchor=anchor, ffmpeg=ffmpeg, runs_dir=runs_dir, fid=fid, fid_weights=fid_weights, fid_dims=fid_dims))
 
     _guard(body)
 
@@ -328,6 +337,33 @@ def bench_codec(
         run_codec_benchmark(preset=preset, size=parse_size(size), frames=frames,
                             checkpoint=str(checkpoint) if checkpoint else None,
                             max_ref_positions=max_ref_positions, repeats=repeats, echo=typer.echo)
+        return 0
+
+    _guard(body)
+
+
+@bench_app.command("iframe", epilog=(
+    "Examples:\n\n"
+    "  dcvc-bench bench iframe --type rvq --size 256x256 --config dcvc_bench/models/iframe/vq_configs/rvq_f16_8.json --layers 4\n\n"
+    "  dcvc-bench bench iframe --type vqgan --size 256x256 --config vqgan.json --checkpoint vqgan.pth"))
+def bench_iframe(
+    type_: str = typer.Option(..., "--type", help="An I-frame type, as in the curriculum's [i_frame] table."),
+    size: str = typer.Option("256x256", "--size", help="WIDTHxHEIGHT of the synthetic frames."),
+    config: Optional[Path] = typer.Option(None, "--config", help="The type's architecture JSON (vqgan, rvq)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The type's weights (default: an untrained network, timings only)."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Depth used by a rate-scalable type (rvq; default: all)."),
+    frames: int = typer.Option(3, "--frames", help="Timed frames (after one warm-up frame)."),
+    repeats: int = typer.Option(3, "--repeats", help="Runs per frame; the figures are medians over frames x runs."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+) -> None:
+    """An I-frame codec alone: estimate, encode and decode ms per frame (medians), real vs estimated BPP."""
+
+    def body() -> int:
+        from dcvc_bench.codec.iframe_bench import run_iframe_benchmark
+        from dcvc_bench.data.synth import parse_size
+
+        run_iframe_benchmark(type_=type_, size=parse_size(size), config=config, checkpoint=checkpoint, layers=layers,
+                             frames=frames, repeats=repeats, device=device, echo=typer.echo)
         return 0
 
     _guard(body)

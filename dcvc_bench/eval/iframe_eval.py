@@ -10,6 +10,17 @@ its record); with neither, the I-frame codecs of the most recent run's checkpoin
 ``decode``, 8·len(bytes), scored on the 8-bit decoded picture). A codec whose estimate *is*
 a real encode (OpenCV's JPEG/WebP) has its bits labelled real in both modes.
 ``--baselines`` runs x265/x264 all-intra (intra period 1) on the same frames.
+
+Rate-scalable codecs: ``--layers 2,4,6,8`` (a type whose spec has ``layers``, e.g. RVQ) builds
+the codec once and evaluates it at each depth (``with_rate``), one RD curve. A codec with
+other rate measures (``rates(x)``: a VQ codec's uniform and entropy rates) has them per
+frame, clip and point beside the bits; with ``--real`` every point also carries its
+estimate (real vs est.). ``--config`` is the architecture JSON of a type that has one; a
+``--checkpoint`` that is the type's own weights file (a VQ checkpoint) is its weights.
+
+Metrics: PSNR, SSIM, MS-SSIM, LPIPS per frame (:mod:`dcvc_bench.eval.metrics`) and FID per
+point over all its frames (:mod:`dcvc_bench.eval.fid`, when its weights are on this machine
+and enough frames are evaluated).
 """
 
 from __future__ import annotations
@@ -23,29 +34,25 @@ import torch
 
 from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES, IFrameSpec
 from dcvc_bench.errors import UserError
-from dcvc_bench.eval.run_eval import (
-    CONVENTIONS,
-    EvalOptions,
-    Evaluator,
-    Scorer,
-    Target,
-    baseline_evaluator,
-    build_iframe_from_checkpoint,
-    check_anchor,
-    check_plottable,
-    default_anchor,
-    evaluate,
-    iframe_notes,
-    ms_ssim_label,
-    rd_section,
-    resolve_clips,
-    resolve_device,
-    resolve_targets,
-    write_outputs,
-)
+from dcvc_bench.eval.evaluators import Evaluator, baseline_evaluator, build_iframe_from_checkpoint, iframe_notes
+from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
+from dcvc_bench.eval.run_eval import evaluate, write_outputs
+from dcvc_bench.eval.scoring import Scorer, mean
+from dcvc_bench.eval.targets import EvalOptions, Target, check_counts, resolve_clips, resolve_device, resolve_targets
+from dcvc_bench.evaldoc import CONVENTIONS
+
+from dcvc_bench.eval.fid import FIDScorer
 
 if TYPE_CHECKING:
     from dcvc_bench.models.iframe import IFrameCodec
+
+EXTRA_CONVENTIONS = {
+    "ssim": "pytorch-msssim single-scale SSIM, data range 1, 11-px Gaussian window (sigma 1.5; smaller odd "
+            "window on frames under 11 px), per frame then means as PSNR",
+    "rates_bpp": "other rates of the I-frame codec per point, bits / original pixels: VQ codecs' uniform "
+                 "(n_indices x L x log2 K), entropy (under the stored per-layer model) and real_equivalent "
+                 "(the estimate: information content under the coder's CDF)",
+}
 
 @dataclass
 class IFrameEvalRequest(EvalOptions):
@@ -58,17 +65,22 @@ class IFrameEvalRequest(EvalOptions):
     pretrained: bool = False
     weights: Optional[Path] = None
     settings: list[str] = field(default_factory=list)
+    config: Optional[Path] = None
+    layers: Optional[str] = None
+    fid: bool = True
+    fid_weights: Optional[Path] = None
+    fid_dims: int = 2048
 
 
-def _qualities(text: Optional[str]) -> list[Optional[int]]:
+def _numbers(text: Optional[str], option: str = "--quality", example: str = "50,70,90") -> list[Optional[int]]:
     if text is None:
         return [None]  # the family's default
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"--quality {text!r}: expected whole numbers separated by commas, e.g. 50,70,90") from None
+        raise UserError(f"{option} {text!r}: expected whole numbers separated by commas, e.g. {example}") from None
     if not values:
-        raise UserError("--quality: give at least one value")
+        raise UserError(f"{option}: give at least one value")
     return sorted(set(values))
 
 
@@ -82,24 +94,97 @@ def _settings(items: list[str]) -> dict[str, str]:
     return settings
 
 
+def _fields(type_: str) -> dict[str, Any]:
+    from dcvc_bench.curriculum.iframe_spec import SPECS
+
+    family = SPECS.get(type_)
+    if family is None:
+        raise UserError(f"--type {type_!r}: unknown I-frame type; use one of {', '.join(I_FRAME_TYPES)}")
+    return family.model_fields
+
+
+def check_codec_options(req: IFrameEvalRequest) -> None:
+    """``--config`` and ``--layers`` only where the type has those fields; a required
+    architecture file asked for by its option name."""
+    assert req.type is not None
+    fields = _fields(req.type)
+    with_layers = [t for t in I_FRAME_TYPES if "layers" in _fields(t)]
+    if req.layers is not None:
+        if "layers" not in fields:
+            raise UserError(f"--layers: --type {req.type} has no layers rate setting (types that have: "
+                            f"{', '.join(with_layers) or 'none'}); use --quality for its rate")
+        if req.quality is not None:
+            raise UserError("--layers and --quality both set the rate here: give one")
+    if req.config is not None and "config" not in fields:
+        raise UserError(f"--config: --type {req.type} has no architecture file")
+    if req.config is None and "config" in fields and fields["config"].is_required() \
+            and not any(item.partition("=")[0].strip() == "config" for item in req.settings):
+        raise UserError(f"--type {req.type} needs --config JSON: the architecture file its checkpoint was trained with")
+
+
 def requested_specs(req: IFrameEvalRequest) -> list[IFrameSpec]:
-    """The specs ``--type`` and its options describe: one per ``--quality`` value."""
+    """The specs ``--type`` and its options describe: one per ``--quality`` value (with
+    ``--layers``, one spec at full depth: the depths are taken by ``with_rate``)."""
     from dcvc_bench.curriculum.iframe_spec import spec_from_options
 
     assert req.type is not None
+    check_codec_options(req)
     settings = _settings(req.settings)
+    if req.config is not None:
+        settings["config"] = str(req.config)
     return [spec_from_options(req.type, {"model": req.model, "quality": q, "pretrained": req.pretrained,
                                          "weights": str(req.weights) if req.weights else None}, settings)
-            for q in _qualities(req.quality)]
+            for q in _numbers(req.quality)]
+
+
+def _split_weights(req: IFrameEvalRequest) -> IFrameEvalRequest:
+    """A ``--checkpoint`` that is an I-frame codec's own weights file (e.g. a VQ checkpoint)
+    becomes ``--weights`` of ``--type``; training checkpoints and run folders stay."""
+    from dataclasses import replace
+
+    from dcvc_bench.models.iframe import iframe_weights_type
+
+    own = [(p, t) for p in req.checkpoints if Path(p).is_file() for t in [iframe_weights_type(p)] if t]
+    if not own:
+        return req
+    path, found = own[0]
+    if req.type is None:
+        raise UserError(f"--checkpoint {path} is a {found} I-frame checkpoint, not a training checkpoint: "
+                        f"add --type {found} --config JSON (the architecture it was trained with)")
+    if found != req.type:
+        raise UserError(f"--checkpoint {path} is a {found} I-frame checkpoint: use --type {found}, not {req.type}")
+    if len(own) > 1 or req.weights is not None:
+        raise UserError(f"--checkpoint {path}: give one weights file for --type {req.type} "
+                        "(one --checkpoint or --weights)")
+    return replace(req, weights=Path(path), checkpoints=[p for p in req.checkpoints if p != path])
+
+
+def _rate_points(codec: IFrameCodec, layers: Optional[str]) -> list[IFrameCodec]:
+    """The codec at each ``--layers`` depth (out of range: one line), or the codec alone."""
+    if layers is None:
+        return [codec]
+    points = []
+    for value in _numbers(layers, "--layers", "2,4,6,8"):
+        try:
+            points.append(codec.with_rate(value))
+        except UserError as exc:  # the family names its trainer flag first ("--rvq_layers 9 is ..."): ours here
+            text = str(exc)
+            text = text.split(" ", 2)[-1] if text.startswith(f"--") and f" {value} " in text[:40] else f": {text}"
+            raise UserError(f"--layers {value} {text}".replace(" : ", ": ")) from None
+    return points
 
 
 def iframe_evaluator(codec: IFrameCodec, point: str, curve: str, source: dict[str, Any], real: bool,
-                     device: torch.device) -> Evaluator:
-    """Every frame through ``codec`` alone: its estimate, or a real encode + decode."""
+                     device: torch.device, fid: Optional[FIDScorer] = None) -> Evaluator:
+    """Every frame through ``codec`` alone: its estimate, or a real encode + decode (then
+    the estimate too, unless the estimate is itself real). Per frame also the codec's
+    other rates (``rate_bits``) and, with ``fid``, the decoded frame's Inception features."""
 
     @torch.no_grad()
     def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
         h, w = frames_u8.shape[-2:]
+        if fid is not None:
+            fid.originals(name, frames_u8)
         records = []
         for t in range(frames_u8.shape[0]):
             x = frames_u8[t:t + 1].to(device).float().div_(255.0)
@@ -114,22 +199,30 @@ def iframe_evaluator(codec: IFrameCodec, point: str, curve: str, source: dict[st
                     raise RuntimeError(f"clip {name} frame {t}: {codec.name} cannot decode its own stream: {exc}") from exc
                 end = time.perf_counter()
                 record.update(bits=8.0 * len(data), enc_ms=(middle - start) * 1000.0, dec_ms=(end - middle) * 1000.0)
+                if not codec.exact_estimate:
+                    record["est_bits"] = float(codec.estimate(x).bits[0])
                 x_hat = (x_hat.clamp(0.0, 1.0) * 255.0).round() / 255.0  # the 8-bit picture a decoder outputs
             else:
                 result = codec.estimate(x)
                 x_hat = result.x_hat.to(device)
                 record["bits"] = float(result.bits[0])
+            rates = codec.rates(x)
+            if rates:
+                record["rate_bits"] = {k: float(v[0]) for k, v in rates.items()}
             record["bpp"] = record["bits"] / (h * w)
             record.update(scorer.frame(x, x_hat.clamp(0.0, 1.0)))
+            if fid is not None:
+                fid.decoded(point, x_hat)
             records.append(record)
-        return records, 0.0, {}
+        return records, 0.0, clip_extras(records, h * w)
 
     bits = "real" if real or codec.exact_estimate else "estimated"
     return Evaluator(point, curve, "iframe", bits, {**source, "identity": codec.identity()}, run,
                      iframe_notes(point, codec))
 
 
-def iframe_evaluators(req: IFrameEvalRequest, device: torch.device) -> tuple[list[Evaluator], Optional[Path], list[str]]:
+def iframe_evaluators(req: IFrameEvalRequest, device: torch.device, fid: Optional[FIDScorer] = None,
+                      ) -> tuple[list[Evaluator], Optional[Path], list[str]]:
     """The codecs to evaluate, the run folder they came from (if any) and notes."""
     from dcvc_bench.models.iframe import build_iframe_codec
 
@@ -138,12 +231,12 @@ def iframe_evaluators(req: IFrameEvalRequest, device: torch.device) -> tuple[lis
     notes: list[str] = []
     if req.type is not None:
         for spec in requested_specs(req):
-            codec = build_iframe_codec(spec, device=str(device))
-            evaluators.append(iframe_evaluator(codec, codec.name, spec.curve, {"i_frame": spec.to_record()},
-                                               req.real, device))
-    elif req.model or req.quality or req.pretrained or req.weights or req.settings:
-        raise UserError("--model/--quality/--pretrained/--weights/--set describe a codec: add --type "
-                        f"({' | '.join(I_FRAME_TYPES)})")
+            for codec in _rate_points(build_iframe_codec(spec, device=str(device)), req.layers):
+                evaluators.append(iframe_evaluator(codec, codec.name, spec.curve,
+                                                   {"i_frame": codec.spec.to_record()}, req.real, device, fid))
+    elif req.model or req.quality or req.pretrained or req.weights or req.settings or req.config or req.layers:
+        raise UserError("--model/--quality/--pretrained/--weights/--set/--config/--layers describe a codec: add "
+                        f"--type ({' | '.join(I_FRAME_TYPES)})")
     targets: list[Target] = []
     if req.checkpoints or req.type is None:
         targets, notes = resolve_targets(req.checkpoints, req.runs_dir)
@@ -155,13 +248,47 @@ def iframe_evaluators(req: IFrameEvalRequest, device: torch.device) -> tuple[lis
             continue
         seen.add(codec.identity())
         source = {"checkpoint": str(target.path), "track": target.track, "i_frame": codec.spec.to_record()}
-        evaluators.append(iframe_evaluator(codec, codec.name, codec.name, source, req.real, device))
+        evaluators.append(iframe_evaluator(codec, codec.name, codec.name, source, req.real, device, fid))
     return evaluators, run_dir, notes
+
+
+def clip_extras(records: list[dict[str, Any]], pixels: int) -> dict[str, Any]:
+    """A clip's figures beyond the shared summary: SSIM (mean of frames) and the codec's
+    other rates in BPP (``rates_bpp``: bits over frames × original pixels)."""
+    out: dict[str, Any] = {"ssim": mean(r.get("ssim") for r in records)}
+    if records and all("rate_bits" in r for r in records):
+        names = records[0]["rate_bits"]
+        out["rates_bpp"] = {k: sum(r["rate_bits"][k] for r in records) / (len(records) * pixels) for k in names}
+    return out
+
+
+def add_overall_extras(results: list[dict[str, Any]], fid: FIDScorer) -> None:
+    """Each point's overall SSIM and other rates (means over clips, missing if missing for
+    any clip, as the shared summary does) and its FID over all its frames; the same on
+    its RD point."""
+    for r in results:
+        clips = list(r["clips"].values())
+        o = r["overall"]
+        o["ssim"] = mean(c.get("ssim") for c in clips)
+        if clips and all("rates_bpp" in c for c in clips):
+            o["rates_bpp"] = {k: mean(c["rates_bpp"][k] for c in clips) for k in clips[0]["rates_bpp"]}
+        o["fid"], o["fid_reason"] = fid.result(r["id"]) if r["kind"] == "iframe" else (None, "not computed")
+
+
+def _rd_extras(rd: Optional[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    if rd is None:
+        return
+    overall = {r["id"]: r["overall"] for r in results}
+    for curve in rd["curves"]:
+        for p in curve["points"]:
+            o = overall.get(p["label"], {})
+            p.update(ssim=o.get("ssim"), fid=o.get("fid"), rates_bpp=o.get("rates_bpp"),
+                     bpp_estimate=o.get("bpp_estimate"))
 
 
 def run_iframe_eval(req: IFrameEvalRequest, echo: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     from dcvc_bench.eval import baselines as bl
-    from dcvc_bench.eval.run_eval import check_counts
+    from dcvc_bench.eval.metrics import ssim_setting
 
     check_counts(req.frames, 1)
     points, ffmpeg = [], None
@@ -172,26 +299,35 @@ def run_iframe_eval(req: IFrameEvalRequest, echo: Callable[[str], None] = lambda
     elif req.qp or req.crf:
         raise UserError("--qp/--crf set the baselines' rate points: add --baselines x265,x264")
     device = resolve_device(req.device)
-    evaluators, run_dir, notes = iframe_evaluators(req, device)
+    req = _split_weights(req)
+    fid = FIDScorer(req.fid_weights, req.fid_dims, device, enabled=req.fid)
+    evaluators, run_dir, notes = iframe_evaluators(req, device, fid)
     clips = resolve_clips(req.videos, run_dir)
+    fid.plan(req.frames * len(clips))
     evaluators += [baseline_evaluator(ffmpeg, p, 1) for p in points]
     check_anchor(req.anchor, [ev.curve for ev in evaluators])
     check_plottable(req.plot_out, evaluators)
     scorer = Scorer.create(device)
     clip_info, results = evaluate(evaluators, clips, req.frames, scorer, ffmpeg, echo)
+    for info in clip_info:
+        info["ssim"] = ssim_setting(info["height"], info["width"])["label"]
+    add_overall_extras(results, fid)
     anchor = default_anchor(results, req.anchor)
     mode = "iframe-real" if req.real else "iframe-estimate"
     rd = rd_section(results, anchor, require_anchor=req.anchor is not None)
     if rd is not None:
         rd["ms_ssim_label"] = ms_ssim_label(clip_info)
+    _rd_extras(rd, results)
     return {
         "format": "dcvc-bench-eval", "version": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "created_unix": time.time(), "mode": mode,
         "run": str(run_dir.resolve()) if run_dir else None,
         "settings": {"frames": req.frames, "intra_period": 1, "real": req.real, "ema": False,
-                     "device": str(device), "videos": str(req.videos) if req.videos else None},
-        "conventions": CONVENTIONS,
+                     "device": str(device), "videos": str(req.videos) if req.videos else None,
+                     "layers": req.layers},
+        "conventions": {**CONVENTIONS, **EXTRA_CONVENTIONS, "fid": fid.describe()["convention"]},
         "lpips": {"available": scorer.lpips is not None, "reason": scorer.lpips_reason, "net": "alex"},
+        "fid": fid.describe(),
         "baselines": bl.describe_settings(1) if points else None,
         "clips": clip_info, "results": results,
         "rd": rd, "notes": notes + [n for ev in evaluators for n in ev.notes],

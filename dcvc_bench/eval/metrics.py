@@ -8,6 +8,8 @@ convention is the mean of per-frame PSNR (not PSNR of the mean MSE).
   frames give 100 dB instead of ``inf`` and averages stay finite.
 - :func:`ms_ssim`: pytorch_msssim's MS-SSIM; frames too small for its 5 scales get fewer
   scales (see :func:`ms_ssim_setting`) instead of an assertion error.
+- :func:`ssim`: pytorch_msssim's single-scale SSIM (11-px Gaussian window, σ 1.5; a
+  smaller odd window on frames under 11 px, see :func:`ssim_setting`).
 - :class:`LPIPSMetric`: LPIPS (AlexNet), only from weights already on this machine.
 """
 
@@ -133,6 +135,33 @@ def ms_ssim(x: Tensor, y: Tensor) -> Tensor:
     return _ms_ssim_reduced(x, y, setting["win_size"], setting["weights"])
 
 
+# --------------------------------------------------------------------------- SSIM
+
+
+def ssim_setting(h: int, w: int) -> dict:
+    """The single-scale SSIM window for an h×w frame: 11 px (σ 1.5, Wang et al.) when the
+    short side holds it, else the largest odd size that fits. ``label``: "SSIM" or
+    "SSIM (win 5)"."""
+    side = min(int(h), int(w))
+    if side < 1:
+        raise ValueError(f"empty frame {h}×{w}")
+    win_size = 11 if side >= 11 else (side if side % 2 else side - 1)
+    return {"win_size": win_size, "label": "SSIM" if win_size == 11 else f"SSIM (win {win_size})"}
+
+
+def ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Single-scale SSIM per sample, (B,), data range 1: pytorch_msssim's ``ssim`` with the
+    window of :func:`ssim_setting` (mean over channels and valid positions)."""
+    from pytorch_msssim import ssim as _library_ssim
+
+    _check_pair(x, y)
+    x, y = x.float(), y.float()
+    win_size = ssim_setting(x.shape[2], x.shape[3])["win_size"]
+    if min(x.shape[2], x.shape[3]) == 1:  # the library squeezes size-1 dimensions away
+        return _ms_ssim_reduced(x, y, 1, [1.0])
+    return _library_ssim(x, y, data_range=1.0, size_average=False, win_size=win_size)
+
+
 # --------------------------------------------------------------------------- LPIPS
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's ImageNet AlexNet (IMAGENET1K_V1)
@@ -174,7 +203,7 @@ class LPIPSMetric:
 
     @staticmethod
     def available() -> tuple[bool, str]:
-        """(True, "") when both weight files are present; else (False, what to place where)."""
+        """(True, "") when both weight files are present; else (False, "place FILE in DIR ...")."""
         try:
             files = lpips_weight_files()
         except ImportError as exc:
@@ -182,19 +211,17 @@ class LPIPSMetric:
         backbone, linear = files["backbone"], files["linear"]
         if not backbone.is_file():
             return False, (
-                f"LPIPS needs torchvision's AlexNet weights: place {backbone.name} in {backbone.parent} "
-                "(downloadable from https://download.pytorch.org/models/; the folder follows $TORCH_HOME)"
+                f"place {backbone.name} in {backbone.parent} (torchvision's ImageNet AlexNet, the LPIPS "
+                "backbone; the folder follows $TORCH_HOME; never downloaded here)"
             )
         if not linear.is_file():
-            return False, (
-                f"LPIPS linear-layer weights missing: {linear.name} should be in {linear.parent} (reinstall lpips)"
-            )
+            return False, f"place {linear.name} in {linear.parent} (the lpips package's linear layers; reinstall lpips)"
         return True, ""
 
     def __init__(self, device: str | torch.device = "cpu"):
         ok, reason = self.available()
         if not ok:
-            raise UserError(reason)
+            raise UserError(f"LPIPS unavailable: {reason}")
         import lpips
 
         files = lpips_weight_files()
@@ -238,10 +265,12 @@ class LPIPSMetric:
 
 
 def frame_metrics(x: Tensor, x_hat: Tensor, lpips_metric: LPIPSMetric | None = None) -> dict[str, Tensor]:
-    """Per-sample ``mse``, ``psnr`` and ``ms_ssim`` (each (B,)), plus ``lpips`` when a
-    metric is given. Name the MS-SSIM variant with ``ms_ssim_setting(H, W)["label"]``."""
+    """Per-sample ``mse``, ``psnr``, ``ssim`` and ``ms_ssim`` (each (B,)), plus ``lpips``
+    when a metric is given. Name the variants with ``ssim_setting(H, W)["label"]`` and
+    ``ms_ssim_setting(H, W)["label"]``."""
     out = {"mse": mse(x, x_hat)}
     out["psnr"] = mse_to_psnr(out["mse"])
+    out["ssim"] = ssim(x, x_hat)
     out["ms_ssim"] = ms_ssim(x, x_hat)
     if lpips_metric is not None:
         out["lpips"] = lpips_metric(x, x_hat)
@@ -261,4 +290,6 @@ __all__ = [
     "mse",
     "mse_to_psnr",
     "psnr",
+    "ssim",
+    "ssim_setting",
 ]

@@ -1,8 +1,8 @@
 """RD curves as a PNG (matplotlib, Agg canvas: no display, no global pyplot state).
 
-One panel per metric (BPP vs PSNR, vs MS-SSIM, and vs LPIPS when it was measured), one
-line per codec; curves with estimated bits are dashed so they are never mistaken for
-coded ones.
+One panel per metric (BPP vs PSNR, vs SSIM and MS-SSIM, and vs LPIPS and FID when they
+were measured), one line per codec; curves with estimated bits are dashed so they are
+never mistaken for coded ones.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 from dcvc_bench.checkpoints import atomic_write_bytes
 
-_PANELS = (("psnr", "PSNR (RGB, dB)"), ("ms_ssim", "MS-SSIM"), ("lpips", "LPIPS (lower is better)"))
+_PANELS = (("psnr", "PSNR (RGB, dB)"), ("ssim", "SSIM"), ("ms_ssim", "MS-SSIM"), ("lpips", "LPIPS (lower is better)"),
+           ("fid", "FID (lower is better)"))
 
 
 def plot_rd(rd: dict[str, Any], path: str | Path, title: Optional[str] = None) -> Path:

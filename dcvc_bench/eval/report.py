@@ -39,8 +39,8 @@ def plot_title(doc: EvalDocument) -> str:
 
 # --------------------------------------------------------------------------- CSV
 
-CSV_COLUMNS = ("codec", "curve", "kind", "bits", "clip", "frames", "width", "height", "bpp", "psnr", "ms_ssim",
-               "ms_ssim_label", "lpips", "i_frames", "i_bpp", "i_psnr", "p_frames", "p_bpp", "p_psnr",
+CSV_COLUMNS = ("codec", "curve", "kind", "bits", "clip", "frames", "width", "height", "bpp", "psnr", "ssim", "ms_ssim",
+               "ms_ssim_label", "lpips", "uniform_bpp", "entropy_bpp", "fid", "i_frames", "i_bpp", "i_psnr", "p_frames", "p_bpp", "p_psnr",
                "p1_bpp", "p1_psnr", "p2_bpp", "p2_psnr", "p3_bpp", "p3_psnr", "bpp_estimate", "rate_gap_percent",
                "enc_ms_per_frame", "dec_ms_per_frame", "stream_bytes", "command")
 
@@ -49,7 +49,9 @@ def _row(result: dict[str, Any], clip: str, summary: dict[str, Any], info: Optio
     row = {"codec": result["id"], "curve": result["curve"], "kind": result["kind"], "bits": result["bits"],
            "clip": clip, "frames": summary["frames"],
            "width": info["width"] if info else "", "height": info["height"] if info else "",
-           "bpp": summary["bpp"], "psnr": summary["psnr"], "ms_ssim": summary["ms_ssim"],
+           "bpp": summary["bpp"], "psnr": summary["psnr"], "ssim": summary.get("ssim"), "ms_ssim": summary["ms_ssim"],
+           "uniform_bpp": (summary.get("rates_bpp") or {}).get("uniform"),
+           "entropy_bpp": (summary.get("rates_bpp") or {}).get("entropy"), "fid": summary.get("fid"),
            "ms_ssim_label": info["ms_ssim"] if info else "", "lpips": summary["lpips"],
            "i_frames": summary["i_frame"]["count"], "i_bpp": summary["i_frame"]["bpp"],
            "i_psnr": summary["i_frame"]["psnr"], "p_frames": summary["p_frame"]["count"],
@@ -103,7 +105,8 @@ def print_document(doc: EvalDocument, out: Any) -> None:
     table = Table(title=f"dcvc-bench eval — {doc['mode']} ({len(doc['clips'])} clip"
                         f"{'s' if multi_clip else ''}; overall = mean over clips)", title_justify="left")
     for col, justify in (("codec", "left"), ("clip", "left"), ("frames", "right"), ("bits", "left"),
-                         ("BPP", "right"), ("PSNR dB", "right"), ("MS-SSIM", "right"), ("LPIPS", "right")):
+                         ("BPP", "right"), ("PSNR dB", "right"), ("SSIM", "right"), ("MS-SSIM", "right"),
+                         ("LPIPS", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     if real_learned:
         table.add_column("est. BPP", justify="right")
@@ -115,7 +118,7 @@ def print_document(doc: EvalDocument, out: Any) -> None:
             label = infos.get(clip, {}).get("ms_ssim", "MS-SSIM")
             ms = _f(s["ms_ssim"], ".4f") + ("*" if label != "MS-SSIM" and clip in infos else "")
             cells = [result["id"] if i == 0 else "", clip, str(s["frames"]), result["bits"],
-                     _f(s["bpp"], ".4f"), _f(s["psnr"], ".2f"), ms,
+                     _f(s["bpp"], ".4f"), _f(s["psnr"], ".2f"), _f(s.get("ssim"), ".4f"), ms,
                      _f(s["lpips"], ".4f", "n/a")]
             if real_learned:
                 cells += [_f(s.get("bpp_estimate"), ".4f"),
@@ -126,6 +129,8 @@ def print_document(doc: EvalDocument, out: Any) -> None:
     out.print(table)
     if any(r["overall"]["p_frame"]["count"] or r["overall"].get("enc_ms_per_frame") is not None for r in results):
         _print_frames(results, multi_clip, out)
+    if any(r["overall"].get("rates_bpp") or r["overall"].get("fid") is not None for r in results):
+        _print_rates(results, out)
     for line in footnotes(doc):
         out.print(line, highlight=False, soft_wrap=True)
     print_rd(doc, out)
@@ -151,6 +156,29 @@ def _print_frames(results: list[dict[str, Any]], multi_clip: bool, out: Any) -> 
     out.print(frames)
 
 
+def _print_rates(results: list[dict[str, Any]], out: Any) -> None:
+    """Per RD point (overall): the bits, the estimate, the codec's other rates and FID."""
+    from rich.table import Table
+
+    names = list(dict.fromkeys(k for r in results for k in (r["overall"].get("rates_bpp") or {})))
+
+    def repeats(name: str) -> bool:  # the same figure as BPP or est. BPP on every row: not shown again
+        return all(any(v is not None and (r["overall"].get("rates_bpp") or {}).get(name) is not None
+                       and abs(v - r["overall"]["rates_bpp"][name]) <= 1e-9 * max(1.0, abs(v))
+                       for v in (r["overall"]["bpp"], r["overall"].get("bpp_estimate"))) for r in results)
+
+    names = [n for n in names if not repeats(n)]
+    table = Table(title="rates per point (BPP over original pixels, overall) and FID", title_justify="left")
+    for col in ("codec", "bits", "BPP", "est. BPP", *(f"{n} BPP" for n in names), "PSNR dB", "FID"):
+        table.add_column(col, justify="left" if col in ("codec", "bits") else "right")
+    for r in results:
+        o = r["overall"]
+        rates = o.get("rates_bpp") or {}
+        table.add_row(r["id"], r["bits"], _f(o["bpp"], ".4f"), _f(o.get("bpp_estimate"), ".4f"),
+                      *(_f(rates.get(n), ".4f") for n in names), _f(o["psnr"], ".2f"), _f(o.get("fid"), ".3f", "n/a"))
+    out.print(table)
+
+
 def footnotes(doc: EvalDocument) -> list[str]:
     """What a reader must know to read the numbers right."""
     lines = ["PSNR: RGB, mean of per-frame PSNR (DCVC convention). BPP: bits over original pixels."]
@@ -165,8 +193,15 @@ def footnotes(doc: EvalDocument) -> list[str]:
     reduced = [c for c in doc["clips"] if c["ms_ssim"] != "MS-SSIM"]
     for c in reduced:
         lines.append(f"* {c['name']} ({c['width']}x{c['height']}) is too small for 5-scale MS-SSIM: {c['ms_ssim']}")
+    if any(c.get("ssim", "SSIM") != "SSIM" for c in doc["clips"]):
+        lines.append("SSIM: " + ", ".join(f"{c['name']} {c['ssim']}" for c in doc["clips"] if c.get("ssim", "SSIM") != "SSIM"))
     if not doc["lpips"]["available"]:
         lines.append(f"LPIPS {doc['lpips']['reason']}")
+    fid = doc.get("fid")
+    if fid and fid.get("reason"):
+        lines.append(fid["reason"])
+    elif fid:
+        lines.append(fid["convention"])
     else:
         for c in doc["clips"]:
             if c["lpips"].startswith("unavailable"):
@@ -197,12 +232,13 @@ def print_rd(doc: EvalDocument, out: Any) -> None:
     if not rd or not (len(rd["curves"]) > 1 or any(len(c["points"]) > 1 for c in rd["curves"])):
         return
     table = Table(title="RD points", title_justify="left")
-    for col in ("curve", "point", "bits", "BPP", "PSNR dB", "MS-SSIM", "LPIPS"):
+    for col in ("curve", "point", "bits", "BPP", "PSNR dB", "SSIM", "MS-SSIM", "LPIPS"):
         table.add_column(col, justify="left" if col in ("curve", "point", "bits") else "right")
     for curve in rd["curves"]:
         for i, p in enumerate(curve["points"]):
             table.add_row(curve["name"] if i == 0 else "", p["label"], curve["bits"], _f(p["bpp"], ".4f"),
-                          _f(p["psnr"], ".2f"), _f(p["ms_ssim"], ".4f"), _f(p["lpips"], ".4f", "n/a"))
+                          _f(p["psnr"], ".2f"), _f(p.get("ssim"), ".4f"), _f(p["ms_ssim"], ".4f"),
+                          _f(p["lpips"], ".4f", "n/a"))
         table.add_section()
     out.print(table)
     if not rd["bd"]:

@@ -23,20 +23,15 @@ import numpy as np
 import torch
 
 from dcvc_bench.errors import UserError
-from dcvc_bench.eval.evaluators import (Evaluator, baseline_evaluator, build_iframe_from_checkpoint, iframe_notes,
-                                        learned_evaluators)
+from dcvc_bench.eval.evaluators import Evaluator, baseline_evaluator, learned_evaluators
 from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
 from dcvc_bench.eval.scoring import Scorer, mean, summarize_clip, summarize_overall
-from dcvc_bench.eval.targets import (Clip, EvalOptions, EvalRequest, Target, check_counts, latest_run, load_clip,
+from dcvc_bench.eval.targets import (Clip, EvalRequest, Target, check_counts, latest_run, load_clip,
                                      parse_depths, resolve_clips, resolve_device, resolve_targets)
-from dcvc_bench.evaldoc import (CONVENTIONS, ClipInfo, EvalDocument, ResultDoc, eval_document, lpips_doc,
+from dcvc_bench.evaldoc import (ClipInfo, EvalDocument, ResultDoc, eval_document, lpips_doc,
                                 result_doc, settings_doc)
 
-# eval/iframe_eval.py (owned elsewhere) imports these from here; they live in the modules above.
-__all__ = ["CONVENTIONS", "EvalOptions", "EvalRequest", "Evaluator", "Scorer", "Target", "baseline_evaluator",
-           "build_iframe_from_checkpoint", "check_anchor", "check_counts", "check_plottable", "default_anchor",
-           "eval_command", "evaluate", "iframe_notes", "ms_ssim_label", "rd_section", "resolve_clips",
-           "resolve_device", "resolve_targets", "run_eval", "write_outputs"]
+__all__ = ["eval_command", "evaluate", "run_eval", "write_outputs"]
 
 
 def evaluate(evaluators: Sequence[Evaluator], clips: Sequence[Clip], frames: int, scorer: Scorer,

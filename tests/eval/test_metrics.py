@@ -18,6 +18,8 @@ from dcvc_bench.eval.metrics import (
     ms_ssim_setting,
     mse_to_psnr,
     psnr,
+    ssim,
+    ssim_setting,
 )
 
 # --------------------------------------------------------------------------- PSNR
@@ -84,8 +86,35 @@ def test_reduced_loop_matches_pytorch_msssim_in_the_standard_setting():
 def test_frame_metrics_gives_per_sample_values():
     x = torch.rand(3, 3, 32, 48)
     out = frame_metrics(x, (x * 0.95).clamp(0, 1))
-    assert set(out) == {"mse", "psnr", "ms_ssim"}
+    assert set(out) == {"mse", "psnr", "ssim", "ms_ssim"}
     assert all(v.shape == (3,) for v in out.values())
+
+
+# --------------------------------------------------------------------------- SSIM
+
+
+def test_ssim_is_pytorch_msssims_single_scale_ssim_per_sample():
+    from pytorch_msssim import ssim as library
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 40, 56, generator=g)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    value = ssim(x, y)
+    torch.testing.assert_close(value, library(x, y, data_range=1.0, size_average=False))
+    torch.testing.assert_close(ssim(x, x), torch.ones(2))
+    assert bool(((value > 0) & (value < 0.99)).all())
+    assert bool((value < ms_ssim(x, y)).all())  # single scale sees the fine-scale noise undamped
+
+
+@pytest.mark.parametrize("side, win", [(1, 1), (2, 1), (5, 5), (8, 7), (10, 9), (11, 11), (300, 11)])
+def test_ssim_window_shrinks_to_fit_small_frames_and_never_crashes(side, win):
+    setting = ssim_setting(side, side + 3)
+    assert setting["win_size"] == win
+    assert setting["label"] == ("SSIM" if win == 11 else f"SSIM (win {win})")
+    if side <= 11:
+        x = torch.rand(1, 3, side, side + 3)
+        value = ssim(x, (x * 0.9).clamp(0, 1))
+        assert value.shape == (1,) and torch.isfinite(value).all()
 
 
 # --------------------------------------------------------------------------- LPIPS
@@ -102,7 +131,8 @@ def test_lpips_unavailable_names_the_missing_file_and_folder(empty_torch_home):
     assert not ok
     assert "alexnet-owt-7be5be79.pth" in reason
     assert str(empty_torch_home / "hub" / "checkpoints") in reason
-    with pytest.raises(UserError, match="alexnet-owt-7be5be79.pth"):
+    assert reason.startswith(f"place alexnet-owt-7be5be79.pth in {empty_torch_home / 'hub' / 'checkpoints'} ")
+    with pytest.raises(UserError, match="^LPIPS unavailable: place alexnet-owt-7be5be79.pth in "):
         LPIPSMetric()
 
 

@@ -21,7 +21,8 @@ the CLI names a type. A spec whose family is not listed is refused in one line.
 
 from __future__ import annotations
 
-from typing import Callable
+import os
+from typing import Callable, Optional
 
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec
 from dcvc_bench.errors import UserError
@@ -46,6 +47,28 @@ FAMILIES: dict[str, Builder] = {
 """type -> builder(spec, device): the I-frame families this build can run."""
 
 
+WEIGHTS_FILE_TYPES: tuple[Callable[[str], Optional[str]], ...] = (vq.peek_vq_family,)
+"""Functions path -> the I-frame type whose own weights file it is (or None)."""
+
+UNTRAINED: dict[str, Callable[..., IFrameCodec]] = {
+    "vqgan": vq.VQGANCodec.untrained,
+    "rvq": vq.RVQCodec.untrained,
+}
+"""type -> untrained(config, layers=None, device="cpu"): a network with initialised
+codebooks but no training, for timing only (``bench iframe`` without a checkpoint)."""
+
+
+def iframe_weights_type(path: str | os.PathLike[str]) -> Optional[str]:
+    """The I-frame type whose own weights file ``path`` is (e.g. ``rvq`` for an RVQ-VQGAN
+    checkpoint), or None (a training checkpoint, another file, unreadable). Never raises;
+    reads no weights."""
+    for peek in WEIGHTS_FILE_TYPES:
+        found = peek(str(path))
+        if found is not None:
+            return found
+    return None
+
+
 def build_iframe_codec(spec: IFrameSpec, device: str = "cpu") -> IFrameCodec:
     """The I-frame codec a spec describes, on ``device`` (where the family computes)."""
     builder = FAMILIES.get(spec.type)
@@ -57,6 +80,7 @@ def build_iframe_codec(spec: IFrameSpec, device: str = "cpu") -> IFrameCodec:
 
 __all__ = [
     "FAMILIES",
+    "UNTRAINED",
     "RANDOM_WEIGHTS_WARNING",
     "CompressAICodec",
     "IFrameCodec",
@@ -65,5 +89,6 @@ __all__ = [
     "build_iframe_codec",
     "compressai_model_names",
     "hash_state_dict",
+    "iframe_weights_type",
     "zoo_weight_file",
 ]

@@ -25,6 +25,7 @@ from dcvc_bench.models.iframe.base import (
     check_size,
     hash_state_dict,
 )
+from dcvc_bench.models.iframe.vq import vq_checkpoint_family
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,12 @@ def _load_state_dict_file(path: Path, what: str) -> dict[str, Tensor]:
             f"{what} {path} cannot be loaded as plain weights (weights_only=True refuses pickled code "
             f"and unknown objects): {first}"
         ) from None
+    family = vq_checkpoint_family(obj)
+    if family is not None:
+        raise UserError(
+            f"{what} {path} is a VQ checkpoint ({family}), not CompressAI weights; use --i_frame_type {family} "
+            f"--vqgan_config <its JSON config> --vqgan_checkpoint {path} (curriculum: [i_frame] type = \"{family}\")"
+        )
     if isinstance(obj, dict):
         for key in ("state_dict", "model_state_dict"):
             if isinstance(obj.get(key), dict):

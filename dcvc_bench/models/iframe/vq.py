@@ -71,6 +71,24 @@ def is_vq_checkpoint(obj: Any) -> bool:
     return isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT
 
 
+def vq_checkpoint_family(obj: Any) -> str | None:
+    """The family (``vqgan``/``rvq``) a loaded VQ checkpoint's config names, else None."""
+    if not is_vq_checkpoint(obj):
+        return None
+    family = obj.get("config", {}).get("family") if isinstance(obj.get("config"), dict) else None
+    return family if isinstance(family, str) else "vqgan/rvq"
+
+
+def peek_vq_family(path: str | os.PathLike[str]) -> str | None:
+    """The family of the VQ checkpoint at ``path`` (read as data, memory-mapped: the
+    weights are not read), or None when it is not one or cannot be read. Never raises."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip checkpoint, pickled code, unreadable: not a VQ checkpoint here
+        return None
+    return vq_checkpoint_family(state)
+
+
 def load_vq_checkpoint(path: str | os.PathLike[str], config: VQConfig | None = None,
                        flag: str = "--vqgan_checkpoint") -> tuple[VQGAN, IndexTables]:
     """The network (eval mode, frozen) and its index tables. With ``config`` (the JSON the
@@ -229,6 +247,42 @@ class VQCodec(IFrameCodec):
         raise NotImplementedError
 
     @classmethod
+    def untrained(cls, config: str | os.PathLike[str], layers: int | None = None,
+                  device: str | torch.device = "cpu", seed: int = 0) -> VQCodec:
+        """The network of ``config`` with random weights and its codebooks k-means-initialised
+        on random pixels (tables fitted on them): the arithmetic of a trained codec, for
+        timing only (:attr:`random_weights` is True; it has no spec)."""
+        cfg = VQConfig.from_json(config, what="--config")
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = VQGAN(cfg)
+        side = 4 * cfg.downsampling
+        frames = torch.rand(2, 3, side, side, generator=gen)
+        with torch.no_grad():
+            seq = model.encode_latent(frames).flatten(2).transpose(1, 2)
+            # at least K distinct vectors for k-means: jittered copies of the real latents
+            reps = -(-cfg.codebook_size // seq.shape[1]) + 1
+            seq = seq.repeat(1, reps, 1)
+            seq = seq + 0.05 * seq.std() * torch.randn(seq.shape, generator=gen)
+            model.train()
+            for _ in range(256):  # RVQ's quantize_dropout skips deep layers on some calls
+                model.quantize(seq)
+                if model.codebooks_initialised():
+                    break
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        codec = cls(model, IndexTables(fit_index_counts(model, [frames])), layers=layers, device=device)
+        codec._untrained = True
+        return codec
+
+    _untrained = False
+
+    @property
+    def random_weights(self) -> bool:
+        return self._untrained
+
+    @classmethod
     def from_spec(cls, spec: VQGANSpec | RVQSpec, device: str | torch.device = "cpu") -> VQCodec:
         """From a ``VQGANSpec``/``RVQSpec`` (``config``, ``checkpoint``, RVQ ``layers``)."""
         return cls.from_files(spec.config, spec.checkpoint, layers=getattr(spec, "layers", None), spec=spec,
@@ -358,6 +412,8 @@ __all__ = [
     "fit_index_counts",
     "is_vq_checkpoint",
     "load_vq_checkpoint",
+    "peek_vq_family",
     "refresh_index_tables",
     "save_vq_checkpoint",
+    "vq_checkpoint_family",
 ]
