@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -34,20 +33,20 @@ from pydantic import (
 from dcvc_bench.curriculum.bounds import (
     MAX_EPOCHS, MAX_SEED, MAX_SYNTHETIC_PIXELS, MAX_TRACKS, Accumulation, Batch, ClipCount, ClipFrames,
     ClipSide, CropSize, Epochs, Fraction, FrameCount, Gop, GpuIds, GradNorm, Lambda,
-    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, Seed,
+    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, RvqLayers, Seed,
     StepsPerEpoch, Threads, Workers, is_count,
 )
+from dcvc_bench.curriculum.base import CurriculumModel
 from dcvc_bench.curriculum.messages import one_line, rule as _rule, show as _show
 from dcvc_bench.curriculum.textfile import parse_toml, read_text
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
+from dcvc_bench.curriculum.iframe_training import IFrameTraining, check_curriculum as _check_iframe, fill_i_frame
 from dcvc_bench.errors import UserError
 
 DEFAULT_CURRICULUM: Path = Path(str(resources.files("dcvc_bench") / "curricula" / "smoke.toml"))
 """The embedded default curriculum (CPU, synthetic clips, minutes): what `run` uses without an argument."""
 
-class _Model(BaseModel):
-    # strict: TOML already has types; "1e-4" (a string) or true (for an int) is a mistake.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+_Model = CurriculumModel
 
 
 # ---------------------------------------------------------------- data, model, I-frame
@@ -235,6 +234,7 @@ class Track(_Model):
     name: Optional[Name] = None  # default f"l{int(lambda)}", e.g. "l2048"
     lambda_value: Lambda = Field(alias="lambda")
     quality_index: Annotated[int, Field(ge=1, le=4)]
+    i_frame_layers: Optional[RvqLayers] = None  # RVQ depth of this track's I-frames (default: [i_frame].layers)
 
     @model_validator(mode="after")
     def _default_name(self) -> Track:
@@ -283,6 +283,7 @@ class Curriculum(_Model):
     output_dir: OutputDir = "runs"
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
+    iframe_training: Optional[IFrameTraining] = None  # before i_frame: its errors come first
     i_frame: IFrameSpec = Field(default_factory=default_spec)
     train: TrainOptions = Field(default_factory=TrainOptions)
     tracks: Annotated[list[Track], Field(min_length=1, max_length=MAX_TRACKS)]
@@ -324,12 +325,23 @@ class Curriculum(_Model):
         stage4 = next(s for s in self.stages if s.stage == 4)
         return self.stage_options(stage4).model_copy(update=self.gop_opt.overrides())
 
+    @property
+    def trains_i_frame(self) -> bool:
+        """The P-frame steps use the codec that ``[iframe_training]`` trains."""
+        return self.iframe_training is not None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trained_i_frame(cls, data: Any) -> Any:
+        return fill_i_frame(data)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Curriculum:
         self._check_tracks_unique()
         self._check_stage_order()
         self._check_gop_opt()
         self._check_synthetic_fits()
+        _check_iframe(self)
         return self
 
     def _check_tracks_unique(self) -> None:

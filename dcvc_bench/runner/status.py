@@ -171,7 +171,7 @@ def render_status(view: RunView) -> list[Any]:
         steps.add_column(header, justify="right" if header in ("#", "stage", "GOP", "λ") else "left")
     for step in view.steps:
         cells = step_cells(view, step)
-        steps.add_row(str(step.index + 1), step.id, str(step.stage), step.gop_label, f"{step.lambda_value:g}",
+        steps.add_row(str(step.index + 1), step.id, step.stage_label, step.gop_label, step.lambda_label,
                       cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"])
     parts.append(steps)
     parts += [Text(f"warning: {line}") for line in latent_warnings(view)]

@@ -375,6 +375,8 @@ class RunModel:
     def checkpoint_prefix(self, track: str) -> str:
         """The part of the file names shared by a track's checkpoints."""
         step = next(s for s in self._view.steps if s.track == track)  # the track's λ and quality
+        if step.is_iframe:
+            return f"iframe_{step.i_frame_type}_"
         return checkpoint_name(step.lambda_value, step.quality_index, 1, "latest").split("stage_")[0]
 
     def checkpoints(self, track: str) -> list[CheckpointRow]:
