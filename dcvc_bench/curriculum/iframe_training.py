@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from dcvc_bench.curriculum.base import CurriculumModel
 from dcvc_bench.curriculum.bounds import (
@@ -289,6 +289,7 @@ class CompressAITraining(_Training):
 
 
 IFrameTraining = Annotated[Union[VQGANTraining, RVQTraining, CompressAITraining], Field(discriminator="type")]
+_TRAINING: TypeAdapter[Any] = TypeAdapter(IFrameTraining)
 
 #: key -> the training types it belongs to (for "applies to type 'rvq' only").
 _KEY_TYPES: dict[str, tuple[str, ...]] = {}
@@ -317,8 +318,8 @@ def fill_i_frame(data: Any) -> Any:
                     raise _rule("missing; the P-frame steps need a trained VQ codec: point config and checkpoint "
                                 "at one, or add [iframe_training] to train it in this curriculum", "i_frame", key)
         return data
-    if not isinstance(training, dict) or training.get("type") not in TRAINING_TYPES:
-        return data  # the table's own validation says what is wrong
+    if not _valid(training):
+        return data  # the table's own validation says what is wrong (its errors come first)
     trained = training["type"]
     used = table.get("type", trained)
     if used != trained:
@@ -339,6 +340,14 @@ def fill_i_frame(data: Any) -> Any:
         spec = {"type": trained, "config": training.get("config", TRAINED), "checkpoint": TRAINED,
                 **({"layers": table["layers"]} if "layers" in table else {})}
     return {**data, "i_frame": spec}
+
+
+def _valid(training: Any) -> bool:
+    try:
+        _TRAINING.validate_python(training)
+    except ValidationError:
+        return False
+    return True
 
 
 def check_curriculum(cur: Any) -> None:
