@@ -1,13 +1,17 @@
 """A Step: one `accelerate launch -m <its kind's trainer module>` invocation of a curriculum.
 
 The expansion TOML -> Curriculum -> [Step] is static; how a step *starts* on a given
-run (fresh / previous stage's best / stage latest + LR reset / resume own latest)
-depends on what is on disk and is decided by ``dcvc_bench.runner.resume``.
+run (fresh / previous stage's best / stage latest + LR reset / previous step's final /
+resume own latest) depends on what is on disk and is decided by ``dcvc_bench.runner.resume``
+(each kind's start rule: ``dcvc_bench.runner.starts``).
 
 Kinds: every step has a :class:`StepKind`, and code that asks "what is this step" reads
 it (``plan``, ``status``, the TUI, the resume rules), never ``stage`` numbers. A kind
-names the trainer module the runner launches, how the step is titled and grouped. The
-P-frame kinds' parameters are ``stage``, ``gop``, ``lambda_value``, ``quality_index``.
+(:data:`KINDS`) names the trainer module the runner launches, how the step is titled and
+grouped, and its checkpoints' names. The P-frame kinds' parameters are ``stage``,
+``gop``, ``lambda_value``, ``quality_index``; an I-frame step's (``[iframe_training]``)
+are its ``tag`` and ``i_frame_type``: its track is the scope ``iframe`` (checkpoints in
+``checkpoints/iframe/``, named ``iframe_{type}_{tag}_{kind}.pth``), ``stage`` 0, ``gop`` 1.
 
 Artifacts: a step ``produces`` one named artifact and ``consumes`` the artifacts it
 starts from or reads. A name is ``<scope>:<what>``, the scope being the track (e.g.
@@ -15,14 +19,16 @@ starts from or reads. A name is ``<scope>:<what>``, the scope being the track (e
 write in turn: what a step consumes is the version written by the last step before it
 (run order) that produces that name. A step that consumes and produces the same name
 (every P-frame step after a track's first continues its track's weights) *updates* it in
-place; any other consumed name is an *input* it only reads (e.g. a trained I-frame codec
-of issue 12), and its producer's config hash is part of the consumer's (see
-``curriculum.expand.config_hashes``). Either way, a producer that runs makes its
-consumers run (``runner.resume``).
+place; any other consumed name is an *input* it only reads (the I-frame codec
+``iframe:codec`` that the I-frame steps train, read by every P-frame step through the
+flag ``Step.input_flags`` names), and its producer's config hash is part of the
+consumer's (see ``curriculum.expand.config_hashes``). Either way, a producer that runs
+makes its consumers run (``runner.resume``).
 
 Identifiers:
 - ``phase_id`` is what the trainer writes into every checkpoint as ``step_id``:
-  ``s{stage}g{gop}`` plus ``-opt`` for the stage-4 GOP-optimisation step. Checkpoints of
+  ``s{stage}g{gop}`` plus ``-opt`` for the stage-4 GOP-optimisation step (an I-frame
+  step's: its tag, ``train``, ``e2e``, ``p2``...). Checkpoints of
   one track live in one folder, and their names carry no GOP, so ``step_id`` inside the
   checkpoint is what tells the GOP steps of a stage apart.
 - ``id`` is unique within a run: ``{track}-{phase_id}`` (e.g. ``l2048-s1g2``); the

@@ -15,14 +15,20 @@ The rules (shared/DESIGN.md, "Resume rules"):
   archive counts as there for the steps after it. `run` decides with ``verify=True``:
   every checkpoint it trusts must have the sha256 its sidecar recorded, so an archive
   replaced behind its back (same size, mtime set back) is not a finished step.
-- RESUME_OWN_LATEST: the step started with this config and did not finish, and the
-  stage's ``latest`` was written by it (sidecar ``step_id`` = the step's phase id, not
-  finished): ``--resume`` it, no LR reset. A ``latest`` whose sidecar does not match the
-  file cannot be attributed to a step and is not resumed (the decision says so).
-- Otherwise the step's planned start: FRESH; PREVIOUS_STAGE_BEST (``--load_pretrained``
-  the previous stage's best, or the archived final of that stage's last step);
-  STAGE_LATEST_LR_RESET (``--resume`` the previous step's archived final with
-  ``--force_learning_rate`` the reset LR).
+- RESUME_OWN_LATEST: the step started with this config and did not finish, and its own
+  ``latest`` (the stage's; an I-frame step's ``iframe_{type}_{tag}_latest.pth``) was
+  written by it (sidecar ``step_id`` = the step's phase id, not finished): ``--resume``
+  it, no LR reset. A ``latest`` whose sidecar does not match the file cannot be
+  attributed to a step and is not resumed (the decision says so).
+- Otherwise the step's planned start, by its kind's rule (``runner.starts``): FRESH;
+  PREVIOUS_STAGE_BEST (``--load_pretrained`` the previous stage's best, or the archived
+  final of that stage's last step); STAGE_LATEST_LR_RESET (``--resume`` the previous
+  step's archived final with ``--force_learning_rate`` the reset LR); for an I-frame step
+  after the first, PREVIOUS_STEP_FINAL (``--load_pretrained`` the previous I-frame step's
+  archived final: weights only). Whatever the start, a step that reads an artifact
+  (``Step.input_flags``, the P-frame steps reading the trained I-frame codec) is given
+  the archived final of its last producer that is not skipped (``--vqgan_checkpoint`` /
+  ``--i_frame_checkpoint``); none there and none to be written is ``missing``.
 - A step that runs makes every later step that consumes what it produces run too (their
   inputs change), and so on down the chain: for P-frame steps, every later step of its
   track (each continues its track's weights, ``Step.consumes``); a step whose config hash
@@ -287,8 +293,8 @@ def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: Step 
 
 def _own_latest(step: Step, record: StepRecord | None, fp: Fingerprint,
                 paths: RunPaths, verify: bool = False) -> CheckpointState | None:
-    """The stage's latest when the step may continue from it (it started with this config
-    and did not finish), else None."""
+    """Its own latest (the stage's, by its kind's name) when the step may continue from it
+    (it started with this config and did not finish), else None."""
     if record is None or record.config_hash != fp.hash or record.status not in UNFINISHED:
         return None
     return probe(paths.own_checkpoint(step, "latest"), verify)

@@ -142,7 +142,8 @@ def checkpoint_rows(paths: RunPaths, tracks: list[str]) -> list[dict[str, Any]]:
                 step_id, epoch, loss = state, "?", "?"
             else:
                 step_id = str(meta.get("step_id") or "?")
-                epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" + (" final" if meta.get("finished") else "")
+                of = f"/{meta['epochs']}" if meta.get("epochs") is not None else ""
+                epoch = f"{meta.get('epoch')}{of}" + (" final" if meta.get("finished") else "")
                 loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "-"
             rows.append({"track": track, "file": pth.name, "step": step_id, "epoch": epoch, "loss": loss,
                          "size": human_size(st.st_size), "age": fmt_duration(now - st.st_mtime)})
