@@ -16,7 +16,8 @@ The P-frame steps then use the codec the last I-frame step trained: :func:`train
 fills ``[i_frame]`` from this table (it may only say ``type`` and, for rvq, ``layers``),
 with the checkpoint :data:`TRAINED` that the runner replaces by that step's archive.
 Options absent here (batch_size, crop_size, learning_rate, steps_per_epoch, num_workers,
-seed, eval_max_frames, grad_clip_max_norm) are ``[train]``'s.
+grad_clip_max_norm, seed) are ``[train]``'s; ``eval_max_frames`` (validation frames per
+clip) is the recipe's unless set here (``[train]``'s is for GOPs).
 
 A VQ ``config`` is a JSON file or the name of one shipped with dcvc-bench
 (:func:`vq_config_path`; :func:`read_vq_config` reads what the control plane checks).
@@ -53,7 +54,7 @@ BUNDLED_CONFIGS = Path(str(resources.files("dcvc_bench") / "models" / "iframe" /
 COMPRESSAI_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.18}
 #: The options of ``[train]`` an I-frame step uses unless ``[iframe_training]`` sets them.
 COMMON_OPTIONS = ("batch_size", "crop_size", "learning_rate", "steps_per_epoch", "num_workers",
-                  "eval_max_frames", "grad_clip_max_norm", "seed")
+                  "grad_clip_max_norm", "seed")
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,9 @@ class _Training(CurriculumModel):
     learning_rate: Optional[LearningRate] = None
     steps_per_epoch: Optional[StepsPerEpoch] = None
     num_workers: Optional[Workers] = None
-    eval_max_frames: Optional[FrameCount] = None
     grad_clip_max_norm: Optional[GradNorm] = None
     seed: Optional[Seed] = None
+    eval_max_frames: Optional[FrameCount] = None  # validation frames per clip; absent: the recipe's (its first)
 
     @model_validator(mode="before")
     @classmethod
@@ -197,7 +198,7 @@ class _Training(CurriculumModel):
             "train_video_dir": str(data_dirs[0]), "val_video_dir": str(data_dirs[1]),
             "i_frame_type": self.type, **self.family_flags(phase), "step_tag": phase.tag, "epochs": epochs,
             **{name: self.option(name, train) for name in COMMON_OPTIONS},
-            "mixed_precision": mixed_precision,
+            "eval_max_frames": self.eval_max_frames, "mixed_precision": mixed_precision,
         }
         return {name: value for name, value in flags.items() if value is not None}
 
@@ -265,7 +266,7 @@ class RVQTraining(_VQTraining):
 class CompressAITraining(_Training):
     type: Literal["compressai"] = "compressai"
     model_name: Annotated[str, Field(min_length=1)] = "bmshj2018-hyperprior"  # a CompressAI zoo architecture
-    quality: Annotated[int, Field(ge=1, le=8)] = 4  # its size, as the zoo's quality index
+    quality: Annotated[int, Field(ge=1, le=8)] = 3  # its size, as the zoo's quality index
     lambda_value: Optional[Lambda] = Field(None, alias="lambda")  # default: the zoo's λ for the quality
 
     @field_validator("model_name")

@@ -150,3 +150,14 @@ def test_plan_refuses_a_schedule_that_does_not_fit_in_one_line_exit_2(tmp_path):
         f"error: {bad}: iframe_training.depths: [2, 4, 16] do not fit the codec's 8 layers (num_quantizers in "
         f"{BUNDLED_CONFIGS / 'tiny_rvq_f16.json'}); the deepest must be <= 8"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_run_refuses_it_too_before_the_run_folder_exists(tmp_path, monkeypatch):
+    from dcvc_bench.runner.commands import run_command
+
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit('config = "tiny_rvq_f16"', 'config = "tiny_vqgan_f16"'))
+    with pytest.raises(UserError, match=r"iframe_training\.config: .* is a 'vqgan' config; type 'rvq'"):
+        run_command(bad)
+    assert not (tmp_path / "runs").exists()

@@ -97,8 +97,7 @@ def test_the_i_frame_steps_exact_flags_follow_the_contract():
         "vqgan_config": str(BUNDLED_CONFIGS / "tiny_rvq_f16.json"), "recon_loss": "l1", "perceptual_weight": 1.0,
         "codebook_weight": 1.0, "disc_start": 2, "disc_weight": 0.8, "rvq_train_layers": 4, "rvq_frozen_layers": 2,
         "step_tag": "p4", "epochs": 1, "batch_size": 4, "crop_size": 64, "learning_rate": 2e-4,
-        "steps_per_epoch": 4, "num_workers": 0, "eval_max_frames": 4, "grad_clip_max_norm": 1.0, "seed": 42,
-        "mixed_precision": "no"}
+        "steps_per_epoch": 4, "num_workers": 0, "grad_clip_max_norm": 1.0, "seed": 42, "mixed_precision": "no"}
     run = planned_run_flags(cur, steps[1], steps)
     paths = run_paths(cur)
     assert run == {"checkpoint_dir": str(paths.checkpoints_dir("iframe")),
