@@ -35,3 +35,26 @@ def test_the_i_frame_steps_sit_in_an_i_frame_group_above_the_stages(tmp_path, mo
             assert labels[5].startswith("· l256 λ256 q1") and labels[6].startswith("· stage 1")
 
     asyncio.run(main())
+
+
+def test_the_i_frame_checkpoints_are_listed_step_by_step(tmp_path, monkeypatch):
+    from dcvc_bench.checkpoints import atomic_write_bytes, iframe_checkpoint_path, write_sidecar
+    from dcvc_bench.runner.archive import archive_final
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "runs" / "rvq-smoke" / "checkpoints" / "iframe"
+    for tag in ("e2e", "p4", "p2"):  # written out of order
+        for kind in ("final", "latest"):
+            path = iframe_checkpoint_path(folder, "rvq", tag, kind)
+            atomic_write_bytes(path, f"{tag} {kind}".encode())
+            write_sidecar(path, {"step_id": tag, "kind": "iframe", "i_frame_type": "rvq", "epoch": 1, "loss": 0.5,
+                                 "best_loss": 0.5, "finished": kind == "final"})
+        if tag != "e2e":
+            archive_final(iframe_checkpoint_path(folder, "rvq", tag, "final"),
+                          tmp_path / "runs" / "rvq-smoke" / "steps" / f"iframe-{tag}" / "final.pth", {})
+    model = RunModel.open(REPO / "curricula" / "rvq-smoke.toml", clock=lambda: NOW)
+    model.poll()
+    assert [(c.name, c.kind, c.step) for c in model.checkpoints("iframe")] == [
+        ("p2_latest.pth", "latest", "p2"), ("p2_final.pth", "final", "p2"), ("iframe-p2/final.pth", "final", "p2"),
+        ("p4_latest.pth", "latest", "p4"), ("p4_final.pth", "final", "p4"), ("iframe-p4/final.pth", "final", "p4"),
+        ("e2e_latest.pth", "latest", "e2e"), ("e2e_final.pth", "final", "e2e")]
