@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from dcvc_bench.clips import clip_size, list_videos
+from dcvc_bench.curriculum.iframe_spec import RVQSpec
 from dcvc_bench.curriculum.iframe_training import (
     TRAINED, CompressAITraining, RVQTraining, VQConfigInfo, read_vq_config,
 )
@@ -50,12 +51,12 @@ def iframe_problems(cur: Curriculum) -> list[str]:
             problems.append(f"{cur.source}: iframe_training.depths: {training.depths} do not fit the codec's "
                             f"{info.num_quantizers} layers (num_quantizers in {info.path}); the deepest must be "
                             f"<= {info.num_quantizers}")
-    elif training is None and cur.i_frame.type == "rvq" and getattr(cur.i_frame, "config", TRAINED) != TRAINED:
+    elif training is None and isinstance(cur.i_frame, RVQSpec) and cur.i_frame.config != TRAINED:
         try:  # a codec trained elsewhere: its config bounds the depth (a missing file is preflight's)
-            info = read_vq_config(cur.i_frame.config, "i_frame.config")  # type: ignore[union-attr]
+            info = read_vq_config(cur.i_frame.config, "i_frame.config")
         except UserError:
             info = None
-    if info is not None and cur.i_frame.type == "rvq":
+    if info is not None and isinstance(cur.i_frame, RVQSpec):
         wanted = [("i_frame.layers", getattr(cur.i_frame, "layers", None))]
         wanted += [(f"tracks[{i}].i_frame_layers", t.i_frame_layers) for i, t in enumerate(cur.tracks)]
         for key, layers in wanted:

@@ -38,13 +38,16 @@ from dcvc_bench.curriculum.bounds import (
     MAX_EPOCHS, Batch, CropSize, FrameCount, GradNorm, Iterations, Lambda, LearningRate, LossWeight,
     PathText, RvqLayers, Seed, StepsPerEpoch, Workers, is_count,
 )
+from dcvc_bench.curriculum.iframe_spec import CompressAISpec, RVQSpec, VQGANSpec
 from dcvc_bench.curriculum.messages import rule as _rule, show as _show
 from dcvc_bench.curriculum.zoo import check_zoo_model, check_zoo_quality
 from dcvc_bench.errors import UserError
 
 STRATEGIES = ("end_to_end", "progressive", "progressive_then_end_to_end")
-VQ_TYPES = ("vqgan", "rvq")
-TRAINING_TYPES = ("vqgan", "rvq", "compressai")
+#: The families that can be trained here, named by their specs (the one place types are spelt).
+VQGAN, RVQ, COMPRESSAI = (cls.model_fields["type"].default for cls in (VQGANSpec, RVQSpec, CompressAISpec))
+VQ_TYPES = (VQGAN, RVQ)
+TRAINING_TYPES = (VQGAN, RVQ, COMPRESSAI)
 #: ``[i_frame].checkpoint`` of a curriculum that trains its I-frame codec: the runner passes
 #: the archive of the last I-frame step instead (it is never a path on disk).
 TRAINED = "<trained by [iframe_training]>"
@@ -221,11 +224,11 @@ class _VQTraining(_Training):
 
 
 class VQGANTraining(_VQTraining):
-    type: Literal["vqgan"] = "vqgan"
+    type: Literal[VQGAN] = VQGAN  # type: ignore[valid-type]
 
 
 class RVQTraining(_VQTraining):
-    type: Literal["rvq"] = "rvq"
+    type: Literal[RVQ] = RVQ  # type: ignore[valid-type]
     strategy: Literal["end_to_end", "progressive", "progressive_then_end_to_end"] = "end_to_end"
     depths: Optional[Annotated[list[RvqLayers], Field(min_length=1)]] = None  # progressive: layers per step
 
@@ -264,7 +267,7 @@ class RVQTraining(_VQTraining):
 
 
 class CompressAITraining(_Training):
-    type: Literal["compressai"] = "compressai"
+    type: Literal[COMPRESSAI] = COMPRESSAI  # type: ignore[valid-type]
     model_name: Annotated[str, Field(min_length=1)] = "bmshj2018-hyperprior"  # a CompressAI zoo architecture
     quality: Annotated[int, Field(ge=1, le=8)] = 3  # its size, as the zoo's quality index
     lambda_value: Optional[Lambda] = Field(None, alias="lambda")  # default: the zoo's λ for the quality
@@ -292,7 +295,7 @@ class CompressAITraining(_Training):
 IFrameTraining = Annotated[Union[VQGANTraining, RVQTraining, CompressAITraining], Field(discriminator="type")]
 _TRAINING: TypeAdapter[Any] = TypeAdapter(IFrameTraining)
 
-#: key -> the training types it belongs to (for "applies to type 'rvq' only").
+#: key -> the training types it belongs to (for "applies to type ... only").
 _KEY_TYPES: dict[str, tuple[str, ...]] = {}
 for _cls in (VQGANTraining, RVQTraining, CompressAITraining):
     for _name, _field in _cls.model_fields.items():
@@ -327,13 +330,13 @@ def fill_i_frame(data: Any) -> Any:
         raise _rule(f"must be {trained!r}, the codec [iframe_training] trains, got {_show(used)}; the P-frame "
                     "steps use the trained codec (leave [i_frame] out, or remove [iframe_training])",
                     "i_frame", "type")
-    allowed = ("type", "layers") if trained == "rvq" else ("type",)
+    allowed = ("type", "layers") if trained == RVQ else ("type",)
     for key in table:
         if key not in allowed:
             raise _rule(f"not with [iframe_training]: the P-frame steps use the codec it trains (here only "
                         f"{' and '.join(allowed)} may be set); remove it, or remove [iframe_training] to use "
                         "your own codec", "i_frame", key)
-    if trained == "compressai":
+    if trained == COMPRESSAI:
         spec = {"type": trained, "model_name": training.get("model_name", CompressAITraining.model_fields[
             "model_name"].default), "quality": training.get("quality", CompressAITraining.model_fields[
                 "quality"].default), "pretrained": False, "checkpoint": TRAINED}
@@ -358,8 +361,8 @@ def check_curriculum(cur: Any) -> None:
         if training is not None and track.name == "iframe":
             raise _rule('"iframe" is the scope of the I-frame steps (their ids are iframe-<tag>); '
                         "give the track another name", "tracks", i, "name")
-        if track.i_frame_layers is not None and cur.i_frame.type != "rvq":
-            raise _rule(f'applies only to an RVQ I-frame ([i_frame] type = "rvq"); the P-frame steps use '
+        if track.i_frame_layers is not None and not isinstance(cur.i_frame, RVQSpec):
+            raise _rule(f'applies only to an RVQ I-frame ([i_frame] type = "{RVQ}"); the P-frame steps use '
                         f"{cur.i_frame.type!r}", "tracks", i, "i_frame_layers")
     depth = training.trained_depth if isinstance(training, RVQTraining) else None
     if depth is not None:

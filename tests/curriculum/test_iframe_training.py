@@ -281,3 +281,15 @@ def test_a_vq_i_frame_that_is_neither_trained_nor_pointed_to_is_refused():
                 'type = "rvq"\nconfig = "tiny_rvq_f16"', smoke)
     assert error(text) == (f"{SRC}: i_frame.checkpoint: missing; the P-frame steps need a trained VQ codec: point "
                            "config and checkpoint at one, or add [iframe_training] to train it in this curriculum")
+
+
+def test_the_readmes_iframe_training_example_is_valid():
+    """The README's [iframe_training] example, inside a minimal curriculum, loads and expands."""
+    doc = (REPO / "README.md").read_text(encoding="utf-8")
+    section = doc.split("### Training the I-frame codec", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    text = ('name = "readme"\n' + example +
+            '\n[data]\ntrain_dir = "data/train"\nval_dir = "data/val"\n\n[[stages]]\nstage = 1\ngops = [2]\nepochs = 1\n')
+    cur, steps = steps_of(text)
+    assert [s.id for s in steps] == ["iframe-p2", "iframe-p4", "iframe-p6", "iframe-p8", "iframe-e2e", "l256-s1g2"]
+    assert steps[-1].train_flags["rvq_layers"] == 2 and cur.i_frame.layers == 8
