@@ -4,8 +4,10 @@ Order of business: take the run folder's lock; freeze the curriculum; write the 
 clips if the curriculum asks for them; expand the steps; close what a killed runner left
 open (a "running" step whose runner is gone is interrupted; a trainer that outlived its
 runner is asked to stop and save); decide every step (:mod:`~dcvc_bench.runner.resume`),
-forgetting the history of steps whose config or lineage changed; then run the tracks —
-one after another, or in parallel with one GPU each (``--gpus``).
+forgetting the history of steps whose config or lineage changed (the run-folder set-up
+before any step: :mod:`~dcvc_bench.runner.setup`); then run the tracks whose products
+other tracks read (the I-frame steps) and, once they are done, the others — one after
+another, or in parallel with one GPU each (``--gpus``).
 
 Each step is decided again right before it starts, so it sees what the steps before it
 wrote. Failures: a crash is retried from the step's own latest checkpoint up to
@@ -103,10 +105,11 @@ class Runner:
             self.ledger = Ledger.load(self.paths.run_dir / LEDGER_FILE)
             if self.ledger.warning:
                 self.display.message(f"warning: {self.ledger.warning}")
-            self._close_leftovers()
+            close_leftovers(self.ledger, self.steps, self.paths.run_dir, self.display, self.stop_grace_s)
             for line in repair_run_folder(self.paths):
                 self.display.message(line)
-            decisions = self._prepare_ledger()
+            decisions = prepare_ledger(self.steps, self.ledger, self.paths, self.fingerprints, self._record_done,
+                                       self.display)  # runner.setup: the folder before any step
             todo = [d for d in decisions if d.action is Action.RUN]
             by_user = sum(d.user_skipped for d in decisions)
             self.display.message(f"{self.cur.name}: {len(self.steps)} steps, "
@@ -116,14 +119,6 @@ class Runner:
             with self._signals():
                 results = self._execute()
             return self._summary(results)
-
-    # -- before any step (dcvc_bench.runner.setup) -------------------------------------
-    def _close_leftovers(self) -> None:
-        close_leftovers(self.ledger, self.steps, self.paths.run_dir, self.display, self.stop_grace_s)
-
-    def _prepare_ledger(self) -> list[Decision]:
-        return prepare_ledger(self.steps, self.ledger, self.paths, self.fingerprints, self._record_done,
-                              self.display)
 
     # -- tracks -------------------------------------------------------------------------
     def _execute(self) -> list[StepResult]:
