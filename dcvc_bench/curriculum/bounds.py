@@ -22,6 +22,9 @@ curriculum states each range next to its key. Why each maximum:
   legacy seeding refuses 2^32 and above.
 - ``num_processes <= 64`` (one machine), GPU ids ``0..1023``, CPU threads ``<= 1024``,
   retries ``<= 100``.
+- I-frame training (``[iframe_training]``): loss weights ``0..10000`` (0 turns a term off),
+  ``disc_start`` at most the iterations a step can have (epochs x steps_per_epoch maxima),
+  RVQ depths ``1..64`` (the VQ payload stores the depth in 7 bits).
 
 Names (the run's and tracks') become folder names and step ids: ``[A-Za-z0-9][A-Za-z0-9_.-]*``
 and at most :data:`MAX_NAME_CHARS` characters. Paths are checked as text only (whether they
@@ -60,6 +63,8 @@ MAX_RETRIES = 100
 MAX_TRACKS = 64
 MAX_RVQ_LAYERS = 64
 MAX_CODEBOOK = 65_536
+MAX_LOSS_WEIGHT = 10_000.0
+MAX_ITERATIONS = MAX_EPOCHS * MAX_STEPS_PER_EPOCH
 
 NAME_MAX_BYTES = 255     # one folder or file name (Linux NAME_MAX)
 PATH_MAX_BYTES = 4096    # a whole path (Linux PATH_MAX)
@@ -93,6 +98,8 @@ Threads = Annotated[int, Field(ge=1, le=MAX_THREADS)]
 Retries = Annotated[int, Field(ge=0, le=MAX_RETRIES)]
 RvqLayers = Annotated[int, Field(ge=1, le=MAX_RVQ_LAYERS)]
 CodebookSize = Annotated[int, Field(ge=2, le=MAX_CODEBOOK)]
+LossWeight = Annotated[float, Field(ge=0, le=MAX_LOSS_WEIGHT)]  # a loss term's weight (0 turns it off)
+Iterations = Annotated[int, Field(ge=0, le=MAX_ITERATIONS)]  # e.g. disc_start: iterations of one step
 
 
 def is_count(value: Any, high: int) -> bool:

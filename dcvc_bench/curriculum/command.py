@@ -22,7 +22,8 @@ from dcvc_bench.curriculum.steps import PFRAME_MODULE, StartKind, Step, producer
 
 NEGATABLE_FLAGS = frozenset({"i_frame_pretrained", "use_scheduler", "use_ema", "evaluate_both"})
 RUN_FLAGS = ("checkpoint_dir", "events_file", "resume", "load_pretrained", "force_learning_rate")
-"""Trainer flags that depend on the run folder and on how a step starts: the runner adds them."""
+"""Trainer flags that depend on the run folder and on how a step starts: the runner adds
+them, and the flags of ``Step.input_flags`` (the archive of what the step reads)."""
 
 TRAINER_MODULE = PFRAME_MODULE
 """The P-frame steps' trainer; a step launches ``step.module`` (its kind's)."""
@@ -52,6 +53,10 @@ class RunPaths:
     def stdout_log(self, step_id: str) -> Path:
         return self.step_dir(step_id) / "stdout.log"
 
+    def own_checkpoint(self, step: Step, kind: str) -> Path:
+        """One of the step's own checkpoints (``latest``/``best``/``final``), named by its kind."""
+        return self.checkpoints_dir(step.track) / step.checkpoint_name(kind)
+
     def final_checkpoint(self, step_id: str) -> Path:
         """Where the runner archives a finished step's ``final`` checkpoint: the GOP steps
         of a stage share one ``latest``, so the next step resumes from this copy."""
@@ -75,7 +80,10 @@ def planned_run_flags(cur: Curriculum, step: Step, steps: Sequence[Step]) -> dic
     - fresh: none beyond the checkpoint folder and events file;
     - previous stage's best: ``--load_pretrained`` (weights only, fresh optimizer);
     - GOP increase / GOP optimisation: ``--resume`` the previous step's archived final
-      checkpoint and ``--force_learning_rate`` the reset LR.
+      checkpoint and ``--force_learning_rate`` the reset LR;
+    - a later I-frame step: ``--load_pretrained`` the previous I-frame step's archived final;
+
+    and for each artifact it reads (``Step.input_flags``), its producer's archived final.
     """
     paths = run_paths(cur)
     flags: dict[str, object] = {"checkpoint_dir": str(paths.checkpoints_dir(step.track)),
@@ -88,6 +96,12 @@ def planned_run_flags(cur: Curriculum, step: Step, steps: Sequence[Step]) -> dic
     elif start is StartKind.STAGE_LATEST_LR_RESET:
         flags["resume"] = str(paths.final_checkpoint(previous_step(step, steps).id))
         flags["force_learning_rate"] = step.reset_learning_rate
+    elif start is StartKind.PREVIOUS_STEP_FINAL:
+        flags["load_pretrained"] = str(paths.final_checkpoint(previous_step(step, steps).id))
+    for artifact, flag in step.input_flags:
+        source = producer(step, artifact, steps)
+        if source is not None:
+            flags[flag] = str(paths.final_checkpoint(source.id))
     return flags
 
 

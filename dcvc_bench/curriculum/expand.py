@@ -1,7 +1,9 @@
 """Curriculum -> the ordered list of :class:`Step` s, and each step's config hash.
 
-Order: for each track, stage by stage, GOP by GOP, then the optional GOP-optimisation
-step; tracks one after another. The expansion is static: how a step actually starts on a
+Order: the I-frame steps of ``[iframe_training]`` first (:mod:`~dcvc_bench.curriculum.iframe_training`),
+then for each track, stage by stage, GOP by GOP, then the optional GOP-optimisation
+step; tracks one after another. When the curriculum trains its I-frame codec, every
+P-frame step reads it (``iframe:codec``, passed as the I-frame checkpoint flag). The expansion is static: how a step actually starts on a
 given run folder is the runner's decision (``Step.planned_start`` is the fresh-folder case).
 Each step gets its kind and what it produces and consumes (``curriculum.steps``); a new
 step kind is expanded here, from its own curriculum table.
@@ -15,9 +17,13 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 from dcvc_bench.curriculum.command import run_paths
-from dcvc_bench.curriculum.iframe_spec import I_FRAME_FLAGS, TYPE_FLAG
+from dcvc_bench.curriculum.iframe_spec import I_FRAME_FLAGS, TYPE_FLAG, IFrameSpec
+from dcvc_bench.curriculum.iframe_training import CompressAITraining, config_flag, read_vq_config
 from dcvc_bench.curriculum.schema import Curriculum, TrainOptions, Track
-from dcvc_bench.curriculum.steps import StartKind, Step, StepKind, pframe_artifact, producer
+from dcvc_bench.curriculum.steps import (
+    IFRAME_ARTIFACT, IFRAME_SCOPE, StartKind, Step, StepKind, pframe_artifact, producer,
+)
+from dcvc_bench.errors import UserError
 
 CONFIG_HASH_VERSION = 1
 # Flags that change speed, not the numbers a step produces: editing them keeps finished steps.
@@ -30,7 +36,8 @@ def expand(cur: Curriculum, data_dirs: Optional[tuple[Path, Path]] = None) -> li
     """All steps of the curriculum in run order. ``data_dirs`` (train, val) default to the
     curriculum's folders, or ``<run_dir>/data/{train,val}`` for synthetic data."""
     train_dir, val_dir = data_dirs if data_dirs is not None else run_paths(cur).data_dirs
-    steps: list[Step] = []
+    steps: list[Step] = iframe_steps(cur, (train_dir, val_dir))
+    reads = ((IFRAME_ARTIFACT, cur.i_frame.FLAGS["checkpoint"]),) if cur.trains_i_frame else ()
 
     def add(track: Track, stage: int, gop: int, epochs: int, opts: TrainOptions, *,
             kind: StepKind = StepKind.PFRAME, first_in_stage: bool = False,
@@ -44,7 +51,8 @@ def expand(cur: Curriculum, data_dirs: Optional[tuple[Path, Path]] = None) -> li
             train_flags=_train_flags(cur, track, stage, gop, epochs, opts, kind is StepKind.GOP_OPT,
                                      train_dir, val_dir),
             reset_learning_rate=opts.reset_learning_rate, previous_stage=previous_stage,
-            produces=weights, consumes=() if fresh else (weights,)))
+            produces=weights, consumes=(() if fresh else (weights,)) + tuple(a for a, _ in reads),
+            input_flags=reads))
 
     for track in cur.tracks:
         before: Optional[int] = None  # the stage that ran before this one in the curriculum
@@ -61,6 +69,37 @@ def expand(cur: Curriculum, data_dirs: Optional[tuple[Path, Path]] = None) -> li
     return steps
 
 
+def iframe_steps(cur: Curriculum, data_dirs: tuple[Path, Path]) -> list[Step]:
+    """The steps of ``[iframe_training]`` (none without it), each continuing the one before."""
+    training = cur.iframe_training
+    if training is None:
+        return []
+    lmbda = training.lmbda if isinstance(training, CompressAITraining) else 0.0
+    return [Step(track=IFRAME_SCOPE, index=k, stage=0, gop=1, epochs=epochs, lambda_value=lmbda, quality_index=0,
+                 kind=StepKind.IFRAME, first_in_stage=k == 0,
+                 train_flags=training.step_flags(phase, epochs, cur.train, data_dirs, cur.accelerate.mixed_precision),
+                 produces=IFRAME_ARTIFACT, consumes=() if k == 0 else (IFRAME_ARTIFACT,),
+                 tag=phase.tag, i_frame_type=training.type)
+            for k, (phase, epochs) in enumerate(zip(training.phases(), training.epochs_per_step()))]
+
+
+def track_i_frame(cur: Curriculum, track: str) -> IFrameSpec:
+    """The I-frame codec of a track's P-frame steps: ``[i_frame]``, at the track's RVQ depth."""
+    layers = next((t.i_frame_layers for t in cur.tracks if t.name == track), None)
+    return cur.i_frame if layers is None else cur.i_frame.with_settings(layers=layers)
+
+
+def _i_frame_flags(cur: Curriculum, track: Track) -> dict[str, object]:
+    """The track's I-frame flags; a trained codec's checkpoint is the runner's (``Step.input_flags``)."""
+    spec = track_i_frame(cur, str(track.name))
+    flags = spec.to_flags()
+    if "vqgan_config" in flags:
+        flags["vqgan_config"] = config_flag(str(flags["vqgan_config"]))
+    if cur.trains_i_frame:
+        flags.pop(spec.FLAGS["checkpoint"], None)
+    return flags
+
+
 def _train_flags(cur: Curriculum, track: Track, stage: int, gop: int, epochs: int, opts: TrainOptions,
                  gop_opt: bool, train_dir: Path, val_dir: Path) -> dict[str, object]:
     """Every trainer flag of a step except the run-dependent ones, in the seed guide's
@@ -71,7 +110,7 @@ def _train_flags(cur: Curriculum, track: Track, stage: int, gop: int, epochs: in
         "val_video_dir": str(val_dir),
         "model_preset": cur.model.preset,
         "spynet_checkpoint": cur.model.spynet_checkpoint,
-        **cur.i_frame.to_flags(),
+        **_i_frame_flags(cur, track),
         "lambda_value": track.lambda_value,
         "quality_index": track.quality_index,
         "stage": stage,
@@ -136,8 +175,13 @@ def step_config_hash(cur: Curriculum, step: Step, inputs: Optional[Mapping[str, 
     and output folder, the synthetic data's location, ``num_workers``, CPU threads, GPU ids,
     ``device``, the failure policy.
     """
-    flags = {k: v for k, v in step.train_flags.items() if k not in COSMETIC_FLAGS and k not in IFRAME_FLAGS}
-    flags.update(cur.i_frame.hashed_flags())  # the step's I-frame flags, in the form older runs hashed
+    if step.is_iframe:  # its own codec's flags, the config as written (not where it was found)
+        flags = {k: v for k, v in step.train_flags.items() if k not in COSMETIC_FLAGS}
+        if "vqgan_config" in flags and cur.iframe_training is not None:
+            flags["vqgan_config"] = getattr(cur.iframe_training, "config")
+    else:
+        flags = {k: v for k, v in step.train_flags.items() if k not in COSMETIC_FLAGS and k not in IFRAME_FLAGS}
+        flags.update(track_i_frame(cur, step.track).hashed_flags())  # in the form older runs hashed
     synthetic = cur.data.synthetic
     if synthetic is not None:
         for name in DATA_DIR_FLAGS:
@@ -152,6 +196,9 @@ def step_config_hash(cur: Curriculum, step: Step, inputs: Optional[Mapping[str, 
         "previous_stage": step.previous_stage,
         "reset_learning_rate": step.reset_learning_rate if start is StartKind.STAGE_LATEST_LR_RESET else None,
     }
+    if step.is_iframe:  # the architecture it trains, by content
+        payload["kind"] = step.kind.value
+        payload["vq_config"] = _vq_config_content(cur)
     if step.inputs:  # absent otherwise: the hashes of existing runs stay as they were
         if inputs is None or set(inputs) != set(step.inputs):
             raise ValueError(f"step {step.id} reads {list(step.inputs)}: pass their producers' hashes "
@@ -159,3 +206,15 @@ def step_config_hash(cur: Curriculum, step: Step, inputs: Optional[Mapping[str, 
         payload["kind"] = step.kind.value
         payload["inputs"] = dict(inputs)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _vq_config_content(cur: Curriculum) -> object:
+    """The VQ config an I-frame step trains, as data (None: not VQ, or unreadable: then
+    `plan` and `run` refuse the curriculum anyway)."""
+    config = getattr(cur.iframe_training, "config", None)
+    if config is None:
+        return None
+    try:
+        return read_vq_config(config, "iframe_training.config").data
+    except UserError:
+        return None

@@ -29,6 +29,8 @@ def describe_start(step: Step, kind: Optional[StartKind] = None) -> str:
         return f"stage {step.previous_stage}'s best (weights only, fresh optimizer)"
     if kind is StartKind.STAGE_LATEST_LR_RESET:
         return f"stage {step.stage} latest + LR reset to {step.reset_learning_rate!r}"
+    if kind is StartKind.PREVIOUS_STEP_FINAL:
+        return "the previous I-frame step's final (weights only, fresh optimizers)"
     return "resume own latest (same epoch counter, optimizer, LR)"
 
 
@@ -38,12 +40,16 @@ def plan_summary(cur: Curriculum, steps: Sequence[Step]) -> str:
     tracks, stages = len(cur.tracks), len(cur.stages)
     gop_steps = sum(len(s.gops) for s in cur.stages)
     opt = " + GOP optimisation" if cur.gop_opt_step is not None else ""
-    return (f"{len(steps)} step{'s' * (len(steps) != 1)} = {tracks} track{'s' * (tracks != 1)} x "
+    iframe = sum(s.is_iframe for s in steps)
+    first = f"{iframe} I-frame step{'s' * (iframe != 1)} + " if iframe else ""
+    return (f"{len(steps)} step{'s' * (len(steps) != 1)} = {first}{tracks} track{'s' * (tracks != 1)} x "
             f"({stages} stage{'s' * (stages != 1)}: {gop_steps} GOP step{'s' * (gop_steps != 1)}{opt})")
 
 
 def plan_rows(cur: Curriculum, steps: Sequence[Step]) -> list[dict[str, Any]]:
-    """One JSON-ready dict per step, with the exact command of a fresh run folder."""
+    """One JSON-ready dict per step, with the exact command of a fresh run folder. An
+    I-frame step has ``stage``, ``gop`` and ``quality_index`` null (``lambda`` too, but for
+    a CompressAI codec's λ), and its ``tag`` and ``i_frame_type``."""
     rows = []
     hashes = config_hashes(cur, steps)
     for step in steps:
@@ -53,11 +59,12 @@ def plan_rows(cur: Curriculum, steps: Sequence[Step]) -> list[dict[str, Any]]:
             "index": step.index,
             "kind": step.kind.value,
             "track": step.track,
-            "stage": step.stage,
-            "gop": step.gop,
+            "stage": None if step.is_iframe else step.stage,
+            "gop": None if step.is_iframe else step.gop,
             "gop_opt": step.gop_opt,
-            "lambda": step.lambda_value,
-            "quality_index": step.quality_index,
+            "lambda": None if step.is_iframe and not step.lambda_value else step.lambda_value,
+            "quality_index": None if step.is_iframe else step.quality_index,
+            **({"tag": step.tag, "i_frame_type": step.i_frame_type} if step.is_iframe else {}),
             "epochs": step.epochs,
             "produces": step.produces,
             "consumes": list(step.consumes),
@@ -83,8 +90,9 @@ def render_plan_table(rows: Sequence[Mapping[str, Any]], statuses: Optional[Mapp
         table.add_column("status")
     for row in rows:
         gop = gop_label(row["kind"], row["gop"])
-        cells = [str(row["index"] + 1), row["id"], str(row["stage"]), gop, f"{row['lambda']:g}",
-                 str(row["epochs"]), row["start_description"]]
+        stage = "I" if row["stage"] is None else str(row["stage"])
+        lmbda = "-" if row["lambda"] is None else f"{row['lambda']:g}"
+        cells = [str(row["index"] + 1), row["id"], stage, gop, lmbda, str(row["epochs"]), row["start_description"]]
         if statuses is not None:
             cells.append(statuses.get(row["id"], ""))
         table.add_row(*cells)

@@ -12,7 +12,10 @@ Checked, relative to the current directory (the runner launches steps from it):
   decodes and is long enough for the GOP is the trainer's check: it needs OpenCV and
   decoding every file. ``[data.synthetic]`` clips are written by `run` itself.
 - Files the steps read: ``[model].spynet_checkpoint`` and the I-frame spec's files
-  (its ``FILES``: a checkpoint, a VQ architecture config).
+  (its ``FILES``: a checkpoint, a VQ architecture config, which may also name a config
+  shipped with dcvc-bench), except the checkpoint of a codec ``[iframe_training]``
+  trains (the runner passes its archive). What `plan` and `run` check about I-frame
+  training itself is :mod:`~dcvc_bench.curriculum.iframe_checks`.
 
 Not checked here: CompressAI zoo weights in the torch hub cache (finding the cache needs
 torch; the trainer names the missing file), and each step's ``--resume`` /
@@ -24,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from dcvc_bench.curriculum.iframe_training import TRAINED, vq_config_path
 from dcvc_bench.curriculum.schema import Curriculum
 from dcvc_bench.clips import list_videos
 from dcvc_bench.errors import UserError
@@ -44,7 +48,10 @@ def run_input_problems(cur: Curriculum) -> list[str]:
             except UserError as exc:
                 problems.append(str(exc))
     files: list[tuple[str, Optional[str]]] = [("[model].spynet_checkpoint", cur.model.spynet_checkpoint)]
-    files += [(f"[i_frame].{name}", getattr(cur.i_frame, name)) for name in cur.i_frame.FILES]
+    for name in () if cur.trains_i_frame else cur.i_frame.FILES:  # a trained codec's: iframe_checks
+        value = getattr(cur.i_frame, name)
+        if value is not None and value != TRAINED:
+            files.append((f"[i_frame].{name}", str(vq_config_path(value)) if name == "config" else value))
     for key, value in files:
         problem = _file_problem(value)
         if problem is not None:

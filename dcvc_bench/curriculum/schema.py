@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -32,87 +31,25 @@ from pydantic import (
 )
 
 from dcvc_bench.curriculum.bounds import (
-    MAX_EPOCHS, MAX_SEED, MAX_SYNTHETIC_PIXELS, MAX_TRACKS, Accumulation, Batch, ClipCount, ClipFrames,
-    ClipSide, CropSize, Epochs, Fraction, FrameCount, Gop, GpuIds, GradNorm, Lambda,
-    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, Seed,
+    MAX_EPOCHS, MAX_TRACKS, Accumulation, Batch, CropSize, Epochs, Fraction, FrameCount, Gop, GpuIds, GradNorm, Lambda,
+    LearningRate, MinLearningRate, Name, OutputDir, PathText, Patience, Processes, Retries, RvqLayers, Seed,
     StepsPerEpoch, Threads, Workers, is_count,
 )
+from dcvc_bench.curriculum.base import CurriculumModel
+from dcvc_bench.curriculum.data_spec import DataSpec, SyntheticData  # noqa: F401 (re-exported)
 from dcvc_bench.curriculum.messages import one_line, rule as _rule, show as _show
 from dcvc_bench.curriculum.textfile import parse_toml, read_text
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
+from dcvc_bench.curriculum.iframe_training import IFrameTraining, check_curriculum as _check_iframe, fill_i_frame
 from dcvc_bench.errors import UserError
 
 DEFAULT_CURRICULUM: Path = Path(str(resources.files("dcvc_bench") / "curricula" / "smoke.toml"))
 """The embedded default curriculum (CPU, synthetic clips, minutes): what `run` uses without an argument."""
 
-class _Model(BaseModel):
-    # strict: TOML already has types; "1e-4" (a string) or true (for an int) is a mistake.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+_Model = CurriculumModel
 
 
 # ---------------------------------------------------------------- data, model, I-frame
-
-
-class SyntheticData(_Model):
-    """Deterministic clips that the runner writes into ``<run_dir>/data/{train,val}`` when
-    absent, so a curriculum can run with no dataset at all. ``val_*`` default to the
-    training clips' values (``val_seed`` to ``seed + 1``, so validation clips differ)."""
-
-    videos: ClipCount = 4
-    frames: ClipFrames = 30
-    width: ClipSide = 256
-    height: ClipSide = 256
-    seed: Seed = 0
-    val_videos: ClipCount = 1
-    val_frames: ClipFrames
-    val_width: ClipSide
-    val_height: ClipSide
-    val_seed: Seed
-
-    @model_validator(mode="before")
-    @classmethod
-    def _val_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        fields = cls.model_fields
-        out = dict(data)
-        for val_key, train_key in (("val_frames", "frames"), ("val_width", "width"), ("val_height", "height")):
-            out.setdefault(val_key, out.get(train_key, fields[train_key].default))
-        seed = out.get("seed", fields["seed"].default)
-        if isinstance(seed, int) and not isinstance(seed, bool):
-            out.setdefault("val_seed", (seed + 1) % (MAX_SEED + 1))
-        return out
-
-    @model_validator(mode="after")
-    def _not_too_many_pixels(self) -> SyntheticData:
-        for key, pixels in (("videos", self.videos * self.frames * self.width * self.height),
-                            ("val_videos", self.val_videos * self.val_frames * self.val_width * self.val_height)):
-            if pixels > MAX_SYNTHETIC_PIXELS:
-                what = "training" if key == "videos" else "validation"
-                raise _rule(f"the {what} clips would hold {pixels:.2g} pixels (videos x frames x width x "
-                            f"height), more than {MAX_SYNTHETIC_PIXELS:.0e}; make them fewer, shorter or "
-                            "smaller, or use train_dir/val_dir with real clips", key)
-        return self
-
-
-class DataSpec(_Model):
-    """Folders of MP4 clips (``train_dir`` + ``val_dir``) or ``[data.synthetic]``."""
-
-    train_dir: Optional[PathText] = None
-    val_dir: Optional[PathText] = None
-    synthetic: Optional[SyntheticData] = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DataSpec:
-        if self.synthetic is not None:
-            for key in ("train_dir", "val_dir"):
-                if getattr(self, key) is not None:
-                    raise _rule("cannot be combined with [data.synthetic]; use one or the other", key)
-        elif self.train_dir is None:
-            raise _rule("missing; set train_dir and val_dir (folders of .mp4 clips) or add [data.synthetic]", "train_dir")
-        elif self.val_dir is None:
-            raise _rule("missing required key (the folder of validation .mp4 clips)", "val_dir")
-        return self
 
 
 class ModelSpec(_Model):
@@ -235,6 +172,7 @@ class Track(_Model):
     name: Optional[Name] = None  # default f"l{int(lambda)}", e.g. "l2048"
     lambda_value: Lambda = Field(alias="lambda")
     quality_index: Annotated[int, Field(ge=1, le=4)]
+    i_frame_layers: Optional[RvqLayers] = None  # RVQ depth of this track's I-frames (default: [i_frame].layers)
 
     @model_validator(mode="after")
     def _default_name(self) -> Track:
@@ -283,6 +221,7 @@ class Curriculum(_Model):
     output_dir: OutputDir = "runs"
     data: DataSpec
     model: ModelSpec = Field(default_factory=ModelSpec)
+    iframe_training: Optional[IFrameTraining] = None  # before i_frame: its errors come first
     i_frame: IFrameSpec = Field(default_factory=default_spec)
     train: TrainOptions = Field(default_factory=TrainOptions)
     tracks: Annotated[list[Track], Field(min_length=1, max_length=MAX_TRACKS)]
@@ -324,12 +263,23 @@ class Curriculum(_Model):
         stage4 = next(s for s in self.stages if s.stage == 4)
         return self.stage_options(stage4).model_copy(update=self.gop_opt.overrides())
 
+    @property
+    def trains_i_frame(self) -> bool:
+        """The P-frame steps use the codec that ``[iframe_training]`` trains."""
+        return self.iframe_training is not None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trained_i_frame(cls, data: Any) -> Any:
+        return fill_i_frame(data)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Curriculum:
         self._check_tracks_unique()
         self._check_stage_order()
         self._check_gop_opt()
         self._check_synthetic_fits()
+        _check_iframe(self)
         return self
 
     def _check_tracks_unique(self) -> None:

@@ -26,6 +26,7 @@ from dcvc_bench.curriculum import (
     render_plan_table,
     run_paths,
 )
+from dcvc_bench.curriculum.iframe_checks import check_iframe_inputs, iframe_warnings
 from dcvc_bench.curriculum.preflight import check_run_inputs, run_input_problems
 from dcvc_bench.errors import UserError
 from dcvc_bench.runner.display import make_display
@@ -52,7 +53,8 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
     exists, each step's status and what the next `run` does with it (and why), with the
     commands that `run` would launch."""
     cur = load_curriculum(curriculum)
-    for problem in run_input_problems(cur):  # plan only shows; `run` refuses these
+    check_iframe_inputs(cur)  # a codec that cannot be trained as written: refused here too
+    for problem in run_input_problems(cur) + iframe_warnings(cur):  # plan only shows; `run` refuses the first
         print(f"warning: {problem}", file=sys.stderr)
     paths = run_paths(cur)
     steps = expand(cur, paths.data_dirs)
@@ -104,11 +106,14 @@ def run_command(curriculum: str | Path | None, gpus: str | None = None) -> int:
     """Run (or continue) a curriculum; see :mod:`dcvc_bench.runner.run`."""
     cur = load_curriculum(curriculum)
     check_run_inputs(cur)  # before the run folder or any process exists
+    check_iframe_inputs(cur)
     gpu_ids = parse_gpus(gpus)
     hint = "dcvc-bench run" + (f" {shlex.quote(str(curriculum))}" if curriculum is not None else "") \
         + (f" --gpus {gpus}" if gpus else "")
     display = make_display(cur.name, sys.stdout)
     try:
+        for line in iframe_warnings(cur):
+            display.message(f"warning: {line}")
         return Runner(cur, display, gpu_ids, rerun_hint=hint).run()
     finally:
         display.close()

@@ -77,7 +77,8 @@ class StepView:
 
     @property
     def header(self) -> str:
-        return f"{self.step.label}, λ {self.step.lambda_value:g}"
+        lmbda = self.step.lambda_label
+        return self.step.label + (f", λ {lmbda}" if lmbda != "-" else "")
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")

@@ -28,7 +28,7 @@ from dcvc_bench.curriculum import RunPaths, Step
 from dcvc_bench.errors import EXIT_USAGE
 from dcvc_bench.runner.display import human_size
 from dcvc_bench.runner.launcher import StepExit
-from dcvc_bench.runner.resume import probe, stage_checkpoint
+from dcvc_bench.runner.resume import probe
 
 _ACCELERATE_EXIT = re.compile(r"returned non-zero exit status (-?\d+)")
 #: Free space below which a crash counts as a full disk when the track has no checkpoint yet.
@@ -40,7 +40,7 @@ def classify(step: Step, result: StepExit, paths: RunPaths) -> tuple[str, str]:
     attempt. ``refused`` and ``write-error`` are never retried."""
     said = (result.step_end or {}).get("message") or ""
     if result.status == "done":
-        final = probe(stage_checkpoint(paths, step, step.stage, "final"), verify=True)
+        final = probe(paths.own_checkpoint(step, "final"), verify=True)
         if final.written_by(step) and final.finished:
             return "done", said
         return "failed", f"the trainer reported done but {final.path} is missing or does not match its sidecar"

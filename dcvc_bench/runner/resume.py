@@ -15,14 +15,20 @@ The rules (shared/DESIGN.md, "Resume rules"):
   archive counts as there for the steps after it. `run` decides with ``verify=True``:
   every checkpoint it trusts must have the sha256 its sidecar recorded, so an archive
   replaced behind its back (same size, mtime set back) is not a finished step.
-- RESUME_OWN_LATEST: the step started with this config and did not finish, and the
-  stage's ``latest`` was written by it (sidecar ``step_id`` = the step's phase id, not
-  finished): ``--resume`` it, no LR reset. A ``latest`` whose sidecar does not match the
-  file cannot be attributed to a step and is not resumed (the decision says so).
-- Otherwise the step's planned start: FRESH; PREVIOUS_STAGE_BEST (``--load_pretrained``
-  the previous stage's best, or the archived final of that stage's last step);
-  STAGE_LATEST_LR_RESET (``--resume`` the previous step's archived final with
-  ``--force_learning_rate`` the reset LR).
+- RESUME_OWN_LATEST: the step started with this config and did not finish, and its own
+  ``latest`` (the stage's; an I-frame step's ``iframe_{type}_{tag}_latest.pth``) was
+  written by it (sidecar ``step_id`` = the step's phase id, not finished): ``--resume``
+  it, no LR reset. A ``latest`` whose sidecar does not match the file cannot be
+  attributed to a step and is not resumed (the decision says so).
+- Otherwise the step's planned start, by its kind's rule (``runner.starts``): FRESH;
+  PREVIOUS_STAGE_BEST (``--load_pretrained`` the previous stage's best, or the archived
+  final of that stage's last step); STAGE_LATEST_LR_RESET (``--resume`` the previous
+  step's archived final with ``--force_learning_rate`` the reset LR); for an I-frame step
+  after the first, PREVIOUS_STEP_FINAL (``--load_pretrained`` the previous I-frame step's
+  archived final: weights only). Whatever the start, a step that reads an artifact
+  (``Step.input_flags``, the P-frame steps reading the trained I-frame codec) is given
+  the archived final of its last producer that is not skipped (``--vqgan_checkpoint`` /
+  ``--i_frame_checkpoint``); none there and none to be written is ``missing``.
 - A step that runs makes every later step that consumes what it produces run too (their
   inputs change), and so on down the chain: for P-frame steps, every later step of its
   track (each continues its track's weights, ``Step.consumes``); a step whose config hash
@@ -44,13 +50,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import AbstractSet, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from dcvc_bench.checkpoints import checkpoint_path, read_meta
-from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, config_hashes, producer
+from dcvc_bench.checkpoints import parse_iframe_checkpoint_name, read_meta
+from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, config_hashes
 from dcvc_bench.curriculum import step_config_hash
 from dcvc_bench.curriculum.expand import input_hashes
 from dcvc_bench.runner.ledger import SKIPPED, UNFINISHED, Ledger, StepRecord
+from dcvc_bench.runner.starts import input_flags, planned_start, stage_checkpoint
+
+__all__ = ["Action", "CheckpointState", "Decision", "Fingerprint", "decide", "explain_change", "fingerprint",
+           "fingerprints", "probe", "skipped_steps", "stage_checkpoint"]
 
 #: Names shown for config keys when a change is explained.
 _KEY_NAMES = {"lambda_value": "lambda", "gop_size": "gop", "quality_index": "quality"}
@@ -111,17 +121,20 @@ class CheckpointState:
 
     @property
     def finished(self) -> bool:
-        return bool(self.meta and self.meta.get("finished"))
+        """Its sidecar says finished; an I-frame step's ``final`` (or its archive) whose
+        sidecar has no ``finished`` field is a final by its name."""
+        if self.meta is None:
+            return False
+        if "finished" in self.meta:
+            return bool(self.meta["finished"])
+        parsed = parse_iframe_checkpoint_name(self.path.name)
+        return (parsed is not None and parsed[2] == "final") or \
+            (self.path.name == "final.pth" and "i_frame_type" in self.meta)
 
 
 def probe(path: str | Path, verify: bool = False) -> CheckpointState:
     path = Path(path)
     return CheckpointState(path, path.is_file(), read_meta(path, verify=verify))
-
-
-def stage_checkpoint(paths: RunPaths, step: Step, stage: int, kind: str) -> Path:
-    return checkpoint_path(paths.checkpoints_dir(step.track), step.lambda_value,
-                           step.quality_index, stage, kind)
 
 
 @dataclass(frozen=True)
@@ -146,11 +159,13 @@ class Decision:
     recovered_from: Path | None = None
     #: Not run because the user skipped it (``dcvc-bench skip``).
     user_skipped: bool = False
+    #: The archives of what the step reads, by trainer flag (``Step.input_flags``).
+    input_flags: dict[str, str] = field(default_factory=dict)
 
     def run_flags(self, paths: RunPaths) -> dict[str, Any]:
         """All run-dependent trainer flags of this start (see curriculum RUN_FLAGS)."""
         return {"checkpoint_dir": str(paths.checkpoints_dir(self.step.track)),
-                "events_file": str(paths.events_file(self.step.id)), **self.start_flags}
+                "events_file": str(paths.events_file(self.step.id)), **self.start_flags, **self.input_flags}
 
     def how(self) -> str:
         """How the step starts, in words, naming the checkpoint it starts from."""
@@ -164,6 +179,8 @@ class Decision:
             return f"resume its own latest {name} (same epoch counter, optimizer, LR)"
         if self.start is StartKind.PREVIOUS_STAGE_BEST:
             return f"load {name} (weights only, fresh optimizer)"
+        if self.start is StartKind.PREVIOUS_STEP_FINAL:
+            return f"load {name} (weights only, fresh optimizers)"
         return f"{name} (weights + optimizer) with the LR reset to {self.start_flags['force_learning_rate']:g}"
 
     def describe(self) -> str:
@@ -206,17 +223,19 @@ def decide(steps: Sequence[Step], ledger: Ledger, paths: RunPaths,
         rerun.setdefault(step.produces, upstream or step.id)
         reason, stale = _why(step, record, fp, upstream and by_id[upstream], paths, verify)
         own = None if stale else _own_latest(step, record, fp, paths, verify)
+        reads, unread = input_flags(step, steps, paths, will_run, skipped)
         if own is not None and own.written_by(step) and not own.finished:
             decision = Decision(step, Action.RUN, reason, StartKind.RESUME_OWN_LATEST,
-                                {"resume": str(own.path)})
+                                {"resume": str(own.path)}, missing=unread, input_flags=reads)
         else:
             note = ""
             if own is not None and own.unknown:
                 note = (f"{own.path.name} cannot be resumed: its sidecar does not match the file, so "
                         "which step wrote it is unknown; the step starts over")
-            start, flags, missing, fallback = _planned_start(step, steps, paths, will_run, skipped)
+            start, flags, missing, fallback = planned_start(step, steps, paths, will_run, skipped)
             decision = Decision(step, Action.RUN, reason, start, flags,
-                                "; ".join(n for n in (note, fallback) if n), missing, stale)
+                                "; ".join(n for n in (note, fallback) if n), missing or unread, stale,
+                                input_flags=reads)
         decisions.append(decision)
         will_run.add(step.id)
     return decisions
@@ -239,7 +258,7 @@ def _finished(step: Step, record: StepRecord | None, fp: Fingerprint,
         return Decision(step, Action.SKIP, "done (recorded now from its archived final)", recovered=True)
     # The archive is missing or does not match (killed while archiving), and the step's
     # own final of this attempt is still the stage's final: archive it again.
-    final = probe(stage_checkpoint(paths, step, step.stage, "final"), verify)
+    final = probe(paths.own_checkpoint(step, "final"), verify)
     if final.written_by(step) and final.finished \
             and final.meta.get("file_mtime_ns", 0) >= record.started_at * 1e9:
         return Decision(step, Action.SKIP, "done (archived now from its final checkpoint)",
@@ -274,57 +293,16 @@ def _why(step: Step, record: StepRecord | None, fp: Fingerprint, upstream: Step 
 
 def _own_latest(step: Step, record: StepRecord | None, fp: Fingerprint,
                 paths: RunPaths, verify: bool = False) -> CheckpointState | None:
-    """The stage's latest when the step may continue from it (it started with this config
-    and did not finish), else None."""
+    """Its own latest (the stage's, by its kind's name) when the step may continue from it
+    (it started with this config and did not finish), else None."""
     if record is None or record.config_hash != fp.hash or record.status not in UNFINISHED:
         return None
-    return probe(stage_checkpoint(paths, step, step.stage, "latest"), verify)
+    return probe(paths.own_checkpoint(step, "latest"), verify)
 
 
 def skipped_steps(steps: Sequence[Step], ledger: Ledger) -> set[str]:
     """Ids of the steps the user skipped."""
     return {s.id for s in steps if (r := ledger.get(s.id)) is not None and r.status == SKIPPED}
-
-
-def _planned_start(step: Step, steps: Sequence[Step], paths: RunPaths, will_run: set[str],
-                   skipped: AbstractSet[str] = frozenset()) -> tuple[StartKind, dict[str, Any], str | None, str]:
-    """(start kind, its flags, what is missing, a note on a fallback used). A checkpoint
-    that an earlier step of this run will write counts as there. Skipped steps are
-    treated as absent (see the module docstring). These are the P-frame kinds' rules: a
-    step continues the weights it updates (``Step.updates``), from their last producer."""
-    # The steps whose weights this one would continue, and the last of them not skipped.
-    earlier = [s for s in steps if step.updates and s.index < step.index and s.produces == step.produces]
-    before = producer(step, step.produces, steps, skipped) if step.updates else None
-    start = step.planned_start
-    if start is StartKind.STAGE_LATEST_LR_RESET and (before is None or before.stage != step.stage):
-        # Every earlier step of its stage is skipped: it is the stage's first step now.
-        start = StartKind.FRESH if step.stage == 1 and before is None else StartKind.PREVIOUS_STAGE_BEST
-    gap = [s.id for s in earlier if s.id in skipped and (before is None or s.index > before.index)]
-    skip_note = f"starts as if {', '.join(gap)} (skipped by user) were absent" if gap else ""
-    if start is StartKind.FRESH:
-        return start, {}, None, skip_note
-    if start is StartKind.STAGE_LATEST_LR_RESET:
-        assert before is not None
-        archive = paths.final_checkpoint(before.id)
-        flags = {"resume": str(archive), "force_learning_rate": step.reset_learning_rate}
-        ok = before.id in will_run or archive.is_file()
-        return start, flags, None if ok else f"{archive} (the archived final of {before.id})", skip_note
-    # The previous stage: the stage of the last step before this one that trains (the
-    # curriculum's previous stage when nothing is skipped), else the stage below.
-    previous_stage = before.stage if before is not None else (step.previous_stage or step.stage - 1)
-    best = stage_checkpoint(paths, step, previous_stage, "best")
-    notes = [n for n in (skip_note,) if n]
-    if best.is_file() or (before is not None and before.id in will_run):
-        return start, {"load_pretrained": str(best)}, None, "; ".join(notes)
-    if before is not None:
-        archive = paths.final_checkpoint(before.id)
-        if archive.is_file():
-            notes.append(f"{best.name} is missing; loading the archived final of {before.id} instead")
-            return start, {"load_pretrained": str(archive)}, None, "; ".join(notes)
-        missing = f"{best} (stage {previous_stage}'s best) and {archive} (the archived final of {before.id})"
-    else:
-        missing = f"{best} (stage {previous_stage}'s best; put it into {best.parent})"
-    return start, {"load_pretrained": str(best)}, missing, "; ".join(notes)
 
 
 def explain_change(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:

@@ -4,8 +4,10 @@ Order of business: take the run folder's lock; freeze the curriculum; write the 
 clips if the curriculum asks for them; expand the steps; close what a killed runner left
 open (a "running" step whose runner is gone is interrupted; a trainer that outlived its
 runner is asked to stop and save); decide every step (:mod:`~dcvc_bench.runner.resume`),
-forgetting the history of steps whose config or lineage changed; then run the tracks —
-one after another, or in parallel with one GPU each (``--gpus``).
+forgetting the history of steps whose config or lineage changed (the run-folder set-up
+before any step: :mod:`~dcvc_bench.runner.setup`); then run the tracks whose products
+other tracks read (the I-frame steps) and, once they are done, the others — one after
+another, or in parallel with one GPU each (``--gpus``).
 
 Each step is decided again right before it starts, so it sees what the steps before it
 wrote. Failures: a crash is retried from the step's own latest checkpoint up to
@@ -42,22 +44,13 @@ from dcvc_bench.faults import fault
 from dcvc_bench.runner.archive import archive_final
 from dcvc_bench.runner.display import Display
 from dcvc_bench.runner.folder import PREVIOUS_CURRICULUM, freeze_curriculum, prepare_synthetic_data
-from dcvc_bench.runner.launcher import (
-    STOP_GRACE_S,
-    StepExit,
-    StepProcess,
-    StopRequest,
-    child_env,
-    follow,
-    group_runs,
-    run_groups,
-    stop_group,
-)
+from dcvc_bench.runner.launcher import STOP_GRACE_S, StepExit, StepProcess, StopRequest, child_env, follow
 from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
 from dcvc_bench.runner.lock import RunLock
 from dcvc_bench.runner.outcome import classify
 from dcvc_bench.runner.repair import repair_run_folder, repair_track
-from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprints, probe, stage_checkpoint
+from dcvc_bench.runner.setup import close_leftovers, prepare_ledger
+from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprints, probe
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 _EVAL_FIELDS = ("epoch", "psnr", "bpp", "ms_ssim", "rd_loss", "loss")
@@ -112,10 +105,11 @@ class Runner:
             self.ledger = Ledger.load(self.paths.run_dir / LEDGER_FILE)
             if self.ledger.warning:
                 self.display.message(f"warning: {self.ledger.warning}")
-            self._close_leftovers()
+            close_leftovers(self.ledger, self.steps, self.paths.run_dir, self.display, self.stop_grace_s)
             for line in repair_run_folder(self.paths):
                 self.display.message(line)
-            decisions = self._prepare_ledger()
+            decisions = prepare_ledger(self.steps, self.ledger, self.paths, self.fingerprints, self._record_done,
+                                       self.display)  # runner.setup: the folder before any step
             todo = [d for d in decisions if d.action is Action.RUN]
             by_user = sum(d.user_skipped for d in decisions)
             self.display.message(f"{self.cur.name}: {len(self.steps)} steps, "
@@ -126,58 +120,33 @@ class Runner:
                 results = self._execute()
             return self._summary(results)
 
-    # -- before any step --------------------------------------------------------------
-    def _close_leftovers(self) -> None:
-        """A step recorded as running has no runner (we hold the lock): it was killed.
-        Its trainer may have outlived the runner (found by the environment tags the runner
-        gives every step, or by the pid in the ledger); stop it so it saves and exits."""
-        orphans = run_groups(self.paths.run_dir)
-        modules = sorted({s.module for s in self.steps})  # the trainers this curriculum launches
-        for record in self.ledger.records.values():
-            if record.status == "running" and record.pid and record.pid not in orphans \
-                    and any(group_runs(record.pid, module) for module in modules):
-                orphans[record.pid] = record.id
-        for pgid, step_id in orphans.items():
-            self.display.message(f"{step_id or 'a step'}: its trainer (process group {pgid}) outlived "
-                                 "the runner that started it; asking it to save and stop")
-            stop_group(pgid, self.stop_grace_s)
-        for record in list(self.ledger.records.values()):
-            if record.status == "running":
-                self.ledger.update(record.id, status="interrupted", pid=None,
-                                   message="the runner stopped before the step ended (killed?)")
-
-    def _prepare_ledger(self) -> list[Decision]:
-        """Records for every step; stale ones reset (with the reason); refuse to start
-        when a step needs a checkpoint that nothing will write. Steps that finished while
-        the last runner was being killed are archived and recorded first: a later step
-        may start from their archive."""
-        for step in self.steps:
-            self.ledger.ensure(step.id, track=step.track, epochs=step.epochs)
-        decisions = decide(self.steps, self.ledger, self.paths, self.fingerprints, verify=True)
-        recovered = [d for d in decisions if d.recovered]
-        for d in recovered:
-            self._record_done(d.step, d.recovered_from)
-            self.display.message(f"{d.step.id}: {d.reason}")
-        if recovered:
-            decisions = decide(self.steps, self.ledger, self.paths, self.fingerprints, verify=True)
-        for d in decisions:
-            if d.stale:
-                self.ledger.reset(d.step.id, track=d.step.track, epochs=d.step.epochs, message=d.reason)
-        self.ledger.save()
-        blocked = next((d for d in decisions if d.missing), None)
-        if blocked is not None:
-            raise UserError(f"step {blocked.step.id} cannot start: missing {blocked.missing}")
-        return decisions
-
     # -- tracks -------------------------------------------------------------------------
     def _execute(self) -> list[StepResult]:
-        """Tracks in worker threads (one per GPU, or a single one), the main thread waiting
-        and turning Ctrl-C into stop requests (signal handlers only set flags: printing
-        from a handler can deadlock on the output's lock)."""
+        """The tracks whose products other tracks read (the I-frame steps) first, one after
+        another; once each of their steps is done, the other tracks."""
         tracks: dict[str, list[Step]] = {}
         for step in self.steps:
             tracks.setdefault(step.track, []).append(step)
-        queue = list(tracks.values())
+        read = {(a, s.track) for s in self.steps for a in s.inputs}
+        feeds = [t for t, steps in tracks.items() if any(s.produces == a and t != reader for s in steps
+                                                         for a, reader in read)]
+        results = self._run_tracks([tracks[t] for t in feeds], self.gpus[:1] if self.gpus else None)
+        waiting = [t for t in tracks if t not in feeds]
+        if any(r.status not in ("done", "skipped") for r in results) or self.stop.graceful.is_set():
+            if waiting and not self.stop.graceful.is_set():
+                self.display.message(f"not started: the steps of {', '.join(waiting)}, which read what the "
+                                     f"steps of {', '.join(feeds)} produce (not all of those finished)")
+            return sorted(results, key=lambda r: r.step.index)
+        results += self._run_tracks([tracks[t] for t in waiting], self.gpus)
+        return sorted(results, key=lambda r: r.step.index)
+
+    def _run_tracks(self, queue: list[list[Step]], gpus: list[int] | None) -> list[StepResult]:
+        """Tracks in worker threads (one per GPU, or a single one), the main thread waiting
+        and turning Ctrl-C into stop requests (signal handlers only set flags: printing
+        from a handler can deadlock on the output's lock)."""
+        if not queue:
+            return []
+        queue = list(queue)
         queue_lock = threading.Lock()
         results: list[StepResult] = []
         errors: list[BaseException] = []
@@ -194,7 +163,7 @@ class Runner:
                 errors.append(exc)
                 self.stop.graceful.set()
 
-        slots: list[int | None] = list(self.gpus[:len(tracks)]) if self.gpus else [None]
+        slots: list[int | None] = list(gpus[:len(queue)]) if gpus else [None]
         threads = [threading.Thread(target=worker, args=(gpu,), name=f"track-gpu{gpu}", daemon=True)
                    for gpu in slots]
         for thread in threads:
@@ -211,7 +180,7 @@ class Runner:
                 self.display.message("killing the running step now")
         if errors:
             raise errors[0]
-        return sorted(results, key=lambda r: r.step.index)
+        return results
 
     def _run_track(self, steps: list[Step], gpu: int | None) -> list[StepResult]:
         results = []
@@ -260,7 +229,7 @@ class Runner:
                 self.display.message(f"[{position}/{total}] {step.id}: {line}")
             outcome, message = classify(step, result, self.paths)
             if outcome == "done":
-                self._record_done(step, stage_checkpoint(self.paths, step, step.stage, "final"),
+                self._record_done(step, self.paths.own_checkpoint(step, "final"),
                                   result.step_end)
                 self.display.step_ended(step, "done")
                 return StepResult(step, "done", message)
@@ -349,7 +318,7 @@ class Runner:
         """The LR the step diverged with: its last train event's, else the one it was
         started with, else its latest checkpoint's, else the configured one."""
         for source in ((result.last_train or {}).get("lr"), flags.get("force_learning_rate"),
-                       (probe(stage_checkpoint(self.paths, step, step.stage, "latest")).meta or {}).get("lr")):
+                       (probe(self.paths.own_checkpoint(step, "latest")).meta or {}).get("lr")):
             if _is_number(source) and source > 0:
                 return float(source)
         return float(step.train_flags.get("learning_rate", step.reset_learning_rate))

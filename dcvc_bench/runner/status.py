@@ -142,7 +142,8 @@ def checkpoint_rows(paths: RunPaths, tracks: list[str]) -> list[dict[str, Any]]:
                 step_id, epoch, loss = state, "?", "?"
             else:
                 step_id = str(meta.get("step_id") or "?")
-                epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" + (" final" if meta.get("finished") else "")
+                of = f"/{meta['epochs']}" if meta.get("epochs") is not None else ""
+                epoch = f"{meta.get('epoch')}{of}" + (" final" if meta.get("finished") else "")
                 loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "-"
             rows.append({"track": track, "file": pth.name, "step": step_id, "epoch": epoch, "loss": loss,
                          "size": human_size(st.st_size), "age": fmt_duration(now - st.st_mtime)})
@@ -171,7 +172,7 @@ def render_status(view: RunView) -> list[Any]:
         steps.add_column(header, justify="right" if header in ("#", "stage", "GOP", "λ") else "left")
     for step in view.steps:
         cells = step_cells(view, step)
-        steps.add_row(str(step.index + 1), step.id, str(step.stage), step.gop_label, f"{step.lambda_value:g}",
+        steps.add_row(str(step.index + 1), step.id, step.stage_label, step.gop_label, step.lambda_label,
                       cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"])
     parts.append(steps)
     parts += [Text(f"warning: {line}") for line in latent_warnings(view)]

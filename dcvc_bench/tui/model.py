@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from dcvc_bench.checkpoints import KINDS, checkpoint_name
+from dcvc_bench.checkpoints import KINDS, checkpoint_name, parse_iframe_checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
+from dcvc_bench.curriculum.steps import IFRAME_SCOPE
 from dcvc_bench.errors import UserError
 from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
                                 as_int, read_eval_results, read_rd_view)
@@ -375,6 +376,8 @@ class RunModel:
     def checkpoint_prefix(self, track: str) -> str:
         """The part of the file names shared by a track's checkpoints."""
         step = next(s for s in self._view.steps if s.track == track)  # the track's λ and quality
+        if step.is_iframe:
+            return f"iframe_{step.i_frame_type}_"
         return checkpoint_name(step.lambda_value, step.quality_index, 1, "latest").split("stage_")[0]
 
     def checkpoints(self, track: str) -> list[CheckpointRow]:
@@ -443,8 +446,12 @@ def _start_source(decision: Decision) -> str | None:
 
 
 def _sort_key(f: CheckpointFile, order: dict[str, int]) -> tuple[int, int, int]:
+    iframe = parse_iframe_checkpoint_name(f.path.name)  # I-frame steps: by step, then kind
     if f.archived_for is not None:
-        return f.stage or 0, 1, order.get(f.archived_for, 0)
+        group = order.get(f.archived_for, 0) if f.archived_for.startswith(f"{IFRAME_SCOPE}-") else f.stage or 0
+        return group, 1, order.get(f.archived_for, 0)
+    if iframe is not None:
+        return order.get(f"{IFRAME_SCOPE}-{iframe[1]}", 0), 0, KINDS.index(f.kind) if f.kind in KINDS else len(KINDS)
     return f.stage or 0, 0, KINDS.index(f.kind) if f.kind in KINDS else len(KINDS)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcvc_bench.checkpoints import parse_checkpoint_name, read_meta, sidecar_path
+from dcvc_bench.checkpoints import parse_checkpoint_name, parse_iframe_checkpoint_name, read_meta, sidecar_path
 from dcvc_bench.events import EventTail
 
 #: How much of an existing log is read when it is first shown.
@@ -186,7 +186,10 @@ class CheckpointFile:
         if self.archived_for is not None:
             return "final"
         parsed = parse_checkpoint_name(self.path.name)
-        return parsed.kind if parsed else "?"
+        if parsed is not None:
+            return parsed.kind
+        iframe = parse_iframe_checkpoint_name(self.path.name)
+        return iframe[2] if iframe else "?"
 
     @property
     def stage(self) -> int | None:

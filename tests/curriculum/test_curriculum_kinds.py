@@ -32,7 +32,7 @@ def test_every_step_has_a_kind_and_the_module_of_its_kind():
     assert [s.kind for s in steps] == [StepKind.PFRAME] * 16 + [StepKind.GOP_OPT]
     assert all(s.module == PFRAME_MODULE == "dcvc_bench.train" for s in steps)
     assert all(s.gop_opt is (s.kind is StepKind.GOP_OPT) for s in steps)
-    assert StepKind.IFRAME not in KINDS  # reserved: no expansion makes one yet (issue 12)
+    assert KINDS[StepKind.IFRAME].module == "dcvc_bench.train.iframe"  # only with [iframe_training]
     assert StepKind("gop-opt") is StepKind.GOP_OPT and StepKind("iframe") is StepKind.IFRAME
 
 

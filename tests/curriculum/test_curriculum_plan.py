@@ -70,3 +70,26 @@ def test_import_does_not_load_torch_or_rich():
             "bad = [m for m in ('torch', 'numpy', 'cv2', 'rich') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+SHIPPED = sorted((REPO / "curricula").glob("*.toml"))
+#: Step counts of the shipped curricula (I-frame steps + tracks x P-frame steps): a curriculum
+#: cut short or an expansion that changed shows here.
+SHIPPED_STEPS = {"full": 17, "smoke": 9, "rvq-smoke": 3 + 2 * 2, "rvq": 5 + 4 * 17, "vqgan32": 1 + 4 * 17,
+                 "vqgan16": 1 + 4 * 17, "compressai-iframe": 1 + 4 * 17}
+
+
+def test_every_shipped_curriculum_plans(tmp_path, monkeypatch, capsys):
+    from dcvc_bench.runner.commands import plan_command
+
+    monkeypatch.chdir(tmp_path)  # no run folder of theirs here
+    assert {p.stem for p in SHIPPED} == set(SHIPPED_STEPS)
+    for path in SHIPPED:
+        assert plan_command(path, as_json=True) == 0, path
+        rows = json.loads(capsys.readouterr().out)
+        assert len(rows) == SHIPPED_STEPS[path.stem], path
+        iframe = [r for r in rows if r["kind"] == "iframe"]
+        assert rows[:len(iframe)] == iframe  # the I-frame steps come first
+        for row in rows[len(iframe):]:
+            if iframe:  # every P-frame step reads the last I-frame step's archive
+                assert row["argv"][-2:][1].endswith(f"steps/{iframe[-1]['id']}/final.pth")

@@ -1,5 +1,6 @@
-"""The curriculum as a tree: tracks → groups (a P-frame stage; ``Step.group``, from its kind) → steps, each step with its state,
-epochs done/planned and how it starts (or started)."""
+"""The curriculum as a tree: tracks → groups (a P-frame stage, or ``I-frame``; ``Step.group``,
+from its kind) → steps, each step with its state, epochs done/planned and how it starts (or
+started). The I-frame steps (their own track, ``iframe``) come first: they run first."""
 
 from __future__ import annotations
 
@@ -48,7 +49,9 @@ class CurriculumTree(Tree[str]):
         for track, node in self._tracks.items():
             mine = [r for r in rows if r.step.track == track]
             first = mine[0].step
-            node.set_label(_group_label(f"{track} λ{first.lambda_value:g} q{first.quality_index}", mine, theme))
+            name = f"I-frame codec ({first.i_frame_type})" if first.is_iframe else \
+                f"{track} λ{first.lambda_value:g} q{first.quality_index}"
+            node.set_label(_group_label(name, mine, theme))
 
     def select_step(self, step_id: str) -> None:
         """Put the cursor on a step (the screen then shows it)."""

@@ -28,7 +28,7 @@ class ProgressPanel(Vertical):
         title.update(Content.from_markup(
             f"[{'$' + colour if colour else 'dim'}]$glyph $state[/]  [b]$id[/] · $what · λ $lam"
             "  [dim]$note[/]",
-            glyph=glyph, state=row.state, id=step.id, what=" · ".join(step.parts), lam=f"{step.lambda_value:g}",
+            glyph=glyph, state=row.state, id=step.id, what=" · ".join(step.parts), lam=step.lambda_label,
             note=row.note))
         title.tooltip = row.note or None
         self.query_one("#epoch-line", Static).update(_epoch_line(progress))
