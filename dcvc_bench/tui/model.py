@@ -15,11 +15,10 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-from dcvc_bench.checkpoints import KINDS, checkpoint_name, parse_iframe_checkpoint_name
-from dcvc_bench.curriculum import StartKind, Step, describe_start, load_curriculum, run_paths
-from dcvc_bench.curriculum.steps import IFRAME_SCOPE
+from dcvc_bench.checkpoints import checkpoint_name
+from dcvc_bench.curriculum import StartKind, Step, load_curriculum, run_paths
 from dcvc_bench.errors import UserError
 from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
                                 as_int, read_eval_results, read_rd_view)
@@ -29,7 +28,8 @@ from dcvc_bench.runner.lock import lock_owner
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprints
 from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, open_run
 from dcvc_bench.tui import eta
-from dcvc_bench.tui.readers import CheckpointFile, CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
+from dcvc_bench.tui.rows import checkpoint_row, checkpoint_sort_key, eval_rows, start_source, step_row
+from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
 from dcvc_bench.tui.views import (Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
                                   StepProgress, StepRow)
 
@@ -191,7 +191,7 @@ class RunModel:
     # -- steps ----------------------------------------------------------------------------
     def rows(self) -> list[StepRow]:
         view = self._view
-        return [_row(view, step, decision) for step, decision in zip(view.steps, view.decisions)]
+        return [step_row(view, step, decision) for step, decision in zip(view.steps, view.decisions)]
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self._view.steps if s.id == step_id)
@@ -324,7 +324,7 @@ class RunModel:
             for step in self._view.steps:
                 if track is None or step.track == track:
                     for event in self._events[step.id].evals:
-                        rows.extend(_eval_rows(step, event))
+                        rows.extend(eval_rows(step, event))
         ranked = [r for r in rows if r.rd_loss is not None]
         if ranked:
             best = min(ranked, key=lambda r: r.rd_loss)  # type: ignore[arg-type, return-value]
@@ -384,10 +384,10 @@ class RunModel:
         files = self._shelves[track].files
         prefix = self.checkpoint_prefix(track)
         source = self._next_decision(track)
-        source_path = _start_source(source) if source is not None else None
+        source_path = start_source(source) if source is not None else None
         order = {s.id: s.index for s in self._view.steps}
         now = self.clock()
-        rows = [(_sort_key(f, order), _checkpoint_row(f, prefix, now, source_path)) for f in files]
+        rows = [(checkpoint_sort_key(f, order), checkpoint_row(f, prefix, now, source_path)) for f in files]
         return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
     def next_start(self, track: str) -> str:
@@ -395,7 +395,7 @@ class RunModel:
         decision = self._next_decision(track)
         if decision is None:
             return "every step of this track is done"
-        row = _row(self._view, decision.step, decision)
+        row = step_row(self._view, decision.step, decision)
         if row.state == "running":
             return f"{decision.step.id} is running"
         text = f"next: {decision.step.id} starts from {decision.how()}"
@@ -403,62 +403,3 @@ class RunModel:
 
     def _next_decision(self, track: str) -> Decision | None:
         return next((d for d in self._view.decisions if d.step.track == track and d.action is Action.RUN), None)
-
-
-# -- helpers ------------------------------------------------------------------------------
-def _row(view: RunView, step: Step, decision: Decision) -> StepRow:
-    record = view.ledger.get(step.id)
-    if decision.user_skipped:
-        return StepRow(step, "skipped", record.epochs_done if record is not None else 0, "-",
-                       "nothing: skipped by user, never launched", "skipped by user")
-    word = view.status_word(step)
-    state = "interrupted" if word.startswith("interrupted") else word
-    if state == "done" and decision.action is Action.RUN:
-        state = "will re-run"
-    epochs_done = record.epochs_done if record is not None else 0
-    if decision.action is Action.RUN and state != "running" and decision.start is not None:
-        note = decision.reason + (f"; {decision.note}" if decision.note else "") \
-            + (f"; cannot start: missing {decision.missing}" if decision.missing else "")
-        return StepRow(step, state, epochs_done, decision.start.value, decision.how(), note)
-    kind = record.start_kind if record is not None else None
-    known = kind in {k.value for k in StartKind}
-    text = describe_start(step, StartKind(kind)) if known else "-"
-    return StepRow(step, state, epochs_done, kind if known else "-", text,  # type: ignore[arg-type]
-                   record.message if record is not None else "")
-
-
-def _eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
-    sources = [("normal", event)]
-    if isinstance(event.get("ema"), dict):
-        sources.append(("EMA", event["ema"]))
-    for model, src in sources:
-        i_frame = src.get("i_frame") if isinstance(src.get("i_frame"), dict) else {}
-        p_frame = src.get("p_frame") if isinstance(src.get("p_frame"), dict) else {}
-        yield EvalRow(step.id, step.phase_id, as_int(event.get("epoch")), model, as_float(src.get("psnr")),
-                      as_float(src.get("bpp")), as_float(src.get("ms_ssim")), as_float(src.get("rd_loss")),
-                      as_float(i_frame.get("psnr")), as_float(i_frame.get("bpp")), as_float(p_frame.get("psnr")),
-                      as_float(p_frame.get("bpp")))
-
-
-def _start_source(decision: Decision) -> str | None:
-    source = decision.start_flags.get("resume") or decision.start_flags.get("load_pretrained")
-    return os.path.abspath(source) if source else None
-
-
-def _sort_key(f: CheckpointFile, order: dict[str, int]) -> tuple[int, int, int]:
-    iframe = parse_iframe_checkpoint_name(f.path.name)  # I-frame steps: by step, then kind
-    if f.archived_for is not None:
-        group = order.get(f.archived_for, 0) if f.archived_for.startswith(f"{IFRAME_SCOPE}-") else f.stage or 0
-        return group, 1, order.get(f.archived_for, 0)
-    if iframe is not None:
-        return order.get(f"{IFRAME_SCOPE}-{iframe[1]}", 0), 0, KINDS.index(f.kind) if f.kind in KINDS else len(KINDS)
-    return f.stage or 0, 0, KINDS.index(f.kind) if f.kind in KINDS else len(KINDS)
-
-
-def _checkpoint_row(f: CheckpointFile, prefix: str, now: float, source: str | None) -> CheckpointRow:
-    meta = f.meta or {}
-    name = f"{f.archived_for}/final.pth" if f.archived_for else f.path.name.removeprefix(prefix)
-    epoch = f"{meta.get('epoch')}/{meta.get('epochs')}" if f.meta is not None else "?"
-    return CheckpointRow(name, f.kind, f.stage, as_int(meta.get("gop_size")), str(meta.get("step_id") or "?"),
-                         epoch, as_float(meta.get("loss")), f.size, max(now - f.mtime, 0.0), f.problem,
-                         source is not None and os.path.abspath(f.path) == source)
