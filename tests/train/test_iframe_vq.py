@@ -163,3 +163,28 @@ def test_bad_input_is_one_line_and_exit_2(synthetic_clips, tmp_path, extra, need
     lines = [line for line in res.stderr.strip().splitlines() if not line.startswith("warning: ")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
     assert not (tmp_path / "ck").exists() or not list((tmp_path / "ck").iterdir())
+
+
+def test_two_processes_under_ddp_train_the_gan_and_write_one_codec(synthetic_clips, tmp_path):
+    """torch.distributed (gloo, 2 CPU processes): the adaptive weight reaches the decoder's
+    last layer through the DDP wrapper, the codebooks' EMA and k-means synchronise, and only
+    the main process evaluates and writes."""
+    import os
+    import subprocess
+    import sys
+
+    ev = tmp_path / "ddp.jsonl"
+    argv = iframe_argv(synthetic_clips, tmp_path / "ck", ev, epochs=2, steps=2,
+                       extra=["--disc_start", "1", "--rvq_train_layers", "4"])
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--standalone", "-m", "dcvc_bench.train.iframe", *argv],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    start = events_of(ev, "step_start")[0]
+    assert start["processes"] == 2 and start["iters_per_epoch"] == 2
+    assert [e["event"] for e in read_events(ev)].count("step_start") == 1  # one writer
+    train = events_of(ev, "train")
+    assert train[-1]["d_loss"] is not None and train[-1]["disc_weight"] > 0
+    model, _ = load_vq_checkpoint(iframe_ckpt(tmp_path / "ck", "train", "final"), VQConfig.from_json(TINY_RVQ))
+    assert model.codebooks_initialised()

@@ -88,17 +88,19 @@ class CompressAIFamily:
     def begin_epoch(self) -> None:
         pass
 
-    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x̂ (cropped back) and the bits per sample, in fp32 (CompressAI's likelihoods)."""
+    def _forward(self, model: torch.nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x̂ (cropped back) and the bits per sample, in fp32 (CompressAI's likelihoods).
+        ``model``: the prepared (DDP) one in training, the bare one in the main process's
+        evaluation (a DDP forward on one process would wait for the others)."""
         h, w = x.shape[2], x.shape[3]
         with torch.autocast(device_type=self.device.type, enabled=False):
-            out = self.model(self.codec._pad(x))
+            out = model(self.codec._pad(x))
             bits = sum(-torch.log2(lik).flatten(1).sum(dim=1) for lik in out["likelihoods"].values())
         return out["x_hat"][:, :, :h, :w], bits
 
     def train_batch(self, x: Tensor, iteration: int) -> tuple[list[dict[str, Tensor]], int]:
         self.net.train()
-        x_hat, bits = self._forward(x)
+        x_hat, bits = self._forward(self.model, x)
         mse = F.mse_loss(x_hat, x)
         bpp = bits.sum() / (x.shape[0] * x.shape[2] * x.shape[3])
         loss = self.args.lambda_value * 255 ** 2 * mse + bpp
@@ -140,7 +142,7 @@ class CompressAIFamily:
         try:
             for _name, frame in frames:
                 x = frame.to(self.device).float().div_(255.0)
-                x_hat, bits = self._forward(x)
+                x_hat, bits = self._forward(self.net, x)
                 mse = float(F.mse_loss(x_hat.clamp(0, 1), x))
                 b = float(bits.sum()) / (x.shape[2] * x.shape[3])
                 psnr += float(mse_to_psnr(max(mse, 1e-10)))

@@ -115,7 +115,8 @@ class IFrameTrainer(EpochLoop):
                          epochs=a.epochs, start_epoch=self.epoch, lr=self.family.lr,
                          resumed_from=str(self.start.source) if self.start.source else None, lr_reset=False,
                          start_mode=self.start.mode, message=self.start.message,
-                         iters_per_epoch=self.iters_per_epoch, iteration=self.iteration, **self.family.describe())
+                         iters_per_epoch=self.iters_per_epoch, iteration=self.iteration,
+                         processes=self.accelerator.num_processes, **self.family.describe())
 
     def train_batch(self, x: torch.Tensor) -> tuple[list[dict[str, torch.Tensor]], int]:
         terms, skipped = self.family.train_batch(x, self.iteration)
