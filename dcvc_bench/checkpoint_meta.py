@@ -15,7 +15,9 @@ import sys
 
 from dcvc_bench.checkpoints import json_safe
 from dcvc_bench.errors import UserError
-from dcvc_bench.checkpoint_io import check_pframe, is_iframe_checkpoint, load_plain, meta_fields
+from dcvc_bench.checkpoint_io import META_KEYS, check_pframe, is_iframe_checkpoint, load_plain, meta_fields
+
+__all__ = ["META_KEYS", "main", "sidecar_fields"]
 
 
 def sidecar_fields(path: str) -> dict[str, object]:
