@@ -81,3 +81,20 @@ def test_a_pframe_stage_1_step_runs_on_the_trained_hyperprior(trained, synthetic
     res = run_subprocess(argv, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "random weights" not in res.stderr
+
+
+def test_it_runs_under_accelerate_launch_as_the_runner_starts_it(synthetic_clips, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    argv = iframe_argv(synthetic_clips, tmp_path / "ck", tmp_path / "a.jsonl", type_="compressai", steps=1,
+                       eval_=False, extra=["--i_frame_quality", "1"])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    res = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu",
+                          "-m", "dcvc_bench.train.iframe", *argv], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert events_of(tmp_path / "a.jsonl", "step_end")[-1]["status"] == "done"
+    assert iframe_ckpt(tmp_path / "ck", "train", "final", "compressai").is_file()
