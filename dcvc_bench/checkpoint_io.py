@@ -36,20 +36,65 @@ META_KEYS = ("epoch", "epochs", "loss", "best_loss", "global_best_loss", "stage"
              "model_preset", "i_frame")
 
 
+#: The I-frame training step's checkpoints (``python -m dcvc_bench.train.iframe``): its
+#: training keys; the codec's own keys come on top (a VQ checkpoint's ``format``,
+#: ``config``, ``state_dict``, ``index_counts``, ``cdfs``; CompressAI's ``state_dict``,
+#: ``model_name``, ``quality``). ``kind`` is ``"iframe"``; ``checkpoint_kind`` says
+#: latest, best or final.
+IFRAME_REQUIRED_KEYS = ("kind", "checkpoint_kind", "i_frame_type", "step_id", "epoch", "iteration",
+                        "state_dict", "optimizer_state_dict", "loss", "best_loss", "rng")
+IFRAME_META_KEYS = ("kind", "checkpoint_kind", "i_frame_type", "step_id", "epoch", "epochs", "iteration",
+                    "loss", "best_loss", "finished", "lr", "perceptual", "rvq_train_layers",
+                    "rvq_frozen_layers", "model_name", "quality", "lambda_value")
+IFRAME_KIND = "iframe"
+
+
+def is_iframe_checkpoint(state: Any) -> bool:
+    return isinstance(state, dict) and state.get("kind") == IFRAME_KIND
+
+
+def meta_fields(state: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar fields of a loaded checkpoint of either step kind."""
+    keys = IFRAME_META_KEYS if is_iframe_checkpoint(state) else META_KEYS
+    return {k: state.get(k) for k in keys}
+
+
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Atomically write ``state`` to ``path`` and its sidecar. Returns the path."""
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+    """Atomically write ``state`` (a P-frame step's, or with ``kind: "iframe"`` an I-frame
+    step's) to ``path`` and its sidecar. Returns the path."""
+    required = IFRAME_REQUIRED_KEYS if is_iframe_checkpoint(state) else REQUIRED_KEYS
+    missing = [k for k in required if k not in state]
     if missing:
         raise ValueError(f"checkpoint state is missing {missing}")
     path = Path(path)
     with atomic_file(path) as fh:  # a write the OS refuses raises checkpoints.WriteError
         torch.save(state, fh)
-    write_sidecar(path, {k: state.get(k) for k in META_KEYS})
+    write_sidecar(path, meta_fields(state))
     return path
 
 
 def load_checkpoint(path: str | os.PathLike[str], flag: str = "--resume") -> dict[str, Any]:
-    """Load a checkpoint as data. Errors are one line naming the file."""
+    """Load a P-frame step's checkpoint as data. Errors are one line naming the file."""
+    return check_pframe(load_plain(path, flag), path, flag)
+
+
+def check_pframe(state: Any, path: str | os.PathLike[str], flag: str) -> dict[str, Any]:
+    if not isinstance(state, dict) or "model_state_dict" not in state:
+        raise UserError(f"{flag}: {path} has no model_state_dict; it is not a dcvc-bench/DCVC checkpoint")
+    return state
+
+
+def load_iframe_checkpoint(path: str | os.PathLike[str], flag: str = "--resume") -> dict[str, Any]:
+    """Load an I-frame training step's checkpoint as data (one line naming the file)."""
+    state = load_plain(path, flag)
+    if not is_iframe_checkpoint(state):
+        raise UserError(f"{flag}: {path} is not a checkpoint of an I-frame training step (no kind "
+                        f"'{IFRAME_KIND}'); give a file that python -m dcvc_bench.train.iframe wrote")
+    return state
+
+
+def load_plain(path: str | os.PathLike[str], flag: str) -> Any:
+    """``torch.load(..., weights_only=True)`` with every failure as one line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{flag}: checkpoint {path} does not exist")
@@ -64,8 +109,6 @@ def load_checkpoint(path: str | os.PathLike[str], flag: str = "--resume") -> dic
         raise UserError(f"{flag}: {path} is not a readable checkpoint "
                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
                         "it may be truncated — use another one") from None
-    if not isinstance(state, dict) or "model_state_dict" not in state:
-        raise UserError(f"{flag}: {path} has no model_state_dict; it is not a dcvc-bench/DCVC checkpoint")
     return state
 
 

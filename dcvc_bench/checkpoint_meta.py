@@ -15,14 +15,19 @@ import sys
 
 from dcvc_bench.checkpoints import json_safe
 from dcvc_bench.errors import UserError
-from dcvc_bench.checkpoint_io import META_KEYS, load_checkpoint
+from dcvc_bench.checkpoint_io import META_KEYS, check_pframe, is_iframe_checkpoint, load_plain, meta_fields
+
+__all__ = ["META_KEYS", "main", "sidecar_fields"]
 
 
 def sidecar_fields(path: str) -> dict[str, object]:
     """What :func:`~dcvc_bench.checkpoint_io.save_checkpoint` puts in the sidecar of
-    the checkpoint at ``path`` (before the file's size, mtime and sha256)."""
-    state = load_checkpoint(path, flag="sidecar rebuild")
-    return json_safe({k: state.get(k) for k in META_KEYS})
+    the checkpoint at ``path`` (before the file's size, mtime and sha256), for a P-frame
+    or an I-frame training step's checkpoint."""
+    state = load_plain(path, flag="sidecar rebuild")
+    if not is_iframe_checkpoint(state):
+        state = check_pframe(state, path, flag="sidecar rebuild")
+    return json_safe(meta_fields(state))
 
 
 def main(argv: list[str]) -> int:

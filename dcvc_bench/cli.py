@@ -72,20 +72,33 @@ def data_synth(
     _guard(body)
 
 
-@bench_app.command("train", epilog="Example: dcvc-bench bench train --preset tiny --crop 64 --batch 2 --gop 3 --stage 4")
+@bench_app.command("train", epilog="Examples: dcvc-bench bench train --preset tiny --crop 64 --batch 2 --gop 3 --stage 4\n\n"
+                   "dcvc-bench bench train --kind iframe --type rvq --crop 256 --batch 4 --iters 3")
 def bench_train(
-    preset: str = typer.Option("tiny", help="Model preset: dcvc (paper widths) or tiny."),
+    kind: str = typer.Option("pframe", help="pframe (the DCVC step) or iframe (the I-frame step)."),
+    type_: str = typer.Option("rvq", "--type", help="iframe: vqgan, rvq or compressai."),
+    config: Optional[str] = typer.Option(None, help="iframe vqgan/rvq: the JSON architecture (default the "
+                                          "shipped vqgan_f16 / rvq_f16_8)."),
+    preset: str = typer.Option("tiny", help="pframe: model preset, dcvc (paper widths) or tiny."),
     crop: int = typer.Option(64, help="Crop size (px)."),
     batch: int = typer.Option(2, help="Batch size."),
-    gop: int = typer.Option(3, help="GOP size (frames per sample)."),
-    stage: int = typer.Option(4, help="Training stage 1-4 (decides frozen modules and loss)."),
+    gop: int = typer.Option(3, help="pframe: GOP size (frames per sample)."),
+    stage: int = typer.Option(4, help="pframe: training stage 1-4 (decides frozen modules and loss)."),
     iters: int = typer.Option(5, help="Timed iterations (after one warm-up)."),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
-    gop_opt: bool = typer.Option(False, "--gop-opt", help="Stage-4 GOP-level optimisation."),
+    gop_opt: bool = typer.Option(False, "--gop-opt", help="pframe: stage-4 GOP-level optimisation."),
 ) -> None:
-    """Training throughput: frames/s and peak memory for one configuration."""
+    """Training throughput: frames/s (pframe) or images/s (iframe) and peak memory for one configuration."""
 
     def body() -> int:
+        if kind not in ("pframe", "iframe"):
+            raise UserError(f"--kind: must be pframe or iframe, got {kind}")
+        if kind == "iframe":
+            from dcvc_bench.train.bench import run_iframe_benchmark
+
+            run_iframe_benchmark(type_=type_, config=config, crop=crop, batch=batch, iters=iters, device=device,
+                                 echo=typer.echo)
+            return 0
         from dcvc_bench.train.bench import run_train_benchmark
 
         run_train_benchmark(preset=preset, crop=crop, batch=batch, gop=gop, stage=stage,

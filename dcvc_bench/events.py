@@ -31,6 +31,27 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "step_end": ("step", "status", "epoch", "best_loss", "message"),
 }
 
+#: The I-frame training step's events (``python -m dcvc_bench.train.iframe``): the same
+#: file, envelope and ``checkpoint``/``step_end``; ``step_start`` says ``kind: "iframe"``.
+#: Fields that do not apply are null: ``perceptual_loss`` when the LPIPS term is off,
+#: ``codebook_loss`` for CompressAI, ``g_loss``/``d_loss``/``disc_weight`` before
+#: ``--disc_start`` (and for CompressAI), ``depths`` unless the codec is an RVQ. ``bpp`` of
+#: ``train`` is the uniform rate at the trained depth (VQ) or the likelihood estimate
+#: (CompressAI). ``codebook`` (VQ only, at each evaluation) lists per trained layer
+#: ``{layer, usage (% of K used), perplexity, dead}``; ``depths`` of ``eval`` lists
+#: ``{layers, psnr, bpp_uniform, bpp_entropy}``. ``frames_per_s`` counts images.
+IFRAME_EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "step_start": ("step", "kind", "i_frame_type", "stage", "gop", "lambda", "epochs", "start_epoch",
+                   "lr", "resumed_from", "lr_reset"),
+    "train": ("step", "epoch", "iter", "iters_per_epoch", "loss", "lr", "frames_per_s", "rec_loss",
+              "perceptual_loss", "codebook_loss", "g_loss", "d_loss", "disc_weight", "disc_on",
+              "psnr", "bpp"),
+    "codebook": ("step", "epoch", "iter", "layers"),
+    "eval": ("step", "epoch", "psnr", "bpp", "rd_loss", "depths"),
+    "checkpoint": EVENT_FIELDS["checkpoint"],
+    "step_end": EVENT_FIELDS["step_end"],
+}
+
 STEP_STATUSES = ("done", "failed", "interrupted", "diverged")
 
 
@@ -40,7 +61,12 @@ class EventSchemaError(ValueError):
 
 def make_event(kind: str, /, **fields: Any) -> dict[str, Any]:
     """Build an event dict, checking that every required field of ``kind`` is present."""
-    required = EVENT_FIELDS.get(kind)
+    return build_event(EVENT_FIELDS, kind, fields)
+
+
+def build_event(schema: dict[str, tuple[str, ...]], kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """:func:`make_event` against ``schema`` (:data:`EVENT_FIELDS` or :data:`IFRAME_EVENT_FIELDS`)."""
+    required = schema.get(kind)
     if required is None:
         raise EventSchemaError(f"unknown event kind {kind!r}")
     missing = [name for name in required if name not in fields]
@@ -55,8 +81,10 @@ class EventWriter:
     """Append-only writer. Each event is one ``write`` of one full line, flushed and
     fsynced, so a reader sees whole lines except possibly a torn last one after a kill."""
 
-    def __init__(self, path: str | os.PathLike[str] | None):
+    def __init__(self, path: str | os.PathLike[str] | None,
+                 schema: dict[str, tuple[str, ...]] = EVENT_FIELDS):
         self.path = Path(path) if path else None
+        self.schema = schema
         self._checked_tail = False
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +103,7 @@ class EventWriter:
             return False
 
     def emit(self, kind: str, /, **fields: Any) -> dict[str, Any]:
-        event = make_event(kind, **fields)
+        event = build_event(self.schema, kind, fields)
         if self.path is not None:
             line = json.dumps(event, separators=(",", ":")) + "\n"
             if not self._checked_tail:

@@ -12,58 +12,56 @@ How the step starts (decided from the checkpoint it is given, see
 - ``--force_learning_rate`` then sets every param group's LR and clears the plateau
   scheduler's memory.
 
-A crash costs at most the current epoch: ``latest`` is written at the end of every epoch,
-and only there. SIGINT/SIGTERM (or the death of the runner, see :mod:`.stopping`) stop
-the step after the current iteration and save nothing new, so the resumed step repeats
-the interrupted epoch from the previous epoch's ``latest`` exactly as it ran; during the
-evaluation that ends an epoch they stop it at once and save the trained epoch, whose end
-(evaluation, scheduler, ``best``) the resumed step does again. Either way the resumed
-step ends with the weights an uninterrupted one would have. A non-finite loss skips the
-batch; too many in a row end the step as ``diverged`` without touching the good
-checkpoints. A write that fails for lack of space or permission ends the step with one
-line naming the file, exit 2, the previous checkpoint intact.
+The epoch loop and its rules (``latest`` only at an epoch's end, SIGINT/SIGTERM, the
+evaluation a stop abandons, non-finite losses, full disks) are every recipe's:
+:mod:`dcvc_bench.train.recipe`. An interrupted and resumed step ends with the weights an
+uninterrupted one would have.
 """
 
 from __future__ import annotations
 
 import math
-import random
-import sys
-import time
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from dcvc_bench.checkpoint_io import ema_fits, model_weights, save_checkpoint
-from dcvc_bench.checkpoints import WriteError, checkpoint_path, phase_id, write_error_of
+from dcvc_bench.checkpoints import checkpoint_path, phase_id
 from dcvc_bench.codec.gop import code_frames
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.estimate import TRAIN_RATE, evaluate_clips
-from dcvc_bench.events import EventWriter
-from dcvc_bench.health import collapses
 from dcvc_bench.models.iframe import build_iframe_codec
 from dcvc_bench.models.stages import apply_stage_freeze, reconstruction, stage_loss
 from dcvc_bench.models.video_net import DCVC
 from dcvc_bench.train.ema import EMA
-from dcvc_bench.train.progress import Progress
+from dcvc_bench.train.progress import Progress, eval_note
+from dcvc_bench.train.recipe import (
+    EXIT_DIVERGED,
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    CheckedEvents,
+    EpochLoop,
+    finite,
+    load_optimizer_state,
+    make_accelerator,
+    make_loader,
+    restore_rng,
+    rng_state,
+    run_main,
+    samples_per_epoch,
+)
 from dcvc_bench.train.start import decide_start
-from dcvc_bench.train.stopping import StopNow, StopRequested, supervised
+from dcvc_bench.train.stopping import StopRequested
 
-EXIT_DONE, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 3, 130
-MAX_CONSECUTIVE_NONFINITE = 5
+__all__ = ["EXIT_DIVERGED", "EXIT_DONE", "EXIT_FAILED", "EXIT_INTERRUPTED", "Trainer", "main"]
 AUX_LEARNING_RATE = 1e-3
-TRAIN_EVENT_INTERVAL_S = 0.5
 
 
-def _finite(x: torch.Tensor) -> bool:
-    return bool(torch.isfinite(x).all())
-
-
-class Trainer:
+class Trainer(EpochLoop):
     def __init__(self, args: Any, stop: StopRequested | None = None):
         """Set the step up in order, like a torchtune recipe: accelerator, data (bad
         folders fail before any model is built), model, optimizers and schedule, EMA and
@@ -79,26 +77,16 @@ class Trainer:
         self._setup_prepared()
 
     def _setup_accelerator(self) -> None:
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs, set_seed
-
-        args = self.args
-        self.accelerator = Accelerator(
-            mixed_precision=args.mixed_precision,
-            gradient_accumulation_steps=args.gradient_accumulation_steps,
-            # Frozen or loss-free parameters get no gradient in some stages.
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
+        self.accelerator = make_accelerator(self.args)
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
-        set_seed(args.seed, device_specific=True)
-        self.events = _CheckedEvents(args.events_file if self.is_main else None)
+        self.events = CheckedEvents(self.args.events_file if self.is_main else None)
         self.progress = Progress(enabled=self.is_main)
 
     def _setup_data(self) -> None:
         args = self.args
         self.train_set = VideoGOPDataset(args.train_video_dir, args.gop_size, args.crop_size,
-                                         samples_per_epoch=self._samples_per_epoch(),
+                                         samples_per_epoch=samples_per_epoch(args, self.accelerator),
                                          seed=args.seed + self.accelerator.process_index)
         self.val_set = None
         if args.val_video_dir and not args.skip_eval:
@@ -160,12 +148,9 @@ class Trainer:
         self.epoch = self.start.start_epoch
         self.eval_history: list[dict[str, Any]] = []   # this attempt's evaluations, for latent health
         if self.start.mode == "continue" and ck.get("rng_state"):
-            self._restore_rng(ck["rng_state"])
+            restore_rng(ck["rng_state"])
         self.last_loss = float(ck.get("loss", math.nan)) if self.start.mode == "continue" else math.nan
-        self.iter_in_epoch = 0              # iterations done in the epoch in progress
-        self.epochs_this_run = 0            # epochs whose end this run reached
-        self.has_own_latest = self.start.mode == "continue"
-        self._epoch_end_rng: dict[str, Any] = {}
+        self._init_loop_state(continuing=self.start.mode == "continue")
 
     def _setup_prepared(self) -> None:
         """The model, optimizers and loader handed to accelerate."""
@@ -173,14 +158,11 @@ class Trainer:
         model = torch.compile(self.net) if args.compile else self.net
         self.model, self.optimizer, self.aux_optimizer = self.accelerator.prepare(
             model, self.optimizer, self.aux_optimizer)
-        self.loader = self.accelerator.prepare(DataLoader(
-            self.train_set, batch_size=args.batch_size, shuffle=False, drop_last=True,
-            num_workers=args.num_workers, persistent_workers=False,
-            pin_memory=self.device.type == "cuda"))
-        self.iters_per_epoch = len(self.loader)
-        if self.iters_per_epoch == 0:
-            raise UserError(f"--batch_size {args.batch_size}: larger than an epoch's samples "
-                            f"({len(self.train_set)}); lower it or raise --steps_per_epoch")
+        self.loader, self.iters_per_epoch = make_loader(self.accelerator, self.train_set, args)
+
+    @property
+    def step_label(self) -> str:
+        return self.phase
 
     @property
     def carries_optimizer(self) -> bool:
@@ -188,11 +170,6 @@ class Trainer:
         return self.start.mode in ("continue", "new_phase")
 
     # -- setup helpers --------------------------------------------------------------
-    def _samples_per_epoch(self) -> int | None:
-        if self.args.steps_per_epoch is None:
-            return None
-        return self.args.steps_per_epoch * self.args.batch_size * self.accelerator.num_processes
-
     def _load_weights(self, weights: dict[str, torch.Tensor], source: Path | None) -> None:
         try:
             self.net.load_state_dict(weights)
@@ -217,25 +194,7 @@ class Trainer:
         return f"continued ({self.ema.num_updates} updates)"
 
     def _load_optimizer(self, optimizer: torch.optim.Optimizer, state: dict, what: str) -> None:
-        try:
-            optimizer.load_state_dict(state)
-        except (ValueError, KeyError) as exc:
-            raise UserError(f"{self.start.source}: its {what} state does not match this "
-                            f"step's parameters ({exc}); use --load_pretrained for weights only") from None
-
-    def _rng_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def _restore_rng(self, state: dict[str, Any]) -> None:
-        if "torch" in state:
-            torch.set_rng_state(state["torch"])
-        if "python" in state:
-            random.setstate(_as_tuple(state["python"]))
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+        load_optimizer_state(optimizer, state, what, self.start.source)
 
     @property
     def lr(self) -> float:
@@ -255,7 +214,7 @@ class Trainer:
             "ema_state_dict": self.ema.state_dict() if self.ema else None,
             "scheduler_state_dict": self.scheduler.state_dict() if self.scheduler else None,
             "is_finetuning": bool(a.stage4_gop_opt), "gop_size": a.gop_size,
-            "step_id": self.phase, "rng_state": self._rng_state(), "finished": finished,
+            "step_id": self.phase, "rng_state": rng_state(), "finished": finished,
             "pending_end_of_epoch": False,
             "kind": kind, "lr": self.lr, "model_preset": a.model_preset,
             # How frame 0 of each GOP is coded: evaluation rebuilds the same I-frame codec.
@@ -326,7 +285,7 @@ class Trainer:
                 open_contexts.pop().close()
 
         def update(loss: torch.Tensor) -> bool:
-            if not _finite(loss):
+            if not finite(loss):
                 self.optimizer.zero_grad(set_to_none=True)
                 return False
             self.accelerator.backward(loss)
@@ -375,21 +334,7 @@ class Trainer:
             result["ema"] = ema
         return result
 
-    def run(self) -> int:
-        """Run the step under supervision (stop handlers, parent/runner watch) unless
-        :func:`main` already set it up. A write the user must make possible (a full disk)
-        ends the step ``failed`` with its one line, when that can still be written."""
-        with nullcontext() if self.stop.installed else supervised(self.stop):
-            try:
-                return self._run()
-            except WriteError as exc:
-                try:  # (main turns the error into its line and exit 2)
-                    self._end("failed", str(exc), EXIT_FAILED)
-                except (WriteError, OSError):
-                    pass  # the events file is on the full disk too
-                raise
-
-    def _run(self) -> int:
+    def _emit_step_start(self) -> None:
         a = self.args
         if self.is_main:
             print(f"[dcvc-bench] {self.phase}: {self.start.message}", flush=True)
@@ -399,78 +344,16 @@ class Trainer:
                          lr_reset=self.lr_reset, start_mode=self.start.mode,
                          message=self.start.message, iters_per_epoch=self.iters_per_epoch,
                          ema_start=self.ema_start)
-        if self.start.mode == "continue" and self.start.checkpoint.get("pending_end_of_epoch"):
-            # Its evaluation was interrupted: do the end of that epoch now, as it would have been.
-            self.progress.note(f"epoch {self.epoch}: its evaluation was interrupted; running it again")
-            if (code := self._finish_epoch(self.last_loss)) is not None:
-                return code
-        consecutive_bad = 0
-        while self.epoch < a.epochs:
-            if self.stop:
-                return self._interrupted()
-            # Accelerate's loader sets its dataset's epoch to its own iteration count when
-            # iterated (0 after a resume): give it ours, or a resumed step redraws epoch 0's samples.
-            self.train_set.set_epoch(self.epoch)
-            if hasattr(self.loader, "set_epoch"):
-                self.loader.set_epoch(self.epoch)
-            self.progress.start_epoch(self.phase, self.epoch, a.epochs, self.iters_per_epoch)
-            epoch_loss_sum, epoch_loss_n = 0.0, 0
-            window: list[dict[str, torch.Tensor]] = []
-            window_frames, window_t0, last_emit = 0, time.time(), 0.0
-            for it, batch in enumerate(self.loader):
-                frames = batch.to(self.device, non_blocking=True).float().div_(255.0)
-                terms, skipped = self.train_batch(frames)
-                consecutive_bad = consecutive_bad + 1 if skipped else 0
-                if consecutive_bad > MAX_CONSECUTIVE_NONFINITE:
-                    return self._end("diverged", f"non-finite loss in {consecutive_bad} "
-                                     "consecutive batches; kept the last good checkpoints", EXIT_DIVERGED)
-                finite_terms = [t for t in terms if _finite(t["loss"])]
-                window.extend(finite_terms)
-                window_frames += frames.shape[0] * frames.shape[1]
-                for t in finite_terms:
-                    epoch_loss_sum += float(t["loss"])
-                    epoch_loss_n += 1
-                self.iter_in_epoch = it + 1
-                now = time.time()
-                last_iter = it + 1 == self.iters_per_epoch
-                if window and (now - last_emit >= TRAIN_EVENT_INTERVAL_S or last_iter or self.stop):
-                    self._emit_train(it, window, window_frames / max(now - window_t0, 1e-9))
-                    window, window_frames, window_t0, last_emit = [], 0, now, now
-                if self.stop:
-                    break
-            if self.stop and self.iter_in_epoch < self.iters_per_epoch:
-                return self._interrupted()  # an epoch trained to its end goes on to its end
-            if not all(_finite(p) for p in self.net.parameters()):
-                return self._end("diverged", "parameters became non-finite; kept the last good "
-                                 "checkpoints", EXIT_DIVERGED)
-            self.epoch += 1
-            self.iter_in_epoch = 0
-            train_loss = epoch_loss_sum / epoch_loss_n if epoch_loss_n else math.nan
-            self.last_loss = train_loss
-            if (code := self._finish_epoch(train_loss)) is not None:
-                return code
+
+    def _parameters_finite(self) -> bool:
+        return all(finite(p) for p in self.net.parameters())
+
+    def _save_final(self) -> None:
         self.save("final", self.last_loss, finished=True)
-        return self._end("done", f"{a.epochs} epoch{'' if a.epochs == 1 else 's'} done", EXIT_DONE)
 
-    def _finish_epoch(self, train_loss: float) -> int | None:
-        """The end of a trained epoch (:meth:`_end_of_epoch`); an exit code when the step
-        stops there. A stop during the evaluation abandons it at once and saves the trained
-        epoch as ``latest`` marked ``pending_end_of_epoch`` (with the RNG state of this
-        moment), so the resumed step runs this end of epoch again and goes on exactly as
-        an uninterrupted one would."""
-        self._epoch_end_rng = self._rng_state()
-        try:
-            self._end_of_epoch(train_loss)
-        except StopNow:
-            return self._interrupted(during_evaluation=True)
-        self.has_own_latest = True
-        self.epochs_this_run += 1
-        return self._interrupted() if self.stop else None
-
-    def _evaluate_abandonable(self) -> dict[str, Any] | None:
-        """:meth:`evaluate`, abandoned (StopNow) as soon as a stop is asked for."""
-        with self.stop.abandonable():
-            return self.evaluate()
+    def _save_pending_latest(self) -> None:
+        self.save("latest", self.last_loss,
+                  extra={"pending_end_of_epoch": True, "rng_state": self._epoch_end_rng})
 
     def _end_of_epoch(self, train_loss: float) -> None:
         """Evaluate when due; step the plateau scheduler and pick ``best`` on ONE quantity.
@@ -532,97 +415,8 @@ class Trainer:
                          frames_per_s=fps, rate_estimate=TRAIN_RATE)
         self.progress.update(it + 1, mean["loss"], mean["bpp"], psnr, self.lr)
 
-    def _interrupted(self, during_evaluation: bool = False) -> int:
-        """End the step ``interrupted``. ``latest`` is only ever an epoch's end: a stop in
-        the middle of an epoch saves nothing (the resumed step repeats that epoch from the
-        ``latest`` of the epoch before, exactly as it ran); a stop during the evaluation
-        that ends an epoch saves that epoch (see :meth:`_finish_epoch`)."""
-        a, why = self.args, self.stop.describe()
-        of = f"of {a.epochs}"
-        if during_evaluation:
-            self.save("latest", self.last_loss,
-                      extra={"pending_end_of_epoch": True, "rng_state": self._epoch_end_rng})
-            message = (f"stopped {why} during the evaluation after epoch {self.epoch} {of}; "
-                       f"latest holds epoch {self.epoch}, whose evaluation runs again on resume")
-        elif self.iter_in_epoch == 0:
-            if self.epochs_this_run == 0:
-                message = f"stopped {why} before training epoch {self.epoch + 1} {of}; nothing saved"
-            else:
-                message = f"stopped {why} after epoch {self.epoch} {of}; latest holds epoch {self.epoch}"
-        else:
-            where = (f"in epoch {self.epoch + 1} {of} (iteration {self.iter_in_epoch} of "
-                     f"{self.iters_per_epoch}); nothing saved")
-            kept = (f"latest still holds epoch {self.epoch}, and a resumed step repeats epoch "
-                    f"{self.epoch + 1}" if self.has_own_latest else
-                    "no epoch of this step had ended, so it starts again from its beginning")
-            message = f"stopped {why} {where}: {kept}"
-        return self._end("interrupted", message, EXIT_INTERRUPTED)
-
-    def _end(self, status: str, message: str, code: int) -> int:
-        self.events.emit("step_end", step=self.phase, status=status, epoch=self.epoch,
-                         best_loss=self.best_loss, message=message)
-        self.progress.close(f"{self.phase}: {status} — {message}")
-        return code
-
-
-def eval_note(result: dict[str, Any], history: list[dict[str, Any]], stage: int) -> str:
-    """The log's line for an evaluation: the coded codec's figures, the training rate's
-    measured bias, and any collapsed latent with what to check."""
-    text = (f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f} (coded symbols), "
-            f"loss {result['loss']:.4f}" if result.get("loss") is not None else
-            f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f} (coded symbols)")
-    bias = (result.get("train_proxy") or {}).get("bias_percent")
-    if bias is not None:
-        text += f"; training's likelihood rate (train events' bpp) is {bias:+.1f} % off the coded P-frame bits"
-    for collapse in collapses(history, stage):
-        text += f"\nWARNING {collapse.warning()}"
-    return text
-
-
-def _as_tuple(value: Any) -> Any:
-    """random.setstate needs tuples; a checkpoint may hand back lists."""
-    if isinstance(value, list):
-        return tuple(_as_tuple(v) for v in value)
-    return value
-
-
-class _CheckedEvents(EventWriter):
-    """The event writer, with a failed write (disk full...) as a :class:`WriteError`."""
-
-    def __init__(self, path: Any):
-        try:
-            super().__init__(path)
-        except OSError as exc:
-            if (cause := write_error_of(exc)) is not None and not isinstance(exc, WriteError):
-                raise WriteError(path, cause) from None
-            raise
-
-    def emit(self, kind: str, /, **fields: Any) -> dict[str, Any]:
-        try:
-            return super().emit(kind, **fields)
-        except OSError as exc:
-            if (cause := write_error_of(exc)) is not None and not isinstance(exc, WriteError):
-                raise WriteError(self.path, cause) from None
-            raise
-
 
 def main(argv: list[str] | None = None) -> int:
-    from dcvc_bench.errors import EXIT_USAGE
     from dcvc_bench.train.args import parse_args
 
-    stop = StopRequested()
-    try:
-        args = parse_args(argv)
-        with supervised(stop):  # from here on a stop (or the runner's death) is honoured
-            trainer = Trainer(args, stop)
-            return trainer.run()
-    except UserError as exc:
-        _print_error(str(exc))
-        return EXIT_USAGE
-
-
-def _print_error(message: str) -> None:
-    try:
-        print(f"error: {message}", file=sys.stderr, flush=True)
-    except OSError:
-        pass  # stderr may be a file on the full disk
+    return run_main(parse_args, Trainer, argv)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
+
+from dcvc_bench.health import collapses
 
 
 class Progress:
@@ -42,3 +45,17 @@ class Progress:
             if self.tty:
                 self.stream.write("\n")
             print(text, file=self.stream, flush=True)
+
+
+def eval_note(result: dict[str, Any], history: list[dict[str, Any]], stage: int) -> str:
+    """The log's line for an evaluation: the coded codec's figures, the training rate's
+    measured bias, and any collapsed latent with what to check."""
+    text = (f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f} (coded symbols), "
+            f"loss {result['loss']:.4f}" if result.get("loss") is not None else
+            f"eval: PSNR {result['psnr']:.2f} dB, BPP {result['bpp']:.4f} (coded symbols)")
+    bias = (result.get("train_proxy") or {}).get("bias_percent")
+    if bias is not None:
+        text += f"; training's likelihood rate (train events' bpp) is {bias:+.1f} % off the coded P-frame bits"
+    for collapse in collapses(history, stage):
+        text += f"\nWARNING {collapse.warning()}"
+    return text

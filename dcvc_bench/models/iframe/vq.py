@@ -51,8 +51,18 @@ def save_vq_checkpoint(path: str | os.PathLike[str], model: VQGAN, index_counts:
                        tables: IndexTables | None = None) -> Path:
     """Atomically write a VQ checkpoint (the project's one writer). ``tables`` defaults to
     the tables fitted on ``index_counts``."""
+    state = vq_checkpoint_state(model, index_counts, tables)
+    path = Path(path)
+    with atomic_file(path) as fh:
+        torch.save(state, fh)
+    return path
+
+
+def vq_checkpoint_state(model: VQGAN, index_counts: np.ndarray, tables: IndexTables | None = None) -> dict[str, Any]:
+    """The content of a VQ checkpoint (module docstring); the I-frame training step adds
+    its training keys to it."""
     tables = tables if tables is not None else IndexTables(index_counts)
-    state = {
+    return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "config": model.cfg.to_dict(),
@@ -60,10 +70,6 @@ def save_vq_checkpoint(path: str | os.PathLike[str], model: VQGAN, index_counts:
         "index_counts": torch.from_numpy(np.asarray(index_counts, dtype=np.int64).copy()),
         "cdfs": torch.from_numpy(tables.cdfs.copy()),
     }
-    path = Path(path)
-    with atomic_file(path) as fh:
-        torch.save(state, fh)
-    return path
 
 
 def is_vq_checkpoint(obj: Any) -> bool:
@@ -416,4 +422,5 @@ __all__ = [
     "refresh_index_tables",
     "save_vq_checkpoint",
     "vq_checkpoint_family",
+    "vq_checkpoint_state",
 ]
