@@ -189,6 +189,8 @@ IFrameSpec = Annotated[Union[CompressAISpec, OpenCVSpec, VQGANSpec, RVQSpec], Fi
 SPECS: dict[str, type[_Spec]] = {
     cls.model_fields["type"].default: cls for cls in (CompressAISpec, OpenCVSpec, VQGANSpec, RVQSpec)}
 I_FRAME_TYPES: tuple[str, ...] = tuple(SPECS)
+#: The vector-quantised families: their rate is a count of indices, not a likelihood.
+VQ_TYPES: tuple[str, ...] = tuple(cls.model_fields["type"].default for cls in (VQGANSpec, RVQSpec))
 """Every I-frame type a spec exists for (what the registry may build), in one tuple."""
 I_FRAME_FLAGS: tuple[str, ...] = tuple(dict.fromkeys(f for cls in SPECS.values() for f in cls.FLAGS.values()))
 """Every family's trainer flags except ``--i_frame_type``."""
@@ -340,6 +342,7 @@ def _one_line(exc: ValidationError, data: dict[str, Any], name: Callable[[str], 
 __all__ = [
     "I_FRAME_FLAGS",
     "I_FRAME_TYPES",
+    "VQ_TYPES",
     "SPECS",
     "TYPE_FLAG",
     "CompressAISpec",

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from dcvc_bench.checkpoints import parse_checkpoint_name
+from dcvc_bench.checkpoints import parse_checkpoint_name, parse_iframe_checkpoint_name
 from dcvc_bench.errors import UserError
 
 FROZEN_CURRICULUM = "curriculum.toml"
@@ -175,6 +175,10 @@ def resolve_targets(paths: Sequence[Path], runs_dir: Path) -> tuple[list[Target]
             raise UserError(f"--checkpoint {path}: not a run folder (no checkpoints/) and holds no .pth files")
         found = 0
         for track_dir in _by_lambda(tracks):
+            if _iframe_codec_folder(track_dir):
+                notes.append(f"{track_dir}: the run's trained I-frame codec (its P-frame tracks use it); "
+                             "`dcvc-bench eval-iframe` evaluates it alone")
+                continue
             chosen = pick_track_checkpoint(track_dir)
             if chosen is None:
                 notes.append(f"track {track_dir.name}: no final or best checkpoint yet, skipped")
@@ -185,6 +189,12 @@ def resolve_targets(paths: Sequence[Path], runs_dir: Path) -> tuple[list[Target]
             raise UserError(f"{path}: no final or best checkpoint in any track yet; "
                             "train first (`dcvc-bench run`) or pass a checkpoint file")
     return targets, notes
+
+
+def _iframe_codec_folder(folder: Path) -> bool:
+    """Whether a run's checkpoint folder holds an I-frame training step's files, not a track's."""
+    names = [p.name for p in folder.glob("*.pth")]
+    return bool(names) and all(parse_iframe_checkpoint_name(n) is not None for n in names)
 
 
 def _by_lambda(tracks: list[Path]) -> list[Path]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from dcvc_bench.curriculum import Step
+from dcvc_bench.curriculum.iframe_spec import VQ_TYPES
 from dcvc_bench.health import Collapse, collapses
 
 
@@ -131,7 +132,12 @@ class StepView:
         if not m:
             return "waiting for the first iterations..."
         return (f"loss {_num(m.get('loss'), '.4f')}  bpp {_num(m.get('bpp'), '.4f')}  "
-                f"psnr {_num(m.get('psnr'), '.2f')} dB  lr {_num(m.get('lr'), '.2e')}  {proxy_note(self.last_eval)}")
+                f"psnr {_num(m.get('psnr'), '.2f')} dB  lr {_num(m.get('lr'), '.2e')}  {self._rate_note()}")
+
+    def _rate_note(self) -> str:
+        if self.step.is_iframe and self.step.i_frame_type in VQ_TYPES:
+            return "(bpp: uniform, indices × layers × log2 K over the pixels)"
+        return proxy_note(self.last_eval)
 
 
 def proxy_note(last_eval: dict[str, Any] | None) -> str:

@@ -4,8 +4,9 @@ its evaluations and its end; never a line per iteration."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
-from dcvc_bench.curriculum import Step
+from dcvc_bench.curriculum import Step, expand, load_curriculum
 from dcvc_bench.runner.display import PlainDisplay, StepView
 
 STEP = Step(track="l2048", index=0, stage=1, gop=2, epochs=3, lambda_value=2048.0, quality_index=4,
@@ -75,3 +76,20 @@ def test_live_view_shows_step_position_epoch_bar_metrics_and_last_eval():
     assert "epoch 2/3" in text and "3/10 it  ETA epoch 7s, step 26s" in text
     assert "loss 0.5000  bpp 0.2500  psnr 30.00 dB  lr 1.00e-04" in text
     assert "last eval" in text and "PSNR 31.00 dB, BPP 0.2000" in text
+
+
+# -- what the progress line calls its bpp
+CURRICULA = Path(__file__).resolve().parents[2] / "curricula"
+
+
+def _metrics_line(step) -> str:
+    view = StepView(step, 1, 1, "fresh", 1, metrics={"loss": 1.0, "bpp": 0.1, "psnr": 20.0, "lr": 1e-4})
+    return view.metrics_line()
+
+
+def test_a_vq_iframe_steps_bpp_is_called_uniform_and_a_pframe_steps_a_likelihood():
+    steps = expand(load_curriculum(CURRICULA / "rvq-smoke.toml"))
+    iframe = next(s for s in steps if s.is_iframe)
+    pframe = next(s for s in steps if not s.is_iframe)
+    assert "(bpp: uniform" in _metrics_line(iframe)
+    assert "(bpp: training likelihood" in _metrics_line(pframe)
