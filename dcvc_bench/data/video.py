@@ -240,14 +240,21 @@ class VideoGOPDataset(Dataset):
 class VideoValidationDataset(Dataset):
     """The first ``max_frames`` frames of every clip in a folder, uncropped, in name order."""
 
-    def __init__(self, folder: str | os.PathLike[str], max_frames: int, *, what: str = "--val_video_dir"):
-        _require_int("--eval_max_frames", max_frames, minimum=1)
+    def __init__(self, folder: str | os.PathLike[str], max_frames: int, *, what: str = "--val_video_dir",
+                 min_frames: int = 1):
+        """``min_frames``: what each clip must give (P-frame validation needs an I- and a
+        P-frame, or its selection loss, which ``best`` and the scheduler use, is missing)."""
+        _require_int("--eval_max_frames", max_frames, minimum=min_frames)
         self.folder = Path(folder)
         self.max_frames = max_frames
         self.clips: tuple[Path, ...] = tuple(list_videos(self.folder, what))
         # Decodes (grab) at most max_frames per clip: catches unreadable files now rather
         # than at the first evaluation, hours into training.
         self.infos: tuple[VideoInfo, ...] = tuple(_count_frames(clip, limit=max_frames) for clip in self.clips)
+        for clip, info in zip(self.clips, self.infos):
+            if info.frames < min_frames:
+                raise UserError(f"{what}: {clip} has {info.frames} frame(s); validation needs at least "
+                                f"{min_frames} per clip (an I-frame and a P-frame); remove it or use a longer clip")
 
     def __len__(self) -> int:
         return len(self.clips)

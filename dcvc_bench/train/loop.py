@@ -90,7 +90,7 @@ class Trainer(EpochLoop):
                                          seed=args.seed + self.accelerator.process_index)
         self.val_set = None
         if args.val_video_dir and not args.skip_eval:
-            self.val_set = VideoValidationDataset(args.val_video_dir, args.eval_max_frames)
+            self.val_set = VideoValidationDataset(args.val_video_dir, args.eval_max_frames, min_frames=2)
 
     def _setup_model(self) -> None:
         """The frozen I-frame codec, DCVC with the weights it starts from, the stage's freeze."""

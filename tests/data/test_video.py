@@ -355,3 +355,18 @@ def test_validation_clip_shrunk_after_init_returns_what_decodes(own_clips):
 
     name, frames = dataset[0]
     assert name == "synth_000" and frames.shape == (5, 3, CLIP_HEIGHT, CLIP_WIDTH)
+
+
+def test_pframe_validation_refuses_a_one_frame_clip_naming_it(tmp_path):
+    """A clip without a P-frame has no selection loss: training would never save ``best``."""
+    import cv2
+
+    clip = tmp_path / "one.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 64))
+    writer.write(np.full((64, 64, 3), 128, np.uint8))
+    writer.release()
+    assert len(VideoValidationDataset(tmp_path, max_frames=4)) == 1  # the I-frame trainer's use
+    with pytest.raises(UserError, match=f"^--val_video_dir: {clip} has 1 frame.*at least 2 per clip"):
+        VideoValidationDataset(tmp_path, max_frames=4, min_frames=2)
+    with pytest.raises(UserError, match="^--eval_max_frames: must be a whole number >= 2, got 1"):
+        VideoValidationDataset(tmp_path, max_frames=1, min_frames=2)
