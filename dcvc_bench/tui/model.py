@@ -28,9 +28,10 @@ from dcvc_bench.runner.lock import lock_owner
 from dcvc_bench.runner.resume import Action, Decision, decide, fingerprints
 from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, open_run
 from dcvc_bench.tui import eta
-from dcvc_bench.tui.rows import checkpoint_row, checkpoint_sort_key, eval_rows, start_source, step_row
+from dcvc_bench.tui.rows import (checkpoint_row, checkpoint_sort_key, codebook_lines, eval_rows, start_source,
+                                 step_row)
 from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
-from dcvc_bench.tui.views import (Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
+from dcvc_bench.tui.views import (CODEBOOK_GROUP, Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
                                   StepProgress, StepRow)
 
 Clock = Callable[[], float]
@@ -286,8 +287,11 @@ class RunModel:
     # -- charts ---------------------------------------------------------------------------
     def step_chart(self, step_id: str, group: MetricGroup) -> Chart:
         with self._lock:
-            series = self._events[step_id].series
-            lines = {name: series.points(name) for name in group.fields}
+            events = self._events[step_id]
+            if group.key == CODEBOOK_GROUP:
+                lines = codebook_lines(events.codebooks)
+            else:
+                lines = {name: events.series.points(name) for name in group.fields}
         return Chart(f"{group.title} · {step_id}", lines, y_format=group.y_format)
 
     def track_chart(self, track: str, group: MetricGroup) -> Chart:
@@ -301,11 +305,13 @@ class RunModel:
                 if step.stage != stage and offset > 0:
                     marks.append((offset, f"S{step.stage}"))
                 stage = step.stage
-                series = self._events[step.id].series
-                for name in group.fields:
-                    xs, ys = series.points(name)
-                    lines[name][0].extend(offset + x for x in xs)
-                    lines[name][1].extend(ys)
+                events = self._events[step.id]
+                parts = (codebook_lines(events.codebooks) if group.key == CODEBOOK_GROUP
+                         else {name: events.series.points(name) for name in group.fields})
+                for name, (xs, ys) in parts.items():
+                    line = lines.setdefault(name, ([], []))
+                    line[0].extend(offset + x for x in xs)
+                    line[1].extend(ys)
                 offset += step.epochs
         return Chart(f"{group.title} · track {track}", lines, tuple(marks), group.y_format, x_max=offset)
 

@@ -21,7 +21,9 @@ from dcvc_bench.events import EventTail
 LOG_TAIL_BYTES = 64 * 1024
 #: Train metrics kept per step (the plotted ones).
 TRAIN_FIELDS = ("loss", "mse", "psnr", "bpp", "bpp_y", "bpp_z", "bpp_mv_y", "bpp_mv_z", "lr",
-                "frames_per_s")
+                "frames_per_s",
+                # the I-frame training step's terms (events.IFRAME_EVENT_FIELDS)
+                "rec_loss", "perceptual_loss", "codebook_loss", "g_loss", "d_loss", "disc_weight")
 #: Points kept per step: a days-long step writes a train event every half second.
 MAX_POINTS = 2048
 
@@ -97,6 +99,7 @@ class StepEvents:
         self.evals: list[dict[str, Any]] = []
         self.checkpoints: list[dict[str, Any]] = []
         self.ends: list[dict[str, Any]] = []
+        self.codebooks: list[dict[str, Any]] = []  # I-frame steps: per-layer codebook use, each epoch
         self.series = TrainSeries()
         self.last_train: dict[str, Any] | None = None
         #: The first train event after the last step_start: with the last one, the speed.
@@ -133,6 +136,8 @@ class StepEvents:
                 self.checkpoints.append(event)
             elif kind == "step_end":
                 self.ends.append(event)
+            elif kind == "codebook":
+                self.codebooks.append(event)
 
 
 class LogTail:

@@ -40,6 +40,9 @@ def step_row(view: RunView, step: Step, decision: Decision) -> StepRow:
 
 
 def eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
+    if step.is_iframe:
+        yield from _iframe_eval_rows(step, event)
+        return
     sources = [("normal", event)]
     if isinstance(event.get("ema"), dict):
         sources.append(("EMA", event["ema"]))
@@ -50,6 +53,40 @@ def eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
                       as_float(src.get("bpp")), as_float(src.get("ms_ssim")), as_float(src.get("rd_loss")),
                       as_float(i_frame.get("psnr")), as_float(i_frame.get("bpp")), as_float(p_frame.get("psnr")),
                       as_float(p_frame.get("bpp")))
+
+
+def _iframe_eval_rows(step: Step, event: dict[str, Any]) -> Iterable[EvalRow]:
+    """An I-frame step's evaluation: one row per RVQ depth evaluated (``L2`` ... with the
+    uniform BPP; the deepest, the depth trained, carries the step's RD loss), or one row."""
+    epoch = as_int(event.get("epoch"))
+    depths = [d for d in (event.get("depths") or []) if isinstance(d, dict)]
+    if not depths:
+        yield EvalRow(step.id, step.phase_id, epoch, "normal", as_float(event.get("psnr")), as_float(event.get("bpp")),
+                      as_float(event.get("ms_ssim")), as_float(event.get("rd_loss")), None, None, None, None)
+        return
+    deepest = max(as_int(d.get("layers")) or 0 for d in depths)
+    for d in depths:
+        layers = as_int(d.get("layers"))
+        yield EvalRow(step.id, step.phase_id, epoch, f"L{layers}", as_float(d.get("psnr")),
+                      as_float(d.get("bpp_uniform")), None,
+                      as_float(event.get("rd_loss")) if layers == deepest else None, None, None, None, None)
+
+
+def codebook_lines(events: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Codebook use (% of entries used) per RVQ layer against epochs, from an I-frame
+    step's ``codebook`` events: one line ``L1``, ``L2``... per layer."""
+    lines: dict[str, tuple[list[float], list[float]]] = {}
+    for event in events:
+        epoch = as_float(event.get("epoch"))
+        for layer in event.get("layers") or []:
+            usage = as_float(layer.get("usage")) if isinstance(layer, dict) else None
+            index = as_int(layer.get("layer")) if isinstance(layer, dict) else None
+            if epoch is None or usage is None or index is None:
+                continue
+            xs, ys = lines.setdefault(f"L{index + 1}", ([], []))
+            xs.append(epoch)
+            ys.append(usage)
+    return lines
 
 
 def start_source(decision: Decision) -> str | None:

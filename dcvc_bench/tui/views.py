@@ -21,12 +21,24 @@ class MetricGroup:
 
 
 METRIC_GROUPS = (
-    MetricGroup("loss", "loss", ("loss",)),
+    MetricGroup("loss", "loss", ("loss", "rec_loss", "perceptual_loss", "codebook_loss")),
     MetricGroup("psnr", "PSNR dB", ("psnr",)),
     MetricGroup("rate", "bpp", ("bpp", "bpp_y", "bpp_z", "bpp_mv_y", "bpp_mv_z")),
     MetricGroup("lr", "LR", ("lr",), y_format=".1e"),
     MetricGroup("fps", "frames/s", ("frames_per_s",)),
+    # I-frame training steps only (P-frame steps have none of these)
+    MetricGroup("gan", "GAN", ("g_loss", "d_loss")),
+    MetricGroup("codebook", "codebook %", (), y_format=".0f"),  # % of entries used, one line per RVQ layer
 )
+#: The group drawn from the I-frame step's ``codebook`` events (usage % per layer, per epoch).
+CODEBOOK_GROUP = "codebook"
+#: The groups a run of P-frame steps only charts (the chart bar then fits 80 columns).
+PFRAME_GROUPS = METRIC_GROUPS[:5]
+
+
+def metric_groups(steps: "list[Step]") -> tuple[MetricGroup, ...]:
+    """The chart groups of a run: the I-frame groups only where it trains an I-frame codec."""
+    return METRIC_GROUPS if any(s.is_iframe for s in steps) else PFRAME_GROUPS
 GROUPS_BY_KEY = {g.key: g for g in METRIC_GROUPS}
 
 

@@ -23,7 +23,7 @@ from dcvc_bench.errors import UserError
 from dcvc_bench.runner.lock import describe_owner, lock_owner
 from dcvc_bench.tui.control import RunControl
 from dcvc_bench.tui.model import SKIPPABLE, RunModel
-from dcvc_bench.tui.views import GROUPS_BY_KEY, METRIC_GROUPS, StepRow
+from dcvc_bench.tui.views import GROUPS_BY_KEY, METRIC_GROUPS, PFRAME_GROUPS, StepRow, metric_groups
 from dcvc_bench.tui.screens.confirm import ConfirmScreen
 from dcvc_bench.tui.screens.evals import EvalScreen
 from dcvc_bench.tui.widgets.checkpoint_panel import CheckpointPanel
@@ -57,7 +57,8 @@ class RunScreen(Screen[None]):
                                                "`dcvc-bench eval` results"),
         Binding("d", "rd", "RD", tooltip="RD curves and BD-rates of the latest `dcvc-bench eval` (eval/rd.json)"),
         Binding("f", "toggle_follow", "Follow", tooltip="Jump to each step as it starts"),
-        *(Binding(str(n), f"metric('{g.key}')", f"Chart {g.title}", show=False)
+        *(Binding(str(n), f"metric('{g.key}')", f"Chart {g.title}", show=False,
+                  tooltip="" if g in PFRAME_GROUPS else "I-frame training steps (runs that train an I-frame codec)")
           for n, g in enumerate(METRIC_GROUPS, start=1)),
         Binding("t", "swap_chart", "Step/track chart", show=False,
                 tooltip="On a narrow terminal: the step's chart or the whole track's"),
@@ -87,7 +88,8 @@ class RunScreen(Screen[None]):
         self.control = control
         self.poll_s = poll_s
         self.selected = model.current_step() or model.steps[0].id
-        self.metric = METRIC_GROUPS[0]
+        self.groups = metric_groups(model.steps)
+        self.metric = self.groups[0]
         self.follow = True
         self._followed = self.selected  # the running step last jumped to
         self.skipping: str | None = None  # the step being skipped (a run may be stopping first)
@@ -99,7 +101,7 @@ class RunScreen(Screen[None]):
             with Vertical(id="main"):
                 yield ProgressPanel(id="progress")
                 with Vertical(id="charts"):
-                    yield ChoiceBar([(g.key, f"{n} {g.title}") for n, g in enumerate(METRIC_GROUPS, start=1)],
+                    yield ChoiceBar([(g.key, f"{n} {g.title}") for n, g in enumerate(self.groups, start=1)],
                                     self.metric.key, id="metric-bar")
                     with Horizontal(id="plots"):
                         yield MetricChart(id="step-chart")
@@ -187,7 +189,8 @@ class RunScreen(Screen[None]):
         self._show_track_chart()
         track = self.model.step(self.selected).track
         self.query_one(EvalTable).show(self.model.eval_rows(track))
-        self.query_one("#eval-table").border_title = f"Evaluations · {track} · ★ lowest RD loss"
+        note = "BPP: uniform, per RVQ depth" if self.model.step(self.selected).is_iframe else "★ lowest RD loss"
+        self.query_one("#eval-table").border_title = f"Evaluations · {track} · {note}"
         self._show_checkpoints()
         self.query_one("#log-pane").border_title = f"Log · {self.selected}/stdout.log"
 
@@ -375,7 +378,8 @@ class RunScreen(Screen[None]):
         self.notify("following the running step" if self.follow else "not following the running step")
 
     def action_metric(self, key: str) -> None:
-        self.query_one("#metric-bar", ChoiceBar).active = key
+        if any(g.key == key for g in self.groups):  # 6, 7: I-frame charts, in runs that train one
+            self.query_one("#metric-bar", ChoiceBar).active = key
 
     def action_swap_chart(self) -> None:
         self.query_one("#plots").toggle_class("-track")
