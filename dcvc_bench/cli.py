@@ -188,6 +188,15 @@ def tui(target: Optional[Path] = typer.Argument(
 _BASE = "Baselines (x265/x264 via ffmpeg)"
 _OUT = "Output"
 _METRICS = "Metrics"
+# FID options, shared by `eval` and `eval-iframe`.
+_FID = typer.Option(None, "--fid/--no-fid", help="FID per RD point over all its frames. Default: when its weights "
+                    "are here and enough frames are evaluated (else the reason is shown); --fid: required (exit 2 "
+                    "when it cannot be computed); --no-fid: skipped.", rich_help_panel=_METRICS, show_default=False)
+_FID_WEIGHTS = typer.Option(None, "--fid-weights", help="torch-fidelity's Inception weights file (default: "
+                            "weights-inception-2015-12-05-6726825d.pth in $TORCH_HOME/hub/checkpoints).",
+                            rich_help_panel=_METRICS)
+_FID_DIMS = typer.Option(2048, "--fid-dims", help="Inception feature size: 2048 (standard FID), 768, 192 or 64; "
+                         "FID needs more frames than this.", rich_help_panel=_METRICS)
 
 
 @app.command("eval", epilog=(
@@ -218,11 +227,15 @@ def eval_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
+    fid: Optional[bool] = _FID,
+    fid_weights: Optional[Path] = _FID_WEIGHTS,
+    fid_dims: int = _FID_DIMS,
 ) -> None:
     """Evaluate checkpoints (estimated or --real bits) and x265/x264 on the same clips.
 
-    BPP, RGB PSNR, MS-SSIM and LPIPS per clip and overall, I- vs P-frames, RD curves and
-    BD-rates. Results also go to the run folder's eval/ (latest.json, rd.json, rd.png)."""
+    BPP, RGB PSNR, SSIM, MS-SSIM and LPIPS per clip and overall, FID per RD point, I- vs
+    P-frames, RD curves and BD-rates. Results also go to the run folder's eval/
+    (latest.json, rd.json, rd.png)."""
 
     def body() -> int:
         from dcvc_bench.eval.run_eval import EvalRequest, eval_command as run_eval_command
@@ -231,7 +244,8 @@ def eval_command(
             checkpoints=list(checkpoint or []), videos=videos, frames=frames, intra_period=intra_period,
             real=real, ema=ema, device=device, json_out=json_out, csv_out=csv_out, plot_out=plot_out,
             baselines=baselines, preset=preset, qp=qp, crf=crf, anchor=anchor, ffmpeg=ffmpeg,
-            baselines_only=baselines_only, runs_dir=runs_dir, rvq_layers=rvq_layers))
+            baselines_only=baselines_only, runs_dir=runs_dir, rvq_layers=rvq_layers, fid=fid,
+            fid_weights=fid_weights, fid_dims=fid_dims))
 
     _guard(body)
 
@@ -266,9 +280,9 @@ def eval_iframe_command(
     csv_out: Optional[Path] = typer.Option(None, "--csv", rich_help_panel=_OUT),
     plot_out: Optional[Path] = typer.Option(None, "--plot", rich_help_panel=_OUT),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", rich_help_panel=_OUT),
-    fid: bool = typer.Option(True, "--fid/--no-fid", help="FID per RD point when its weights are here and enough frames are evaluated.", rich_help_panel=_METRICS),
-    fid_weights: Optional[Path] = typer.Option(None, "--fid-weights", help="torch-fidelity's Inception weights file (default: weights-inception-2015-12-05-6726825d.pth in $TORCH_HOME/hub/checkpoints).", rich_help_panel=_METRICS),
-    fid_dims: int = typer.Option(2048, "--fid-dims", help="Inception feature size: 2048 (standard FID), 768, 192 or 64; FID needs more frames than this.", rich_help_panel=_METRICS),
+    fid: Optional[bool] = _FID,
+    fid_weights: Optional[Path] = _FID_WEIGHTS,
+    fid_dims: int = _FID_DIMS,
 ) -> None:
     """An I-frame codec alone (the seed's test_iframe): every frame an I-frame.
 

@@ -33,7 +33,7 @@ from dcvc_bench.codec.ar import coding_settings
 from dcvc_bench.codec.gop import code_frames, decoded_picture
 from dcvc_bench.codec.pframe import STREAM_ORDER, PFrameAnalysis
 from dcvc_bench.codec.video import Codec
-from dcvc_bench.eval.metrics import ms_ssim, psnr
+from dcvc_bench.eval.metrics import ms_ssim, psnr, ssim
 from dcvc_bench.eval.scoring import mean, summarize_clip, summarize_overall
 from dcvc_bench.models.iframe import IFrameCodec
 from dcvc_bench.models.stages import RATE_TERMS
@@ -152,6 +152,7 @@ def evaluate_clip(codec: Codec, frames_u8: torch.Tensor, stage: int, lmbda: floa
         record = {
             "index": coded.index, "kind": coded.kind,
             "psnr": float(psnr(coded.decoded, coded.x)[0]),
+            "ssim": float(ssim(coded.decoded, coded.x)[0]),
             "ms_ssim": float(ms_ssim(coded.decoded, coded.x)[0]),
             "bits": coded.bits, "bpp": coded.bits / pixels, "mse": mse,
         }

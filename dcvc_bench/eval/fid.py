@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
 from dcvc_bench.errors import UserError
+from dcvc_bench.evaldoc import FIDInfo, fid_doc
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity 0.2+'s release asset
 FID_DIMS = (64, 192, 768, 2048)  # the feature layers torch-fidelity's InceptionV3 provides
@@ -138,29 +139,45 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
 
 class FIDScorer:
     """FID per RD point over an evaluation: the original frames' features once per clip,
-    each point's decoded frames as they are made; :meth:`result` at the end."""
+    each point's decoded frames as they are made; :meth:`result` at the end.
+
+    ``enabled``: None (the default) computes FID when the weights are here and enough
+    frames are evaluated, else says why not; True (``--fid``) requires it: no weights or
+    too few frames is a one-line :class:`~dcvc_bench.errors.UserError` before anything is
+    evaluated; False (``--no-fid``) never computes it."""
 
     def __init__(self, weights: Optional[Path] = None, dims: int = DEFAULT_DIMS, device: torch.device | str = "cpu",
-                 enabled: bool = True):
+                 enabled: Optional[bool] = None):
         self.dims = check_dims(dims)
         self.needed = min_frames(self.dims)
         self.device = torch.device(device)
+        self.required = enabled is True
         self.features: Optional[InceptionFeatures] = None
         self.path: Optional[Path] = None
         ok, reason, path = fid_available(weights)
+        if self.required and not ok:
+            raise UserError(f"--fid: {reason}")
         self._weights = path if ok else None
-        self.reason: Optional[str] = "FID not computed (--no-fid)" if not enabled else (None if ok else reason)
+        self.reason: Optional[str] = "FID not computed (--no-fid)" if enabled is False else (None if ok else reason)
         self._originals: dict[str, Tensor] = {}
         self._decoded: dict[str, list[Tensor]] = {}
 
-    def plan(self, frames: int) -> None:
+    def plan(self, frames: int, exact: Optional[Callable[[], int]] = None) -> None:
         """Before evaluating: ``frames`` is the most each point can get (``--frames`` ×
         clips). Loads the network when FID can be had from them; otherwise records why not,
-        and nothing is extracted."""
+        and nothing is extracted. When that bound is enough, ``exact`` (the frames the clips
+        really hold, counted by decoding them) decides, so that short clips are told (or,
+        with ``--fid``, refused) now rather than after the evaluation."""
         if self.reason is not None or self._weights is None:
             return
+        if frames >= self.needed and exact is not None:
+            frames, qualifier = exact(), ""
+        else:
+            qualifier = "at most "
         if frames < self.needed:
-            self.reason = self._too_few(frames, "at most ")
+            self.reason = self._too_few(frames, qualifier)
+            if self.required:
+                raise UserError(f"--fid: {self.reason}")
             return
         self.features, self.path = InceptionFeatures(self._weights, self.dims, self.device), self._weights
 
@@ -178,10 +195,14 @@ class FIDScorer:
             self._originals[clip] = torch.cat([self.features(frames_u8[i:i + 8]) for i in range(0, len(frames_u8), 8)])
 
     def decoded(self, point: str, frame: Tensor) -> None:
-        """One decoded frame of ``point`` (1×3×H×W float in [0, 1]), scored as 8 bits."""
+        """Decoded frames of ``point`` (B×3×H×W float in [0, 1]), scored as 8 bits."""
         if self.features is not None:
-            u8 = (frame.detach().clamp(0, 1) * 255.0).round().to(torch.uint8)
-            self._decoded.setdefault(point, []).append(self.features(u8))
+            self.decoded_u8(point, (frame.detach().clamp(0, 1) * 255.0).round().to(torch.uint8))
+
+    def decoded_u8(self, point: str, frames_u8: Tensor) -> None:
+        """Decoded frames of ``point`` (B×3×H×W uint8)."""
+        if self.features is not None:
+            self._decoded.setdefault(point, []).append(self.features(frames_u8))
 
     def result(self, point: str) -> tuple[Optional[float], Optional[str]]:
         """(FID, None), or (None, why not)."""
@@ -193,11 +214,11 @@ class FIDScorer:
             return None, self._too_few(min(len(fake), len(real)))
         return frechet_distance(real, fake), None
 
-    def describe(self) -> dict:
+    def describe(self) -> FIDInfo:
         """The document's ``fid`` section."""
-        return {"available": self.features is not None, "reason": self.reason, "dims": self.dims,
-                "min_frames": self.needed, "weights": str(self.path) if self.path else None,
-                "convention": CONVENTION.format(dims=self.dims, min_frames=self.needed)}
+        return fid_doc(available=self.features is not None, reason=self.reason, dims=self.dims,
+                       min_frames=self.needed, weights=str(self.path) if self.path else None,
+                       convention=CONVENTION.format(dims=self.dims, min_frames=self.needed))
 
 
 __all__ = ["CONVENTION", "DEFAULT_DIMS", "FID_DIMS", "FIDScorer", "INCEPTION_FILE", "InceptionFeatures",

@@ -20,7 +20,8 @@ estimate (real vs est.). ``--config`` is the architecture JSON of a type that ha
 
 Metrics: PSNR, SSIM, MS-SSIM, LPIPS per frame (:mod:`dcvc_bench.eval.metrics`) and FID per
 point over all its frames (:mod:`dcvc_bench.eval.fid`, when its weights are on this machine
-and enough frames are evaluated).
+and enough frames are evaluated), summarised and written as `dcvc-bench eval`'s are (the
+one summariser, :mod:`dcvc_bench.eval.scoring`; the document, :mod:`dcvc_bench.evaldoc`).
 """
 
 from __future__ import annotations
@@ -36,23 +37,13 @@ from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES, IFrameSpec
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.evaluators import Evaluator, baseline_evaluator, build_iframe_from_checkpoint, iframe_notes
 from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
-from dcvc_bench.eval.run_eval import evaluate, write_outputs
-from dcvc_bench.eval.scoring import Scorer, mean
+from dcvc_bench.eval.run_eval import evaluate, fid_scorer, write_outputs
+from dcvc_bench.eval.scoring import Scorer
 from dcvc_bench.eval.targets import EvalOptions, Target, check_counts, resolve_clips, resolve_device, resolve_targets
-from dcvc_bench.evaldoc import CONVENTIONS
-
-from dcvc_bench.eval.fid import FIDScorer
+from dcvc_bench.evaldoc import EvalDocument, eval_document, lpips_doc, settings_doc
 
 if TYPE_CHECKING:
     from dcvc_bench.models.iframe import IFrameCodec
-
-EXTRA_CONVENTIONS = {
-    "ssim": "pytorch-msssim single-scale SSIM, data range 1, 11-px Gaussian window (sigma 1.5; smaller odd "
-            "window on frames under 11 px), per frame then means as PSNR",
-    "rates_bpp": "other rates of the I-frame codec per point, bits / original pixels: VQ codecs' uniform "
-                 "(n_indices x L x log2 K), entropy (under the stored per-layer model) and real_equivalent "
-                 "(the estimate: information content under the coder's CDF)",
-}
 
 @dataclass
 class IFrameEvalRequest(EvalOptions):
@@ -67,9 +58,6 @@ class IFrameEvalRequest(EvalOptions):
     settings: list[str] = field(default_factory=list)
     config: Optional[Path] = None
     layers: Optional[str] = None
-    fid: bool = True
-    fid_weights: Optional[Path] = None
-    fid_dims: int = 2048
 
 
 def _numbers(text: Optional[str], option: str = "--quality", example: str = "50,70,90") -> list[Optional[int]]:
@@ -169,22 +157,20 @@ def _rate_points(codec: IFrameCodec, layers: Optional[str]) -> list[IFrameCodec]
             points.append(codec.with_rate(value))
         except UserError as exc:  # the family names its trainer flag first ("--rvq_layers 9 is ..."): ours here
             text = str(exc)
-            text = text.split(" ", 2)[-1] if text.startswith(f"--") and f" {value} " in text[:40] else f": {text}"
+            text = text.split(" ", 2)[-1] if text.startswith("--") and f" {value} " in text[:40] else f": {text}"
             raise UserError(f"--layers {value} {text}".replace(" : ", ": ")) from None
     return points
 
 
 def iframe_evaluator(codec: IFrameCodec, point: str, curve: str, source: dict[str, Any], real: bool,
-                     device: torch.device, fid: Optional[FIDScorer] = None) -> Evaluator:
+                     device: torch.device) -> Evaluator:
     """Every frame through ``codec`` alone: its estimate, or a real encode + decode (then
     the estimate too, unless the estimate is itself real). Per frame also the codec's
-    other rates (``rate_bits``) and, with ``fid``, the decoded frame's Inception features."""
+    other rates (``rate_bits``, summarised as ``rates_bpp``)."""
 
     @torch.no_grad()
     def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
         h, w = frames_u8.shape[-2:]
-        if fid is not None:
-            fid.originals(name, frames_u8)
         records = []
         for t in range(frames_u8.shape[0]):
             x = frames_u8[t:t + 1].to(device).float().div_(255.0)
@@ -211,17 +197,15 @@ def iframe_evaluator(codec: IFrameCodec, point: str, curve: str, source: dict[st
                 record["rate_bits"] = {k: float(v[0]) for k, v in rates.items()}
             record["bpp"] = record["bits"] / (h * w)
             record.update(scorer.frame(x, x_hat.clamp(0.0, 1.0)))
-            if fid is not None:
-                fid.decoded(point, x_hat)
             records.append(record)
-        return records, 0.0, clip_extras(records, h * w)
+        return records, 0.0, {}
 
     bits = "real" if real or codec.exact_estimate else "estimated"
     return Evaluator(point, curve, "iframe", bits, {**source, "identity": codec.identity()}, run,
                      iframe_notes(point, codec))
 
 
-def iframe_evaluators(req: IFrameEvalRequest, device: torch.device, fid: Optional[FIDScorer] = None,
+def iframe_evaluators(req: IFrameEvalRequest, device: torch.device,
                       ) -> tuple[list[Evaluator], Optional[Path], list[str]]:
     """The codecs to evaluate, the run folder they came from (if any) and notes."""
     from dcvc_bench.models.iframe import build_iframe_codec
@@ -233,7 +217,7 @@ def iframe_evaluators(req: IFrameEvalRequest, device: torch.device, fid: Optiona
         for spec in requested_specs(req):
             for codec in _rate_points(build_iframe_codec(spec, device=str(device)), req.layers):
                 evaluators.append(iframe_evaluator(codec, codec.name, spec.curve,
-                                                   {"i_frame": codec.spec.to_record()}, req.real, device, fid))
+                                                   {"i_frame": codec.spec.to_record()}, req.real, device))
     elif req.model or req.quality or req.pretrained or req.weights or req.settings or req.config or req.layers:
         raise UserError("--model/--quality/--pretrained/--weights/--set/--config/--layers describe a codec: add "
                         f"--type ({' | '.join(I_FRAME_TYPES)})")
@@ -248,47 +232,13 @@ def iframe_evaluators(req: IFrameEvalRequest, device: torch.device, fid: Optiona
             continue
         seen.add(codec.identity())
         source = {"checkpoint": str(target.path), "track": target.track, "i_frame": codec.spec.to_record()}
-        evaluators.append(iframe_evaluator(codec, codec.name, codec.name, source, req.real, device, fid))
+        evaluators.append(iframe_evaluator(codec, codec.name, codec.name, source, req.real, device))
     return evaluators, run_dir, notes
 
 
-def clip_extras(records: list[dict[str, Any]], pixels: int) -> dict[str, Any]:
-    """A clip's figures beyond the shared summary: SSIM (mean of frames) and the codec's
-    other rates in BPP (``rates_bpp``: bits over frames × original pixels)."""
-    out: dict[str, Any] = {"ssim": mean(r.get("ssim") for r in records)}
-    if records and all("rate_bits" in r for r in records):
-        names = records[0]["rate_bits"]
-        out["rates_bpp"] = {k: sum(r["rate_bits"][k] for r in records) / (len(records) * pixels) for k in names}
-    return out
-
-
-def add_overall_extras(results: list[dict[str, Any]], fid: FIDScorer) -> None:
-    """Each point's overall SSIM and other rates (means over clips, missing if missing for
-    any clip, as the shared summary does) and its FID over all its frames; the same on
-    its RD point."""
-    for r in results:
-        clips = list(r["clips"].values())
-        o = r["overall"]
-        o["ssim"] = mean(c.get("ssim") for c in clips)
-        if clips and all("rates_bpp" in c for c in clips):
-            o["rates_bpp"] = {k: mean(c["rates_bpp"][k] for c in clips) for k in clips[0]["rates_bpp"]}
-        o["fid"], o["fid_reason"] = fid.result(r["id"]) if r["kind"] == "iframe" else (None, "not computed")
-
-
-def _rd_extras(rd: Optional[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-    if rd is None:
-        return
-    overall = {r["id"]: r["overall"] for r in results}
-    for curve in rd["curves"]:
-        for p in curve["points"]:
-            o = overall.get(p["label"], {})
-            p.update(ssim=o.get("ssim"), fid=o.get("fid"), rates_bpp=o.get("rates_bpp"),
-                     bpp_estimate=o.get("bpp_estimate"))
-
-
-def run_iframe_eval(req: IFrameEvalRequest, echo: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+def run_iframe_eval(req: IFrameEvalRequest, echo: Callable[[str], None] = lambda s: None) -> EvalDocument:
+    """Evaluate as asked and return the result document; nothing is printed or written here."""
     from dcvc_bench.eval import baselines as bl
-    from dcvc_bench.eval.metrics import ssim_setting
 
     check_counts(req.frames, 1)
     points, ffmpeg = [], None
@@ -300,38 +250,26 @@ def run_iframe_eval(req: IFrameEvalRequest, echo: Callable[[str], None] = lambda
         raise UserError("--qp/--crf set the baselines' rate points: add --baselines x265,x264")
     device = resolve_device(req.device)
     req = _split_weights(req)
-    fid = FIDScorer(req.fid_weights, req.fid_dims, device, enabled=req.fid)
-    evaluators, run_dir, notes = iframe_evaluators(req, device, fid)
+    evaluators, run_dir, notes = iframe_evaluators(req, device)
     clips = resolve_clips(req.videos, run_dir)
-    fid.plan(req.frames * len(clips))
     evaluators += [baseline_evaluator(ffmpeg, p, 1) for p in points]
     check_anchor(req.anchor, [ev.curve for ev in evaluators])
     check_plottable(req.plot_out, evaluators)
-    scorer = Scorer.create(device)
+    fid = fid_scorer(req, device, clips)
+    scorer = Scorer.create(device, fid)
     clip_info, results = evaluate(evaluators, clips, req.frames, scorer, ffmpeg, echo)
-    for info in clip_info:
-        info["ssim"] = ssim_setting(info["height"], info["width"])["label"]
-    add_overall_extras(results, fid)
     anchor = default_anchor(results, req.anchor)
-    mode = "iframe-real" if req.real else "iframe-estimate"
     rd = rd_section(results, anchor, require_anchor=req.anchor is not None)
     if rd is not None:
         rd["ms_ssim_label"] = ms_ssim_label(clip_info)
-    _rd_extras(rd, results)
-    return {
-        "format": "dcvc-bench-eval", "version": 1,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "created_unix": time.time(), "mode": mode,
-        "run": str(run_dir.resolve()) if run_dir else None,
-        "settings": {"frames": req.frames, "intra_period": 1, "real": req.real, "ema": False,
-                     "device": str(device), "videos": str(req.videos) if req.videos else None,
-                     "layers": req.layers},
-        "conventions": {**CONVENTIONS, **EXTRA_CONVENTIONS, "fid": fid.describe()["convention"]},
-        "lpips": {"available": scorer.lpips is not None, "reason": scorer.lpips_reason, "net": "alex"},
-        "fid": fid.describe(),
-        "baselines": bl.describe_settings(1) if points else None,
-        "clips": clip_info, "results": results,
-        "rd": rd, "notes": notes + [n for ev in evaluators for n in ev.notes],
-    }
+    layers = _numbers(req.layers, "--layers", "2,4,6,8") if req.layers is not None else None
+    return eval_document(
+        mode="iframe-real" if req.real else "iframe-estimate", run=str(run_dir.resolve()) if run_dir else None,
+        settings=settings_doc(frames=req.frames, intra_period=1, real=req.real, ema=False, device=str(device),
+                              videos=str(req.videos) if req.videos else None, layers=layers),  # type: ignore[arg-type]
+        lpips=lpips_doc(scorer.lpips is not None, scorer.lpips_reason), fid=fid.describe(),
+        baselines=bl.describe_settings(1) if points else None,
+        clips=clip_info, results=results, rd=rd, notes=notes + [n for ev in evaluators for n in ev.notes])
 
 
 def eval_iframe_command(req: IFrameEvalRequest) -> int:

@@ -197,15 +197,15 @@ def footnotes(doc: EvalDocument) -> list[str]:
         lines.append("SSIM: " + ", ".join(f"{c['name']} {c['ssim']}" for c in doc["clips"] if c.get("ssim", "SSIM") != "SSIM"))
     if not doc["lpips"]["available"]:
         lines.append(f"LPIPS {doc['lpips']['reason']}")
-    fid = doc.get("fid")
-    if fid and fid.get("reason"):
-        lines.append(fid["reason"])
-    elif fid:
-        lines.append(fid["convention"])
     else:
         for c in doc["clips"]:
             if c["lpips"].startswith("unavailable"):
                 lines.append(f"LPIPS for {c['name']}: {c['lpips']}")
+    fid = doc.get("fid")
+    if fid:
+        lines.append(fid["reason"] or fid["convention"])
+        lines += list(dict.fromkeys(r["overall"]["fid_reason"] for r in doc["results"]  # e.g. clips shorter than planned
+                                    if r["overall"].get("fid_reason") not in (None, fid["reason"])))
     base = doc.get("baselines")
     if base:
         lines.append(f"baselines: {base['colour_path']}; {base['structure']}; bits = {base['bits']}")
@@ -232,13 +232,14 @@ def print_rd(doc: EvalDocument, out: Any) -> None:
     if not rd or not (len(rd["curves"]) > 1 or any(len(c["points"]) > 1 for c in rd["curves"])):
         return
     table = Table(title="RD points", title_justify="left")
-    for col in ("curve", "point", "bits", "BPP", "PSNR dB", "SSIM", "MS-SSIM", "LPIPS"):
+    with_fid = any(p.get("fid") is not None for c in rd["curves"] for p in c["points"])
+    for col in ("curve", "point", "bits", "BPP", "PSNR dB", "SSIM", "MS-SSIM", "LPIPS", *(["FID"] if with_fid else [])):
         table.add_column(col, justify="left" if col in ("curve", "point", "bits") else "right")
     for curve in rd["curves"]:
         for i, p in enumerate(curve["points"]):
             table.add_row(curve["name"] if i == 0 else "", p["label"], curve["bits"], _f(p["bpp"], ".4f"),
                           _f(p["psnr"], ".2f"), _f(p.get("ssim"), ".4f"), _f(p["ms_ssim"], ".4f"),
-                          _f(p["lpips"], ".4f", "n/a"))
+                          _f(p["lpips"], ".4f", "n/a"), *([_f(p.get("fid"), ".3f", "n/a")] if with_fid else []))
         table.add_section()
     out.print(table)
     if not rd["bd"]:

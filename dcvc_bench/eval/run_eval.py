@@ -4,7 +4,7 @@ on the same clips, per clip and overall, with RD curves and BD-rates. The driver
 - what is evaluated and on which clips: :mod:`dcvc_bench.eval.targets`;
 - one evaluator per RD point (estimation, ``--real``, baselines): :mod:`~dcvc_bench.eval.evaluators`;
 - metrics and THE summariser (per clip, overall, the rule for missing figures):
-  :mod:`~dcvc_bench.eval.scoring`;
+  :mod:`~dcvc_bench.eval.scoring`; FID per RD point: :mod:`~dcvc_bench.eval.fid`;
 - RD curves and BD figures: :mod:`~dcvc_bench.eval.rd` (math in :mod:`~dcvc_bench.eval.bdrate`);
 - the result document: :mod:`dcvc_bench.evaldoc`; tables and CSV: :mod:`~dcvc_bench.eval.report`.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,20 +26,37 @@ from dcvc_bench.errors import UserError
 from dcvc_bench.eval.evaluators import Evaluator, baseline_evaluator, learned_evaluators
 from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
 from dcvc_bench.eval.scoring import Scorer, mean, summarize_clip, summarize_overall
-from dcvc_bench.eval.targets import (Clip, EvalRequest, Target, check_counts, latest_run, load_clip,
-                                     parse_depths, resolve_clips, resolve_device, resolve_targets)
+from dcvc_bench.eval.targets import (Clip, EvalOptions, EvalRequest, Target, check_counts, frames_available,
+                                     latest_run, load_clip, parse_depths, resolve_clips, resolve_device,
+                                     resolve_targets)
 from dcvc_bench.evaldoc import (ClipInfo, EvalDocument, ResultDoc, eval_document, lpips_doc,
                                 result_doc, settings_doc)
 
-__all__ = ["eval_command", "evaluate", "run_eval", "write_outputs"]
+if TYPE_CHECKING:
+    from dcvc_bench.eval.fid import FIDScorer
+
+__all__ = ["eval_command", "evaluate", "fid_scorer", "run_eval", "write_outputs"]
+
+
+def fid_scorer(req: EvalOptions, device: torch.device, clips: Sequence[Clip]) -> FIDScorer:
+    """FID as ``--fid/--no-fid --fid-weights --fid-dims`` ask, planned for ``clips``: the
+    network loaded when the weights are here and enough frames will be evaluated; with
+    ``--fid``, no weights or too few frames is one line, before anything is evaluated."""
+    from dcvc_bench.eval.fid import FIDScorer
+
+    fid = FIDScorer(req.fid_weights, req.fid_dims, device, enabled=req.fid)
+    fid.plan(req.frames * len(clips), exact=lambda: frames_available(clips, req.frames))
+    return fid
 
 
 def evaluate(evaluators: Sequence[Evaluator], clips: Sequence[Clip], frames: int, scorer: Scorer,
              ffmpeg: Optional[str] = None,
              echo: Callable[[str], None] = lambda s: None) -> tuple[list[ClipInfo], list[ResultDoc]]:
     """Run every evaluator on every clip (each clip decoded once, then freed).
-    Returns (clip descriptions, per-evaluator results with per-clip and overall figures)."""
-    from dcvc_bench.eval.metrics import ms_ssim_setting
+    Each evaluator scores through ``scorer.for_point(its id)``, so that the scorer's FID
+    (if any) sees every frame it scores. Returns (clip descriptions, per-evaluator results
+    with per-clip and overall figures, FID on the overall)."""
+    from dcvc_bench.eval.metrics import ms_ssim_setting, ssim_setting
 
     clip_info: list[ClipInfo] = []
     per_eval: dict[str, dict[str, dict]] = {ev.id: {} for ev in evaluators}
@@ -48,7 +65,8 @@ def evaluate(evaluators: Sequence[Evaluator], clips: Sequence[Clip], frames: int
         t, _, h, w = frames_u8.shape
         _, lpips_reason = scorer.lpips_for(h, w)
         info: ClipInfo = {"name": clip.name, "path": str(clip.path.resolve()), "width": w, "height": h, "frames": t,
-                          "ms_ssim": ms_ssim_setting(h, w)["label"], "lpips": lpips_reason or "LPIPS (alex)"}
+                          "ms_ssim": ms_ssim_setting(h, w)["label"], "ssim": ssim_setting(h, w)["label"],
+                          "lpips": lpips_reason or "LPIPS (alex)"}
         if ffmpeg is not None:
             from dcvc_bench.eval import baselines as bl
 
@@ -56,16 +74,18 @@ def evaluate(evaluators: Sequence[Evaluator], clips: Sequence[Clip], frames: int
                 bl.colour_roundtrip(ffmpeg, frames_u8.permute(0, 2, 3, 1).numpy()).transpose(0, 3, 1, 2))))
             info["colour_roundtrip_psnr"] = mean(m["psnr"] for m in ceiling)
         clip_info.append(info)
+        scorer.originals(clip.name, frames_u8)
         for ev in evaluators:
             echo(f"{clip.name} ({w}x{h}, {t} frames): {ev.id}")
-            records, header_bits, extra = ev.run(clip.name, frames_u8, scorer)
+            records, header_bits, extra = ev.run(clip.name, frames_u8, scorer.for_point(ev.id))
             summary = summarize_clip(records, h * w, header_bits)
             summary.update(extra)
             summary["per_frame"] = records
             per_eval[ev.id][clip.name] = summary
         del frames_u8
     results = [result_doc(ev.id, ev.curve, ev.kind, ev.bits, ev.source,
-                          summarize_overall(list(per_eval[ev.id].values())), per_eval[ev.id])  # type: ignore[arg-type]
+                          summarize_overall(list(per_eval[ev.id].values())), per_eval[ev.id],  # type: ignore[arg-type]
+                          fid=scorer.fid_result(ev.id))
                for ev in evaluators]
     return clip_info, results
 
@@ -111,7 +131,8 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
     if depths:
         learned_curves = [f"{c} L{d}" for c in learned_curves for d in depths]
     check_anchor(req.anchor, [*learned_curves, *(p.codec for p in points)])
-    scorer = Scorer.create(device)
+    fid = fid_scorer(req, device, clips)
+    scorer = Scorer.create(device, fid)
     evaluators: list[Evaluator] = []
     for target in targets:
         for ev in learned_evaluators(target, req.ema, req.intra_period, device, real=req.real,
@@ -134,7 +155,7 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
         settings=settings_doc(frames=req.frames, intra_period=req.intra_period, real=req.real, ema=req.ema,
                               device=str(device), videos=str(req.videos) if req.videos else None,
                               rvq_layers=depths or None),
-        lpips=lpips_doc(scorer.lpips is not None, scorer.lpips_reason),
+        lpips=lpips_doc(scorer.lpips is not None, scorer.lpips_reason), fid=fid.describe(),
         baselines=bl.describe_settings(req.intra_period) if points else None,
         clips=clip_info, results=results, rd=rd, notes=notes + [n for ev in evaluators for n in ev.notes])
 

@@ -12,16 +12,26 @@ under one rule for what is missing:
     as far as every clip has them.)
 
 Conventions (DCVC): PSNR in RGB on [0,1], per frame; a clip's PSNR is the mean of its
-frames' PSNR; overall figures are means over clips, timings are weighted by frames. BPP
-= bits / (frames x original pixels): padding never counts, a stream header does.
+frames' PSNR (SSIM, MS-SSIM and LPIPS likewise); overall figures are means over clips,
+timings are weighted by frames. BPP = bits / (frames x original pixels): padding never
+counts, a stream header does. An I-frame codec's other rates (``rate_bits`` per frame,
+e.g. a VQ codec's uniform and entropy bits) become ``rates_bpp`` the same way.
+
+FID is not a mean of anything: one value per RD point over all its decoded frames. The
+:class:`Scorer` a point's evaluator is given (:meth:`Scorer.for_point`) hands every frame
+it scores to the evaluation's :class:`~dcvc_bench.eval.fid.FIDScorer`, so FID sees
+exactly the frames the other metrics see.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 import torch
+
+if TYPE_CHECKING:
+    from dcvc_bench.eval.fid import FIDScorer
 
 #: Frames scored per metric call (bounded memory, batched speed).
 METRIC_CHUNK = 8
@@ -29,20 +39,39 @@ METRIC_CHUNK = 8
 
 @dataclass
 class Scorer:
-    """The metrics of :mod:`dcvc_bench.eval.metrics` over whole clips, in chunks."""
+    """The metrics of :mod:`dcvc_bench.eval.metrics` over whole clips, in chunks; with a
+    ``fid`` scorer and a ``point`` (:meth:`for_point`), every decoded frame scored also
+    goes to FID as that point's."""
 
     device: torch.device
     lpips: Any = None              # LPIPSMetric or None
     lpips_reason: Optional[str] = None
+    fid: Optional[FIDScorer] = None
+    point: Optional[str] = None
 
     @classmethod
-    def create(cls, device: torch.device) -> "Scorer":
+    def create(cls, device: torch.device, fid: Optional[FIDScorer] = None) -> "Scorer":
         from dcvc_bench.eval.metrics import LPIPSMetric
 
         ok, reason = LPIPSMetric.available()
         if not ok:
-            return cls(device, None, f"unavailable: {reason}")
-        return cls(device, LPIPSMetric(device), None)
+            return cls(device, None, f"unavailable: {reason}", fid)
+        return cls(device, LPIPSMetric(device), None, fid)
+
+    def for_point(self, point: str) -> "Scorer":
+        """This scorer for one RD point's evaluator: the frames it scores are ``point``'s for FID."""
+        return replace(self, point=point)
+
+    def originals(self, clip: str, frames_u8: torch.Tensor) -> None:
+        """A clip's original frames (T×3×H×W uint8), for FID's reference statistics."""
+        if self.fid is not None:
+            self.fid.originals(clip, frames_u8)
+
+    def fid_result(self, point: str) -> tuple[Optional[float], Optional[str]]:
+        """(FID of ``point``, None) or (None, why not)."""
+        if self.fid is None:
+            return None, "FID not computed"
+        return self.fid.result(point)
 
     def lpips_for(self, height: int, width: int) -> tuple[Any, Optional[str]]:
         from dcvc_bench.eval.metrics import LPIPS_MIN_SIDE
@@ -60,6 +89,8 @@ class Scorer:
 
         metric, _ = self.lpips_for(original.shape[-2], original.shape[-1])
         values = frame_metrics(original, decoded, metric)
+        if self.fid is not None and self.point is not None:
+            self.fid.decoded(self.point, decoded)
         return {k: float(v[0]) for k, v in values.items()}
 
     @torch.no_grad()
@@ -73,6 +104,8 @@ class Scorer:
             x = original_u8[start:start + METRIC_CHUNK].to(self.device).float().div_(255.0)
             y = decoded_u8[start:start + METRIC_CHUNK].to(self.device).float().div_(255.0)
             values = frame_metrics(x, y, metric)
+            if self.fid is not None and self.point is not None:
+                self.fid.decoded_u8(self.point, decoded_u8[start:start + METRIC_CHUNK])
             for i in range(x.shape[0]):
                 out.append({k: float(v[i]) for k, v in values.items()})
         return out
@@ -89,12 +122,27 @@ def mean(values: Iterable[Optional[float]]) -> Optional[float]:
     return sum(vals) / len(vals)  # type: ignore[arg-type]
 
 
+def rates_of_clip(per_frame: list[dict[str, Any]], pixels: int) -> Optional[dict[str, Optional[float]]]:
+    """A clip's other rates in BPP from its frames' ``rate_bits`` (all bits over frames ×
+    original pixels): None unless every frame has them; a rate some frame lacks is None."""
+    if not per_frame or any(not isinstance(f.get("rate_bits"), dict) for f in per_frame):
+        return None
+    names = list(dict.fromkeys(k for f in per_frame for k in f["rate_bits"]))
+    n = len(per_frame)
+    out: dict[str, Optional[float]] = {}
+    for name in names:
+        bits = [f["rate_bits"].get(name) for f in per_frame]
+        out[name] = None if any(b is None for b in bits) else sum(bits) / (n * pixels)
+    return out
+
+
 def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: float = 0.0) -> dict[str, Any]:
     """A clip's figures from its frames (records with ``index``, ``kind``, ``bits``,
-    ``bpp``, ``psnr``, ``ms_ssim``, optional ``lpips``, ``enc_ms``, ``dec_ms``,
-    ``est_bits``): BPP over all bits (stream header included) and the original pixels;
-    PSNR / MS-SSIM / LPIPS as means of per-frame values; the I- and P-frame split; the
-    first three P-frames; timings and the real-vs-estimate gap when the frames carry them."""
+    ``bpp``, ``psnr``, ``ssim``, ``ms_ssim``, optional ``lpips``, ``enc_ms``, ``dec_ms``,
+    ``est_bits``, ``rate_bits``): BPP over all bits (stream header included) and the
+    original pixels; PSNR / SSIM / MS-SSIM / LPIPS as means of per-frame values; the
+    other rates (:func:`rates_of_clip`); the I- and P-frame split; the first three
+    P-frames; timings and the real-vs-estimate gap when the frames carry them."""
     if not per_frame:
         raise ValueError("a clip with no frame has no figures")
     n = len(per_frame)
@@ -108,8 +156,10 @@ def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: fl
     out: dict[str, Any] = {
         "frames": n, "bits": bits, "header_bits": header_bits, "bpp": bits / (n * pixels),
         "psnr": mean(f["psnr"] for f in per_frame),
+        "ssim": mean(f.get("ssim") for f in per_frame),
         "ms_ssim": mean(f["ms_ssim"] for f in per_frame),
         "lpips": mean(f.get("lpips") for f in per_frame),
+        "rates_bpp": rates_of_clip(per_frame, pixels),
         "i_frame": part(intra), "p_frame": part(inter),
         "p_first3": [{"index": f["index"], "bpp": f["bpp"], "psnr": f["psnr"]} for f in inter[:3]],
         "bpp_estimate": None, "rate_gap_percent": None,
@@ -151,9 +201,14 @@ def summarize_overall(clips: list[dict[str, Any]]) -> dict[str, Any]:
         indexes = {v.get("index") for v in vals}
         firsts.append({"index": indexes.pop() if len(indexes) == 1 else None,
                        "bpp": mean(v["bpp"] for v in vals), "psnr": mean(v["psnr"] for v in vals)})
+    rates = None
+    if all(c.get("rates_bpp") is not None for c in clips):
+        names = list(dict.fromkeys(k for c in clips for k in c["rates_bpp"]))
+        rates = {k: mean(c["rates_bpp"].get(k) for c in clips) for k in names}
     out = {
         "clips": len(clips), "frames": frames,
-        "bpp": avg("bpp"), "psnr": avg("psnr"), "ms_ssim": avg("ms_ssim"), "lpips": avg("lpips"),
+        "bpp": avg("bpp"), "psnr": avg("psnr"), "ssim": mean(c.get("ssim") for c in clips), "ms_ssim": avg("ms_ssim"),
+        "lpips": avg("lpips"), "rates_bpp": rates,
         "i_frame": {"count": sum(c["i_frame"]["count"] for c in clips),
                     "bpp": avg("i_frame", "bpp"), "psnr": avg("i_frame", "psnr")},
         "p_frame": {"count": sum(c["p_frame"]["count"] for c in clips),
@@ -166,4 +221,4 @@ def summarize_overall(clips: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["METRIC_CHUNK", "Scorer", "mean", "rate_gap", "summarize_clip", "summarize_overall"]
+__all__ = ["METRIC_CHUNK", "Scorer", "mean", "rate_gap", "rates_of_clip", "summarize_clip", "summarize_overall"]

@@ -45,6 +45,9 @@ class EvalOptions:
     ffmpeg: Optional[str] = None
     runs_dir: Path = Path("runs")
     write_run: bool = True
+    fid: Optional[bool] = None         # None: when possible; True (--fid): required; False (--no-fid): off
+    fid_weights: Optional[Path] = None
+    fid_dims: int = 2048
 
 
 @dataclass
@@ -243,6 +246,14 @@ def resolve_clips(videos: Optional[Path], run_dir: Optional[Path]) -> list[Clip]
         names[p.stem] = names.get(p.stem, 0) + 1
         clips.append(Clip(p.stem if names[p.stem] == 1 else f"{p.stem}#{names[p.stem]}", p))
     return clips
+
+
+def frames_available(clips: Sequence[Clip], frames: int) -> int:
+    """How many frames an evaluation of ``frames`` per clip really gets from ``clips``
+    (each clip decoded once to count them)."""
+    from dcvc_bench.data.video import probe_video
+
+    return sum(min(probe_video(clip.path).frames, frames) for clip in clips)
 
 
 def load_clip(clip: Clip, frames: int) -> torch.Tensor:

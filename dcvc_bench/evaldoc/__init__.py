@@ -3,10 +3,11 @@ the writer (:mod:`dcvc_bench.eval.run_eval`, :mod:`~dcvc_bench.eval.iframe_eval`
 every reader (the TUI), as :mod:`dcvc_bench.events` is for events.
 
 ``eval/<timestamp>-<mode>.json`` and ``eval/latest.json`` (format ``dcvc-bench-eval``,
-:class:`EvalDocument`): mode, settings, conventions, LPIPS availability, the baselines'
-settings, the clips (:class:`ClipInfo`), one result per RD point (:class:`ResultDoc`:
-its overall and per-clip :class:`Summary`, the clips' with ``per_frame`` records) and
-the RD section (:class:`RDSection`). ``eval/<timestamp>-<mode>-rd.json`` and
+:class:`EvalDocument`): mode, settings, conventions, LPIPS and FID availability
+(:class:`FIDInfo`), the baselines' settings, the clips (:class:`ClipInfo`), one result per
+RD point (:class:`ResultDoc`: its overall and per-clip :class:`Summary`, the clips' with
+``per_frame`` records, the overall with the point's FID) and the RD section
+(:class:`RDSection`). ``eval/<timestamp>-<mode>-rd.json`` and
 ``eval/rd.json`` (format ``dcvc-bench-rd``, :class:`RDDocument`): the RD curves and
 BD figures alone, for the TUI's RD view. All JSON is standard (NaN/inf become null).
 
@@ -17,14 +18,15 @@ BD figures alone, for the TUI's RD view. All JSON is standard (NaN/inf become nu
 """
 
 from dcvc_bench.evaldoc.schema import (CONVENTIONS, EVAL_KIND, EVAL_LATEST, EVAL_RD, MODES, RD_KIND, VERSION,
-                                       BDRowDoc, ClipInfo, EvalDocument, FirstP, FramePart, LPIPSInfo, RDCurveDoc,
-                                       RDDocument, RDPointDoc, RDSection, ResultDoc, Settings, Summary,
-                                       eval_document, lpips_doc, rd_document, rd_point, result_doc, settings_doc)
+                                       BDRowDoc, ClipInfo, EvalDocument, FIDInfo, FirstP, FramePart, LPIPSInfo,
+                                       RDCurveDoc, RDDocument, RDPointDoc, RDSection, ResultDoc, Settings, Summary,
+                                       eval_document, fid_doc, lpips_doc, rd_document, rd_point, result_doc,
+                                       settings_doc)
 from dcvc_bench.evaldoc.views import (BDRow, EvalClip, EvalResult, EvalResults, Figures, RDCurve, RDPoint, RDView,
                                       as_float, as_int, read_eval_results, read_rd_view)
 
 __all__ = ["BDRow", "BDRowDoc", "CONVENTIONS", "ClipInfo", "EVAL_KIND", "EVAL_LATEST", "EVAL_RD", "EvalClip",
-           "EvalDocument", "EvalResult", "EvalResults", "Figures", "FirstP", "FramePart", "LPIPSInfo", "MODES",
-           "RDCurve", "RDCurveDoc", "RDDocument", "RDPoint", "RDPointDoc", "RDSection", "RDView", "RD_KIND",
-           "ResultDoc", "Settings", "Summary", "VERSION", "as_float", "as_int", "eval_document", "lpips_doc",
-           "rd_document", "rd_point", "read_eval_results", "read_rd_view", "result_doc", "settings_doc"]
+           "EvalDocument", "EvalResult", "EvalResults", "FIDInfo", "Figures", "FirstP", "FramePart", "LPIPSInfo",
+           "MODES", "RDCurve", "RDCurveDoc", "RDDocument", "RDPoint", "RDPointDoc", "RDSection", "RDView", "RD_KIND",
+           "ResultDoc", "Settings", "Summary", "VERSION", "as_float", "as_int", "eval_document", "fid_doc",
+           "lpips_doc", "rd_document", "rd_point", "read_eval_results", "read_rd_view", "result_doc", "settings_doc"]

@@ -23,7 +23,16 @@ CONVENTIONS = {
             "overall = mean over clips",
     "bpp": "bits / (frames x original pixels); padding never counted; real streams include their header",
     "ms_ssim": "pytorch-msssim MS-SSIM, data range 1; reduced scales for small frames (labelled per clip)",
+    "ssim": "pytorch-msssim single-scale SSIM, data range 1, 11-px Gaussian window (sigma 1.5; a smaller odd "
+            "window on frames under 11 px, labelled per clip), per frame, then means as PSNR",
     "lpips": "LPIPS v0.1 AlexNet, only from local weights",
+    "fid": "FID per RD point: torch-fidelity InceptionV3 (2015-12-05 TF weights, local file only) features of "
+           "whole frames resized to 299x299, all original vs all decoded (scored) frames of the point, pooled over "
+           "clips; d-dim features need at least d + 1 frames, else null with the reason (the `fid` section: "
+           "dims, frames needed, weights); never a number from too few frames or a random network",
+    "rates_bpp": "other rates of an I-frame codec, bits / (frames x original pixels), carried when every frame "
+                 "has them: VQ codecs' uniform (n_indices x L x log2 K), entropy (under the stored per-layer "
+                 "model) and real_equivalent (the estimate: information content under the coder's CDF)",
     "missing": "a figure missing for any frame of a clip is missing (null) for the clip, and one missing for "
                "any clip is missing overall: never a mean over the part that has it",
     "estimated_bits": "the exact cost of the symbols the real coder writes (-log2 of its 16-bit CDF "
@@ -56,8 +65,10 @@ class Summary(TypedDict):
     frames: int
     bpp: float
     psnr: Optional[float]
+    ssim: Optional[float]
     ms_ssim: Optional[float]
     lpips: Optional[float]
+    rates_bpp: Optional[dict[str, Optional[float]]]   # an I-frame codec's other rates (CONVENTIONS), or None
     i_frame: FramePart
     p_frame: FramePart
     p_first3: list[FirstP]
@@ -68,7 +79,10 @@ class Summary(TypedDict):
     bits: NotRequired[float]          # clips: all bits, header included
     header_bits: NotRequired[float]
     clips: NotRequired[int]           # overall: how many clips
-    per_frame: NotRequired[list[dict[str, Any]]]   # clips: index, kind, bits, bpp, psnr, ms_ssim, lpips?, ...
+    fid: NotRequired[Optional[float]]         # overall: the point's FID over all its frames (None: fid_reason)
+    fid_reason: NotRequired[Optional[str]]    # overall: why there is no FID ("FID unavailable: ...")
+    per_frame: NotRequired[list[dict[str, Any]]]   # clips: index, kind, bits, bpp, psnr, ssim, ms_ssim, lpips?,
+    #                                                rate_bits? (the other rates' bits), ...
     stream_bytes: NotRequired[int]    # real coding and baselines
     sha256: NotRequired[str]          # baselines: the stream, its argv and what it read
     command: NotRequired[list[str]]
@@ -96,12 +110,16 @@ class ClipInfo(TypedDict):
     height: int
     frames: int
     ms_ssim: str                      # its MS-SSIM variant, e.g. "MS-SSIM (3 scales)"
+    ssim: str                         # its SSIM variant, "SSIM" or "SSIM (win 5)"
     lpips: str                        # "LPIPS (alex)" or "unavailable: why"
     colour_roundtrip_psnr: NotRequired[Optional[float]]   # with baselines: the colour path alone
 
 
 RDPointDoc = TypedDict("RDPointDoc", {
-    "label": str, "bpp": float, "psnr": Optional[float], "ms_ssim": Optional[float], "lpips": Optional[float],
+    "label": str, "bpp": float, "psnr": Optional[float], "ssim": Optional[float], "ms_ssim": Optional[float],
+    "lpips": Optional[float], "fid": Optional[float],
+    "bpp_estimate": Optional[float],  # the estimate beside real bits
+    "rates_bpp": Optional[dict[str, Optional[float]]],
     "lambda": Optional[float],        # learned: the track's λ
     "qp": Optional[float],            # baselines: the QP (or CRF)
     "layers": Optional[int],          # `eval --rvq-layers`: the I-frame codec's RVQ depth
@@ -143,12 +161,22 @@ class Settings(TypedDict):
     device: str
     videos: Optional[str]
     rvq_layers: NotRequired[Optional[list[int]]]   # `eval --rvq-layers`: the RVQ depths evaluated
+    layers: NotRequired[Optional[list[int]]]       # `eval-iframe --layers`: the depths evaluated
 
 
 class LPIPSInfo(TypedDict):
     available: bool
     reason: Optional[str]
     net: str
+
+
+class FIDInfo(TypedDict):
+    available: bool                   # the network was loaded (enough frames planned, weights here)
+    reason: Optional[str]             # why not: "FID unavailable: place FILE in DIR", "... needs at least N"
+    dims: int                         # Inception feature size
+    min_frames: int                   # dims + 1
+    weights: Optional[str]            # the weights file used
+    convention: str
 
 
 class EvalDocument(TypedDict):
@@ -161,6 +189,7 @@ class EvalDocument(TypedDict):
     settings: Settings
     conventions: dict[str, str]
     lpips: LPIPSInfo
+    fid: Optional[FIDInfo]            # None in documents written before FID
     baselines: Optional[dict[str, Any]]   # colour path, structure, bits (eval.baselines.describe_settings)
     clips: list[ClipInfo]
     results: list[ResultDoc]
@@ -190,32 +219,46 @@ class RDDocument(TypedDict):
 
 
 def settings_doc(*, frames: int, intra_period: int, real: bool, ema: bool, device: str, videos: Optional[str],
-                 rvq_layers: Optional[list[int]] = None) -> Settings:
-    return {"frames": frames, "intra_period": intra_period, "real": real, "ema": ema, "device": device,
-            "videos": videos, "rvq_layers": rvq_layers}
+                 rvq_layers: Optional[list[int]] = None, layers: Optional[list[int]] = None) -> Settings:
+    out: Settings = {"frames": frames, "intra_period": intra_period, "real": real, "ema": ema, "device": device,
+                     "videos": videos, "rvq_layers": rvq_layers}
+    if layers is not None:
+        out["layers"] = layers
+    return out
 
 
 def lpips_doc(available: bool, reason: Optional[str]) -> LPIPSInfo:
     return {"available": available, "reason": reason, "net": "alex"}
 
 
+def fid_doc(*, available: bool, reason: Optional[str], dims: int, min_frames: int, weights: Optional[str],
+            convention: str) -> FIDInfo:
+    return {"available": available, "reason": reason, "dims": dims, "min_frames": min_frames, "weights": weights,
+            "convention": convention}
+
+
 def result_doc(id: str, curve: str, kind: str, bits: str, source: dict[str, Any], overall: Summary,
-               clips: dict[str, Summary]) -> ResultDoc:
+               clips: dict[str, Summary], fid: tuple[Optional[float], Optional[str]] = (None, "FID not computed"),
+               ) -> ResultDoc:
+    """One RD point; ``fid``: (its FID, None) or (None, why not), written on ``overall``."""
     if kind not in ("learned", "baseline", "iframe") or bits not in ("estimated", "real"):
         raise ValueError(f"result {id!r}: kind {kind!r} / bits {bits!r} is not in the eval document schema")
+    overall = {**overall, "fid": fid[0], "fid_reason": fid[1]}
     return {"id": id, "curve": curve, "kind": kind, "bits": bits, "source": source,  # type: ignore[typeddict-item]
             "overall": overall, "clips": clips}
 
 
 def rd_point(result: ResultDoc) -> RDPointDoc:
-    """A result as a point of its RD curve: its overall figures, λ or QP."""
+    """A result as a point of its RD curve: its overall figures, λ or QP, RVQ depth."""
     o = result["overall"]
-    return {"label": result["id"], "bpp": o["bpp"], "psnr": o["psnr"], "ms_ssim": o["ms_ssim"], "lpips": o["lpips"],
-            "lambda": result["source"].get("lambda"), "qp": result["source"].get("value"),
+    return {"label": result["id"], "bpp": o["bpp"], "psnr": o["psnr"], "ssim": o.get("ssim"), "ms_ssim": o["ms_ssim"],
+            "lpips": o["lpips"], "fid": o.get("fid"), "bpp_estimate": o.get("bpp_estimate"),
+            "rates_bpp": o.get("rates_bpp"), "lambda": result["source"].get("lambda"),
+            "qp": result["source"].get("value"),
             "layers": result["source"].get("rvq_layers")}
 
 
-def eval_document(*, mode: str, run: Optional[str], settings: Settings, lpips: LPIPSInfo,
+def eval_document(*, mode: str, run: Optional[str], settings: Settings, lpips: LPIPSInfo, fid: Optional[FIDInfo],
                   baselines: Optional[dict[str, Any]], clips: list[ClipInfo], results: list[ResultDoc],
                   rd: Optional[RDSection], notes: list[str]) -> EvalDocument:
     """The whole result document, stamped now."""
@@ -223,7 +266,7 @@ def eval_document(*, mode: str, run: Optional[str], settings: Settings, lpips: L
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
     return {"format": EVAL_KIND, "version": VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "created_unix": time.time(), "mode": mode, "run": run, "settings": settings,
-            "conventions": CONVENTIONS, "lpips": lpips, "baselines": baselines, "clips": clips,
+            "conventions": CONVENTIONS, "lpips": lpips, "fid": fid, "baselines": baselines, "clips": clips,
             "results": results, "rd": rd, "notes": notes}
 
 

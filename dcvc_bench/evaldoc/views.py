@@ -27,6 +27,9 @@ class Figures:
     rate_gap_percent: float | None  # (real - estimate) / estimate x 100
     enc_ms: float | None          # per frame
     dec_ms: float | None
+    ssim: float | None = None
+    fid: float | None = None      # overall only: the RD point's FID (None: ``fid_reason``)
+    fid_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class EvalClip:
     frames: int | None
     ms_ssim: str                  # its MS-SSIM variant, e.g. "MS-SSIM (3 scales)"
     lpips: str                    # "LPIPS (alex)" or "unavailable: why"
+    ssim: str = "SSIM"            # its SSIM variant, e.g. "SSIM (win 5)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class EvalResults:
     lpips_reason: str = ""        # '' when LPIPS was computed
     results: tuple[EvalResult, ...] = ()
     notes: tuple[str, ...] = ()
+    fid_reason: str = ""          # '' when FID was computed (or the document predates FID)
 
     @property
     def ms_ssim_reduced(self) -> list[EvalClip]:
@@ -85,6 +90,8 @@ class RDPoint:
     lam: float | None             # the learned codec's λ
     qp: float | None              # the baseline's QP (or CRF)
     layers: int | None = None     # the I-frame codec's RVQ depth (`eval --rvq-layers`)
+    ssim: float | None = None
+    fid: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,8 @@ def _figures(name: str, s: dict[str, Any]) -> Figures:
                    as_float(s.get("lpips")), (as_int(i.get("count")), as_float(i.get("psnr")), as_float(i.get("bpp"))),
                    (as_int(p.get("count")), as_float(p.get("psnr")), as_float(p.get("bpp"))), firsts,
                    as_float(s.get("bpp_estimate")), as_float(s.get("rate_gap_percent")),
-                   as_float(s.get("enc_ms_per_frame")), as_float(s.get("dec_ms_per_frame")))
+                   as_float(s.get("enc_ms_per_frame")), as_float(s.get("dec_ms_per_frame")), as_float(s.get("ssim")),
+                   as_float(s.get("fid")), _str(s.get("fid_reason")))
 
 
 def read_eval_results(path: Path, doc: dict[str, Any] | None, *, missing: bool = True,
@@ -166,7 +174,8 @@ def read_eval_results(path: Path, doc: dict[str, Any] | None, *, missing: bool =
         return EvalResults(path, missing=missing, problem=problem)
     settings, lpips = _dict(doc.get("settings")), _dict(doc.get("lpips"))
     clips = tuple(EvalClip(_str(c.get("name"), "?"), as_int(c.get("width")), as_int(c.get("height")),
-                           as_int(c.get("frames")), _str(c.get("ms_ssim"), "MS-SSIM"), _str(c.get("lpips")))
+                           as_int(c.get("frames")), _str(c.get("ms_ssim"), "MS-SSIM"), _str(c.get("lpips")),
+                           _str(c.get("ssim"), "SSIM"))
                   for c in map(_dict, _list(doc.get("clips"))))
     results = []
     for r in map(_dict, _list(doc.get("results"))):
@@ -174,9 +183,11 @@ def read_eval_results(path: Path, doc: dict[str, Any] | None, *, missing: bool =
         results.append(EvalResult(_str(r.get("id"), "?"), _str(r.get("curve")), _str(r.get("kind"), "?"),
                                   _str(r.get("bits"), "?"), _figures("overall", _dict(r.get("overall"))), per_clip))
     reason = "" if lpips.get("available") is True else _str(lpips.get("reason"), "unavailable")
+    fid = _dict(doc.get("fid"))
     return EvalResults(path, False, "", _str(doc.get("created")), _str(doc.get("mode")),
                        as_int(settings.get("frames")), as_int(settings.get("intra_period")), _str(settings.get("device")),
-                       clips, reason, tuple(results), tuple(n for n in _list(doc.get("notes")) if isinstance(n, str)))
+                       clips, reason, tuple(results), tuple(n for n in _list(doc.get("notes")) if isinstance(n, str)),
+                       "" if not fid or fid.get("available") is True else _str(fid.get("reason"), "FID unavailable"))
 
 
 def read_rd_view(path: Path, doc: dict[str, Any] | None, *, missing: bool = True,
@@ -188,7 +199,7 @@ def read_rd_view(path: Path, doc: dict[str, Any] | None, *, missing: bool = True
         RDCurve(_str(c.get("name"), "?"), _str(c.get("kind")), _str(c.get("bits")),
                 tuple(RDPoint(_str(p.get("label")), as_float(p.get("bpp")), as_float(p.get("psnr")), as_float(p.get("ms_ssim")),
                               as_float(p.get("lpips")), as_float(p.get("lambda")), as_float(p.get("qp")),
-                              as_int(p.get("layers")))
+                              as_int(p.get("layers")), as_float(p.get("ssim")), as_float(p.get("fid")))
                       for p in map(_dict, _list(c.get("points")))))
         for c in map(_dict, _list(doc.get("curves"))))
     bd = tuple(BDRow(_str(b.get("codec"), "?"), _str(b.get("anchor")), as_float(b.get("bd_rate_psnr")),

@@ -143,6 +143,7 @@ def test_estimate_matches_training_evaluate_clips(run):
     assert clip["bpp"] == pytest.approx(sum(f["bpp"] for f in ours) / 5, rel=1e-6)
     assert clip["psnr"] == pytest.approx(sum(f["psnr"] for f in ours) / 5, rel=1e-6)
     assert clip["ms_ssim"] == pytest.approx(sum(f["ms_ssim"] for f in ours) / 5, rel=1e-6)
+    assert clip["ssim"] == pytest.approx(sum(f["ssim"] for f in ours) / 5, rel=1e-6)
     assert clip["i_frame"]["bpp"] == pytest.approx(sum(f["bpp"] for f in ours if f["kind"] == "I") / 2, rel=1e-6)
 
 

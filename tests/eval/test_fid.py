@@ -135,3 +135,28 @@ def test_a_weights_file_with_code_or_another_network_is_refused(tmp_path):
     torch.save({"features.0.weight": torch.zeros(2, 2)}, other)
     with pytest.raises(UserError, match="not torch-fidelity's InceptionV3"):
         InceptionFeatures(other, dims=64)
+
+
+def test_the_scorer_of_a_point_hands_every_scored_frame_to_fid(inception_file):
+    """What every evaluator scores, one frame at a time (``frame``) or a whole clip
+    (``clip``), is its point's for FID; the evaluation's own scoring (unbound) is nobody's."""
+    from dcvc_bench.eval.scoring import Scorer
+
+    _, path, _ = inception_file
+    fid = FIDScorer(path, 64)
+    fid.plan(65)
+    scorer = Scorer(torch.device("cpu"), fid=fid)
+    original = frames(70, 1)
+    scorer.originals("clip", original)
+    scorer.originals("clip", original)  # once per clip
+    decoded = frames(70, 2, scale=0.5)
+    scorer.clip(original, decoded)  # not a point's: ignored
+    by_frame, by_clip = scorer.for_point("a"), scorer.for_point("b")
+    for t in range(70):
+        by_frame.frame(original[t:t + 1].float() / 255, decoded[t:t + 1].float() / 255)
+    by_clip.clip(original, decoded)
+    a, b = scorer.fid_result("a"), scorer.fid_result("b")
+    assert a[1] is None and math.isfinite(a[0]) and a[0] > 0
+    assert a[0] == pytest.approx(b[0], rel=1e-9)  # the same frames, scored either way
+    assert scorer.fid_result("nobody")[0] is None
+    assert Scorer(torch.device("cpu")).fid_result("a") == (None, "FID not computed")

@@ -46,6 +46,31 @@ def test_lpips_timing_and_estimate_missing_for_one_clip_are_missing_overall():
     assert summarize_overall([timed, timed])["enc_ms_per_frame"] == pytest.approx(5.0)
 
 
+def test_ssim_and_other_rates_follow_the_same_rule():
+    """SSIM is a mean of frames then of clips; an I-frame codec's other rates (per-frame
+    ``rate_bits``) are BPP over frames and original pixels, carried only when every frame
+    (and overall, every clip) has them."""
+    rated = summarize_clip([frame(0, "I", 9000, 30.0, ssim=0.8, rate_bits={"uniform": 12288.0, "entropy": 9000.0}),
+                            frame(1, "I", 8000, 31.0, ssim=0.9, rate_bits={"uniform": 12288.0, "entropy": 8000.0})],
+                           PIXELS)
+    assert rated["ssim"] == pytest.approx(0.85)
+    assert rated["rates_bpp"] == {"uniform": pytest.approx(12288.0 / PIXELS), "entropy": pytest.approx(8500.0 / PIXELS)}
+    partly = summarize_clip([frame(0, "I", 9000, 30.0, ssim=0.8, rate_bits={"uniform": 12288.0, "entropy": 9000.0}),
+                             frame(1, "I", 8000, 31.0, rate_bits={"uniform": 12288.0})], PIXELS)
+    assert partly["ssim"] is None and partly["rates_bpp"] == {"uniform": pytest.approx(12288.0 / PIXELS),
+                                                              "entropy": None}
+    bare = summarize_clip([frame(0, "I", 9000, 30.0, ssim=0.7)], PIXELS)
+    assert bare["rates_bpp"] is None and bare["ssim"] == 0.7
+    assert summarize_clip([frame(0, "I", 9000, 30.0, ssim=0.7, rate_bits={"uniform": 1.0}), frame(1, "I", 1, 30.0)],
+                          PIXELS)["rates_bpp"] is None
+    both = summarize_overall([rated, bare])
+    assert both["ssim"] == pytest.approx((0.85 + 0.7) / 2) and both["rates_bpp"] is None
+    assert summarize_overall([rated, partly])["ssim"] is None
+    assert summarize_overall([rated, partly])["rates_bpp"] == {"uniform": pytest.approx(12288.0 / PIXELS),
+                                                               "entropy": None}
+    assert summarize_overall([rated, rated])["rates_bpp"] == rated["rates_bpp"]
+
+
 def test_a_frame_without_a_figure_makes_it_missing_for_its_clip():
     clip = summarize_clip([frame(0, "I", 9000, 30.0, lpips=0.2), frame(1, "P", 900, 29.0)], PIXELS)
     assert clip["lpips"] is None and clip["psnr"] == pytest.approx(29.5)
@@ -86,3 +111,5 @@ def test_training_evaluation_summarises_with_the_same_rule(synthetic_clips):
     assert result["rd_loss"] == pytest.approx((a["rd_loss"] + b["rd_loss"]) / 2)
     # a clip's figures are the summariser's: BPP over all its bits and pixels
     assert a["bpp"] == pytest.approx(a["bits"] / (3 * 96 * 64))
+    # and SSIM comes with it: per frame, per clip, overall
+    assert 0 < a["ssim"] < 1 and result["ssim"] == pytest.approx((a["ssim"] + b["ssim"]) / 2)

@@ -24,7 +24,10 @@ from dcvc_bench.tui.widgets.rd_chart import METRICS, RDChart
 
 #: Seconds between two checks for a new rd.json while this view is open.
 REFRESH_S = 0.25
-POINT_COLUMNS = ("curve", "point", "bits", "BPP", "PSNR", "MS-SSIM", "LPIPS", "λ / QP")
+POINT_COLUMNS = ("curve", "point", "bits", "BPP", "PSNR", "SSIM", "MS-SSIM", "LPIPS", "λ / QP")
+#: Columns shown only when they tell something: SSIM and LPIPS when some point has a value (documents
+#: before SSIM, LPIPS without its weights), bits when the curves differ in it (else the legend says it).
+OPTIONAL_COLUMNS = ("bits", "SSIM", "LPIPS")
 BD_COLUMNS = (("codec", False), ("BD-rate PSNR", True), ("BD-PSNR", True), ("BD-rate MS-SSIM", True),
               ("overlap", True))
 TABLES = ("bd", "points")  # one at a time on a short terminal
@@ -34,6 +37,7 @@ class RDScreen(Screen[None]):
     BINDINGS = [Binding("escape,d", "app.pop_screen", "Back"),
                 Binding("1", "metric('psnr')", "PSNR", tooltip="PSNR against BPP"),
                 Binding("2", "metric('ms_ssim')", "MS-SSIM", tooltip="MS-SSIM against BPP"),
+                Binding("3", "metric('ssim')", "SSIM", tooltip="SSIM (single scale) against BPP"),
                 Binding("v", "next_table", "BD/points", show=False,
                         tooltip="On a short terminal: the BD-rates or the RD points")]
 
@@ -88,18 +92,25 @@ class RDScreen(Screen[None]):
             return
         info.update(_info(rd, self.model.eval_results().created))
         self._show_chart(rd)
-        lpips = any(p.lpips is not None for c in rd.curves for p in c.points)
+        shown = {name for name, attr in (("SSIM", "ssim"), ("LPIPS", "lpips"))
+                 if any(getattr(p, attr) is not None for c in rd.curves for p in c.points)}
+        if len({c.bits for c in rd.curves}) > 1:
+            shown.add("bits")
         point_rows = []
         for curve in rd.curves:
             for i, p in enumerate(curve.points):
                 lam_qp = f"λ {p.lam:g}" if p.lam is not None else (f"QP {p.qp:g}" if p.qp is not None else "-")
                 if p.layers is not None:  # `eval --rvq-layers`: the I-frame codec's RVQ depth
                     lam_qp = f"{lam_qp} · L{p.layers}"
-                values = [num(p.bpp, ".4f"), num(p.psnr, ".2f"), num(p.ms_ssim, ".4f")]
-                values += [num(p.lpips, ".4f")] if lpips else []
-                point_rows.append([Text(curve.name if i == 0 else "", style="bold"), Text(p.label), Text(curve.bits),
+                values = [num(p.bpp, ".4f"), num(p.psnr, ".2f")]
+                values += [num(p.ssim, ".4f")] if "SSIM" in shown else []
+                values += [num(p.ms_ssim, ".4f")]
+                values += [num(p.lpips, ".4f")] if "LPIPS" in shown else []
+                bits = [Text(curve.bits)] if "bits" in shown else []
+                point_rows.append([Text(curve.name if i == 0 else "", style="bold"), Text(p.label), *bits,
                                    *(Text(v, justify="right") for v in values), Text(lam_qp, justify="right")])
-        fill(self.query_one("#rd-points", DataTable), [c for c in POINT_COLUMNS if lpips or c != "LPIPS"], point_rows)
+        columns = [c for c in POINT_COLUMNS if c in shown or c not in OPTIONAL_COLUMNS]
+        fill(self.query_one("#rd-points", DataTable), columns, point_rows)
         bd_rows = []
         for row in rd.bd:
             codec = row.codec if row.anchor in ("", rd.anchor) else f"{row.codec} vs {row.anchor}"

@@ -153,5 +153,7 @@ def _notes(results: EvalResults) -> Content:
         lines.append(f"LPIPS {results.lpips_reason}")
     else:
         lines += [f"LPIPS for {c.name}: {c.lpips}" for c in results.clips if c.lpips.startswith("unavailable")]
+    if results.fid_reason:
+        lines.append(results.fid_reason)
     lines += [f"note: {n}" for n in results.notes]
     return Content("\n".join(lines))

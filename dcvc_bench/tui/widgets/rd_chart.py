@@ -1,4 +1,4 @@
-"""RD curves: quality (PSNR or MS-SSIM) against BPP, one line per codec, drawn by
+"""RD curves: quality (PSNR, MS-SSIM or SSIM) against BPP, one line per codec, drawn by
 textual-plotext like the training charts (imported when the first curve is shown)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MARKERS = ("●", "■", "▲", "◆", "✚", "✖")
 COLOURS = (("cyan+", "bright_cyan"), ("yellow+", "bright_yellow"), ("green+", "bright_green"),
            ("magenta+", "bright_magenta"), ("red+", "bright_red"), ("blue+", "bright_blue"))
 #: metric key -> (axis label, tick format)
-METRICS = {"psnr": ("PSNR dB", ".2f"), "ms_ssim": ("MS-SSIM", ".3f")}
+METRICS = {"psnr": ("PSNR dB", ".2f"), "ms_ssim": ("MS-SSIM", ".3f"), "ssim": ("SSIM", ".3f")}
 
 
 class RDChart(Container):
