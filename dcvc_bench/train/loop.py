@@ -375,7 +375,7 @@ class Trainer(EpochLoop):
         if result is not None:
             selection_loss = result["loss"]
             self.events.emit("eval", step=self.phase, epoch=self.epoch, **{
-                k: result[k] for k in ("psnr", "bpp", "ms_ssim", "rd_loss", "i_frame", "p_frame",
+                k: result[k] for k in ("psnr", "bpp", "ssim", "ms_ssim", "rd_loss", "i_frame", "p_frame",
                                        "ema", "loss", "p_first3", "rate_estimate", "latents",
                                        "train_proxy", "clips")})
             self.eval_history.append({"epoch": self.epoch, "latents": result["latents"]})
