@@ -76,7 +76,8 @@ def data_synth(
                    "dcvc-bench bench train --kind iframe --type rvq --crop 256 --batch 4 --iters 3")
 def bench_train(
     kind: str = typer.Option("pframe", help="pframe (the DCVC step) or iframe (the I-frame step)."),
-    type_: str = typer.Option("rvq", "--type", help="iframe: vqgan, rvq or compressai."),
+    type_: Optional[str] = typer.Option(None, "--type", help="iframe: an I-frame type the I-frame step trains "
+                                        "(see python -m dcvc_bench.train.iframe --help; default the RVQ-VQGAN)."),
     config: Optional[str] = typer.Option(None, help="iframe vqgan/rvq: the JSON architecture (default the "
                                           "shipped vqgan_f16 / rvq_f16_8)."),
     preset: str = typer.Option("tiny", help="pframe: model preset, dcvc (paper widths) or tiny."),

@@ -189,8 +189,13 @@ IFrameSpec = Annotated[Union[CompressAISpec, OpenCVSpec, VQGANSpec, RVQSpec], Fi
 SPECS: dict[str, type[_Spec]] = {
     cls.model_fields["type"].default: cls for cls in (CompressAISpec, OpenCVSpec, VQGANSpec, RVQSpec)}
 I_FRAME_TYPES: tuple[str, ...] = tuple(SPECS)
+#: Each family's type name, for code that must tell families apart (registry look-ups).
+COMPRESSAI_TYPE, OPENCV_TYPE, VQGAN_TYPE, RVQ_TYPE = (cls.model_fields["type"].default for cls in (
+    CompressAISpec, OpenCVSpec, VQGANSpec, RVQSpec))
 #: The vector-quantised families: their rate is a count of indices, not a likelihood.
-VQ_TYPES: tuple[str, ...] = tuple(cls.model_fields["type"].default for cls in (VQGANSpec, RVQSpec))
+VQ_TYPES: tuple[str, ...] = (VQGAN_TYPE, RVQ_TYPE)
+#: The families the I-frame training step trains (``python -m dcvc_bench.train.iframe``).
+TRAINABLE_TYPES: tuple[str, ...] = (VQGAN_TYPE, RVQ_TYPE, COMPRESSAI_TYPE)
 """Every I-frame type a spec exists for (what the registry may build), in one tuple."""
 I_FRAME_FLAGS: tuple[str, ...] = tuple(dict.fromkeys(f for cls in SPECS.values() for f in cls.FLAGS.values()))
 """Every family's trainer flags except ``--i_frame_type``."""
@@ -342,6 +347,11 @@ def _one_line(exc: ValidationError, data: dict[str, Any], name: Callable[[str], 
 __all__ = [
     "I_FRAME_FLAGS",
     "I_FRAME_TYPES",
+    "COMPRESSAI_TYPE",
+    "OPENCV_TYPE",
+    "RVQ_TYPE",
+    "TRAINABLE_TYPES",
+    "VQGAN_TYPE",
     "VQ_TYPES",
     "SPECS",
     "TYPE_FLAG",

@@ -38,14 +38,16 @@ from dcvc_bench.curriculum.bounds import (
     MAX_EPOCHS, Batch, CropSize, FrameCount, GradNorm, Iterations, Lambda, LearningRate, LossWeight,
     PathText, RvqLayers, Seed, StepsPerEpoch, Workers, is_count,
 )
-from dcvc_bench.curriculum.iframe_spec import CompressAISpec, RVQSpec, VQGANSpec
+from dcvc_bench.curriculum.iframe_spec import COMPRESSAI_TYPE as COMPRESSAI
+from dcvc_bench.curriculum.iframe_spec import RVQ_TYPE as RVQ
+from dcvc_bench.curriculum.iframe_spec import VQGAN_TYPE as VQGAN
+from dcvc_bench.curriculum.iframe_spec import RVQSpec
 from dcvc_bench.curriculum.messages import rule as _rule, show as _show
 from dcvc_bench.curriculum.zoo import check_zoo_model, check_zoo_quality
 from dcvc_bench.errors import UserError
 
 STRATEGIES = ("end_to_end", "progressive", "progressive_then_end_to_end")
 #: The families that can be trained here, named by their specs (the one place types are spelt).
-VQGAN, RVQ, COMPRESSAI = (cls.model_fields["type"].default for cls in (VQGANSpec, RVQSpec, CompressAISpec))
 VQ_TYPES = (VQGAN, RVQ)
 TRAINING_TYPES = (VQGAN, RVQ, COMPRESSAI)
 #: ``[i_frame].checkpoint`` of a curriculum that trains its I-frame codec: the runner passes

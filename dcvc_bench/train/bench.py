@@ -65,9 +65,10 @@ def run_train_benchmark(*, preset: str, crop: int, batch: int, gop: int, stage: 
     return {"frames_per_s": frames_done / elapsed, "peak_mib": peak, "seconds": elapsed}
 
 
-def run_iframe_benchmark(*, type_: str, config: str | None, crop: int, batch: int, iters: int,
+def run_iframe_benchmark(*, type_: str | None, config: str | None, crop: int, batch: int, iters: int,
                          device: str = "auto", echo: Callable[[str], None] = print) -> dict[str, float]:
     """Images/s and peak memory of the I-frame step (module docstring)."""
+    from dcvc_bench.curriculum.iframe_spec import COMPRESSAI_TYPE, RVQ_TYPE
     from dcvc_bench.data.synth import write_synthetic_clips
     from dcvc_bench.errors import UserError
     from dcvc_bench.models.iframe.vq_config import CONFIG_DIR
@@ -75,6 +76,7 @@ def run_iframe_benchmark(*, type_: str, config: str | None, crop: int, batch: in
     from dcvc_bench.train.iframe.recipe import IFrameTrainer
 
     _check(device, iters)
+    type_ = RVQ_TYPE if type_ is None else type_
     if type_ not in TYPES:
         raise UserError(f"--type: must be one of {', '.join(TYPES)}, got {type_}")
     with tempfile.TemporaryDirectory(prefix="dcvc-bench-") as tmp:
@@ -83,12 +85,12 @@ def run_iframe_benchmark(*, type_: str, config: str | None, crop: int, batch: in
         argv = ["--train_video_dir", tmp, "--i_frame_type", type_, "--crop_size", str(crop),
                 "--batch_size", str(batch), "--epochs", "1", "--steps_per_epoch", str(iters + 1),
                 "--num_workers", "0", "--skip_eval", "--checkpoint_dir", tmp + "/ck"]
-        if type_ == "compressai":
+        if type_ == COMPRESSAI_TYPE:
             if config is not None:
                 raise UserError("--config: a VQ architecture; --type compressai trains the zoo's "
                                 "bmshj2018-hyperprior quality 3")
         else:
-            default = CONFIG_DIR / ("rvq_f16_8.json" if type_ == "rvq" else "vqgan_f16.json")
+            default = CONFIG_DIR / ("rvq_f16_8.json" if type_ == RVQ_TYPE else "vqgan_f16.json")
             argv += ["--vqgan_config", str(config or default), "--disc_start", "0", "--index_fit_samples", "1"]
         _use_device(device)
         trainer = IFrameTrainer(parse_args(argv))
@@ -105,10 +107,10 @@ def run_iframe_benchmark(*, type_: str, config: str | None, crop: int, batch: in
         elapsed = time.perf_counter() - t0
     fam = trainer.family
     params = sum(p.numel() for p in fam.net.parameters())
-    what = f"{type_} ({Path(config or default).name}, {params / 1e6:.2f} M params)" if type_ != "compressai" \
-        else f"compressai bmshj2018-hyperprior q3 ({params / 1e6:.2f} M params)"
+    what = f"{type_} ({Path(config or default).name}, {params / 1e6:.2f} M params)" if type_ != COMPRESSAI_TYPE \
+        else f"{COMPRESSAI_TYPE} bmshj2018-hyperprior q3 ({params / 1e6:.2f} M params)"
     extras = ""
-    if type_ != "compressai":
+    if type_ != COMPRESSAI_TYPE:
         disc = sum(p.numel() for p in fam.disc_net.parameters())
         extras = (f", PatchGAN {disc / 1e6:.2f} M params (on), LPIPS "
                   f"{'on' if fam.perceptual.on else 'off (no local weights)'}")

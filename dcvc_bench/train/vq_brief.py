@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dcvc_bench.data.synth import clip_frames
-from dcvc_bench.models.iframe.vq import fit_index_counts, save_vq_checkpoint
+from dcvc_bench.models.iframe.vq_checkpoint import fit_index_counts, save_vq_checkpoint
 from dcvc_bench.models.iframe.vq_config import VQConfig
 from dcvc_bench.models.vqgan import VQGAN
 

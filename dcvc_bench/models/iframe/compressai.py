@@ -25,7 +25,7 @@ from dcvc_bench.models.iframe.base import (
     check_size,
     hash_state_dict,
 )
-from dcvc_bench.models.iframe.vq import vq_checkpoint_family
+from dcvc_bench.models.iframe.vq_checkpoint import vq_checkpoint_family
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,12 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from dcvc_bench.curriculum.iframe_spec import spec_from_flags
+from dcvc_bench.curriculum.iframe_spec import COMPRESSAI_TYPE, RVQ_TYPE, TRAINABLE_TYPES, VQ_TYPES, spec_from_flags
 from dcvc_bench.errors import UserError
 from dcvc_bench.train.args import MIXED_PRECISION
 
 PROG = "python -m dcvc_bench.train.iframe"
-TYPES = ("vqgan", "rvq", "compressai")
-VQ_TYPES = ("vqgan", "rvq")
+TYPES = TRAINABLE_TYPES
 #: CompressAI's MSE λ per zoo quality (its RateDistortionLoss convention): the default
 #: ``--lambda_value`` of a ``--i_frame_quality``.
 ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -122,7 +121,7 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         if value is not None and not Path(value).is_file():
             raise UserError(f"--{flag}: file {value} does not exist; check the path")
     vq = args.i_frame_type in VQ_TYPES
-    own = (_VQ_FLAGS + (_RVQ_FLAGS if args.i_frame_type == "rvq" else ())) if vq else _COMPRESSAI_FLAGS
+    own = (_VQ_FLAGS + (_RVQ_FLAGS if args.i_frame_type == RVQ_TYPE else ())) if vq else _COMPRESSAI_FLAGS
     for flag in _VQ_FLAGS + _RVQ_FLAGS + _COMPRESSAI_FLAGS:
         if flag not in own and getattr(args, flag) is not None:
             raise UserError(f"--{flag}: not a flag of --i_frame_type {args.i_frame_type}; remove it")
@@ -176,7 +175,7 @@ def _validate_compressai(args: argparse.Namespace) -> None:
             setattr(args, key, value)
     # The codec trained: the zoo architecture, random weights (what the P-frame step's
     # --i_frame_checkpoint then loads the trained ones into).
-    args.i_frame_spec = spec_from_flags({"i_frame_type": "compressai", "i_frame_model_name": args.i_frame_model_name,
+    args.i_frame_spec = spec_from_flags({"i_frame_type": COMPRESSAI_TYPE, "i_frame_model_name": args.i_frame_model_name,
                                          "i_frame_quality": args.i_frame_quality, "i_frame_pretrained": False})
     if args.lambda_value is None:
         if args.i_frame_quality not in ZOO_LAMBDAS:

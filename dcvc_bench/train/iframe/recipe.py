@@ -27,10 +27,11 @@ import torch
 
 from dcvc_bench.checkpoint_io import is_iframe_checkpoint, load_iframe_checkpoint, load_plain, save_checkpoint
 from dcvc_bench.checkpoints import IFRAME_KINDS, iframe_checkpoint_path
+from dcvc_bench.curriculum.iframe_spec import COMPRESSAI_TYPE, VQ_TYPES
 from dcvc_bench.data.frames import FrameCropDataset, ValidationFrames
 from dcvc_bench.errors import UserError
 from dcvc_bench.events import IFRAME_EVENT_FIELDS
-from dcvc_bench.models.iframe.vq import is_vq_checkpoint
+from dcvc_bench.models.iframe.vq_checkpoint import is_vq_checkpoint
 from dcvc_bench.train.progress import Progress
 from dcvc_bench.train.recipe import (
     CheckedEvents,
@@ -85,7 +86,7 @@ class IFrameTrainer(EpochLoop):
         self.start = decide_start(self.args)
 
     def _setup_family(self) -> None:
-        vq = self.args.i_frame_type in ("vqgan", "rvq")
+        vq = self.args.i_frame_type in VQ_TYPES
         if vq:
             from dcvc_bench.train.iframe.vq import VQFamily as Family
         else:
@@ -111,7 +112,7 @@ class IFrameTrainer(EpochLoop):
         if self.is_main:
             print(f"[dcvc-bench] iframe {a.i_frame_type} {a.step_tag}: {self.start.message}", flush=True)
         self.events.emit("step_start", step=a.step_tag, kind=KIND, i_frame_type=a.i_frame_type, stage=None,
-                         gop=None, **{"lambda": a.lambda_value if a.i_frame_type == "compressai" else None},
+                         gop=None, **{"lambda": a.lambda_value if a.i_frame_type == COMPRESSAI_TYPE else None},
                          epochs=a.epochs, start_epoch=self.epoch, lr=self.family.lr,
                          resumed_from=str(self.start.source) if self.start.source else None, lr_reset=False,
                          start_mode=self.start.mode, message=self.start.message,
@@ -215,7 +216,7 @@ def decide_start(args: Any) -> StartState:
                           f"resuming at epoch {ck.get('epoch', 0)} of {a.epochs} (iteration {ck.get('iteration', 0)})")
     if a.load_pretrained:
         ck = load_plain(a.load_pretrained, "--load_pretrained")
-        vq = a.i_frame_type in ("vqgan", "rvq")
+        vq = a.i_frame_type in VQ_TYPES
         fits = (is_iframe_checkpoint(ck) and ck.get("i_frame_type") == a.i_frame_type) or (vq and is_vq_checkpoint(ck))
         if not fits:
             raise UserError(f"--load_pretrained: {a.load_pretrained} is not the checkpoint of an I-frame step of "

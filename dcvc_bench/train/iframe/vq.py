@@ -32,7 +32,7 @@ from torch import Tensor
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.metrics import mse_to_psnr
 from dcvc_bench.models.discriminator import PatchDiscriminator
-from dcvc_bench.models.iframe.vq import vq_checkpoint_state
+from dcvc_bench.models.iframe.vq_checkpoint import vq_checkpoint_state
 from dcvc_bench.models.iframe.vq_config import VQConfig
 from dcvc_bench.models.vq_coding import IndexTables, count_indices, uniform_bits
 from dcvc_bench.models.vqgan import VQGAN
