@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_e2e_smoke import dcvc_bench_run, finish, step_starts
+from test_e2e_smoke import dcvc_bench_run, finish
 
 from dcvc_bench.checkpoints import iframe_checkpoint_path, read_meta
 from dcvc_bench.errors import UserError
