@@ -1,21 +1,20 @@
-"""I-frame steps in a run folder: how each starts (fresh, the previous I-frame step's
-archived final, its own latest after an interruption), what the P-frame steps are given
-(the last I-frame step's archive), recovery, archives, skips, edits, and the runner's order.
+"""I-frame steps in a run folder, decided without launching anything: how each starts
+(fresh, the previous I-frame step's archived final, its own latest after an interruption),
+what the P-frame steps are given (the last I-frame step's archive), recovery, archives,
+skips, edits; and a failed I-frame step stopping the run before any P-frame step.
 
 Checkpoints are written as the I-frame recipe leaves them (the contract,
 /work/notes/iframe_training.md): ``iframe_{type}_{tag}_{kind}.pth`` in
 ``checkpoints/iframe/`` with a sidecar that has at least ``epoch, loss, best_loss,
 step_id (= tag), kind ("iframe"), i_frame_type`` — no ``finished`` field, so a ``final``
-is known by its name. Launches use a stand-in that speaks the recipe's contract (events,
-checkpoints, exit codes); the real P-frame trainer reading a trained codec is in
-test_iframe_pframe_e2e.py."""
+is known by its name. The runs that launch the real recipe are in test_iframe_runs.py
+(the order of the steps, the flags each is given, SIGKILL and resume, GPUs) and
+test_iframe_divergence.py (a diverging step rolled back); the real P-frame trainer
+reading a trained codec from a fabricated folder is in test_iframe_pframe_e2e.py."""
 
 from __future__ import annotations
 
 import io
-import json
-import stat
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from dcvc_bench.runner.commands import plan_command, skip_step
 from dcvc_bench.runner.display import PlainDisplay
 from dcvc_bench.runner.ledger import LEDGER_FILE, Ledger
 from dcvc_bench.runner.resume import Action, decide, fingerprints
-from dcvc_bench.runner.run import EXIT_FAILED, EXIT_OK, Runner
+from dcvc_bench.runner.run import EXIT_FAILED, Runner
 from dcvc_bench.runner.status import open_run, plan_statuses
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,7 +81,7 @@ gops = [2, 3]
 epochs = 1
 
 [accelerate]
-device = "{device}"
+device = "cpu"
 """
 IFRAME = ("iframe-p2", "iframe-p4", "iframe-e2e")
 PFRAME = ("high-s1g2", "high-s1g3", "low-s1g2", "low-s1g3")
@@ -93,9 +92,8 @@ class IFrameRun:
         self.root = root
         self.use()
 
-    def text(self, iframe_epochs: str = "[1, 2, 1]", iframe_lr: str = "2e-4", device: str = "cpu") -> str:
-        return CURRICULUM.format(out=self.root / "runs", iframe_epochs=iframe_epochs, iframe_lr=iframe_lr,
-                                 device=device)
+    def text(self, iframe_epochs: str = "[1, 2, 1]", iframe_lr: str = "2e-4") -> str:
+        return CURRICULUM.format(out=self.root / "runs", iframe_epochs=iframe_epochs, iframe_lr=iframe_lr)
 
     def use(self, **changes):
         self.cur = parse_curriculum(self.text(**changes), source="t.toml")
@@ -274,118 +272,13 @@ def test_a_p_frame_step_is_blocked_when_its_codecs_archive_is_gone_and_nothing_r
     assert irun.decisions()["low-s1g2"].missing.startswith("iframe:codec")
 
 
-# ---------------------------------------------------------------- the runner, with a stand-in recipe
-
-STAND_IN = """\
-import json, os, sys, time
-from pathlib import Path
-from dcvc_bench.checkpoints import atomic_write_bytes, iframe_checkpoint_path, checkpoint_path, write_sidecar
-from dcvc_bench.events import EventWriter
-argv = sys.argv[1:]
-module = argv[len(argv) - argv[::-1].index("-m")]  # after the last -m: accelerate's is first
-flag = lambda name, default=None: argv[argv.index(name) + 1] if name in argv else default
-folder = Path(os.environ["RECORD_DIR"])
-(folder / f"{time.time_ns()}.json").write_text(json.dumps({"argv": argv, "t": time.time(),
-                                                           "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}))
-out = EventWriter(flag("--events_file"))
-ckpt = Path(flag("--checkpoint_dir"))
-epochs = int(flag("--epochs"))
-if module == "dcvc_bench.train.iframe":
-    tag, type_ = flag("--step_tag"), flag("--i_frame_type")
-    if (folder / f"interrupt-{tag}").exists():  # the contract's interruption: latest + step_end interrupted
-        (folder / f"interrupt-{tag}").unlink()
-        path = iframe_checkpoint_path(ckpt, type_, tag, "latest")
-        atomic_write_bytes(path, b"latest")
-        write_sidecar(path, {"epoch": 1, "loss": 1.0, "best_loss": 1.0, "step_id": tag, "kind": "iframe",
-                             "i_frame_type": type_})
-        out.emit("step_end", step=tag, status="interrupted", epoch=1, best_loss=1.0, message="SIGINT")
-        sys.exit(130)
-    for kind in ("latest", "best", "final"):
-        path = iframe_checkpoint_path(ckpt, type_, tag, kind)
-        atomic_write_bytes(path, f"{tag} {kind}".encode())
-        write_sidecar(path, {"epoch": epochs, "loss": 0.5, "best_loss": 0.5, "step_id": tag, "kind": "iframe",
-                             "i_frame_type": type_})
-    out.emit("step_end", step=tag, status="done", epoch=epochs, best_loss=0.5, message="")
-else:
-    stage, gop = int(flag("--stage")), int(flag("--gop_size"))
-    phase = f"s{stage}g{gop}"
-    for kind in ("latest", "best", "final"):
-        path = checkpoint_path(ckpt, float(flag("--lambda_value")), int(flag("--quality_index")), stage, kind)
-        atomic_write_bytes(path, f"{phase} {kind}".encode())
-        write_sidecar(path, {"epoch": epochs, "epochs": epochs, "loss": 0.5, "best_loss": 0.5, "step_id": phase,
-                             "stage": stage, "gop_size": gop, "finished": kind == "final", "kind": kind})
-    out.emit("step_end", step=phase, status="done", epoch=epochs, best_loss=0.5, message="")
-"""
+# ---------------------------------------------------------------- the runner
+# Runs with the real recipe and the real P-frame trainer: test_iframe_runs.py (order,
+# flags, kill and resume, GPUs) and test_iframe_divergence.py (roll-back).
 
 
-def _stand_in(irun: IFrameRun, tmp_path: Path, monkeypatch) -> tuple[str, Path]:
-    for folder in irun.paths.data_dirs:  # clips in place: no time spent writing them
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "clip.mp4").write_bytes(b"")
-    records = tmp_path / "records"
-    records.mkdir()
-    python = tmp_path / "python"
-    python.write_text(f"#!{sys.executable}\n{STAND_IN}")
-    python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("RECORD_DIR", str(records))
-    return str(python), records
-
-
-def _launches(records: Path) -> list[dict]:
-    return sorted((json.loads(p.read_text()) for p in records.glob("*.json")), key=lambda r: r["t"])
-
-
-def _step_of(argv: list[str]) -> str:
-    events = argv[argv.index("--events_file") + 1]
-    return Path(events).parent.name
-
-
-def test_run_trains_the_i_frame_steps_first_then_the_p_frame_steps_on_the_archived_codec(irun, tmp_path,
-                                                                                        monkeypatch):
-    python, records = _stand_in(irun, tmp_path, monkeypatch)
-    (records / "interrupt-p4").touch()
-    out = io.StringIO()
-    code = Runner(irun.cur, PlainDisplay(out), python=python, stop_grace_s=5).run()
-    assert code == 130, out.getvalue()  # p4 was interrupted: the P-frame steps never started
-    assert [_step_of(r["argv"]) for r in _launches(records)] == ["iframe-p2", "iframe-p4"]
-    assert irun.ledger().get("iframe-p4").status == "interrupted"
-    out = io.StringIO()
-    code = Runner(irun.cur, PlainDisplay(out), python=python, stop_grace_s=5).run()
-    assert code == EXIT_OK, out.getvalue()
-    launches = _launches(records)
-    order = [_step_of(r["argv"]) for r in launches]
-    assert order == ["iframe-p2", "iframe-p4", "iframe-p4", "iframe-e2e", *PFRAME]
-    argv = {(_step_of(r["argv"]), i): r["argv"] for i, r in enumerate(launches)}
-    paths = irun.paths
-    again = argv[("iframe-p4", 2)]
-    assert again[again.index("--resume") + 1] == str(paths.own_checkpoint(irun.step("iframe-p4"), "latest"))
-    e2e = argv[("iframe-e2e", 3)]
-    assert e2e[e2e.index("-m", e2e.index("-m") + 1) + 1] == "dcvc_bench.train.iframe"
-    assert e2e[e2e.index("--load_pretrained") + 1] == str(paths.final_checkpoint("iframe-p4"))
-    codec = str(paths.final_checkpoint("iframe-e2e"))
-    for i, step_id in enumerate(PFRAME, start=4):
-        a = argv[(step_id, i)]
-        assert a[a.index("--vqgan_checkpoint") + 1] == codec
-        assert a[a.index("--rvq_layers") + 1] == ("2" if step_id.startswith("low") else "4")
-    for step_id in (*IFRAME, *PFRAME):
-        assert irun.ledger().get(step_id).status == "done"
-        assert read_meta(paths.final_checkpoint(step_id), verify=True) is not None  # archived, intact
-    assert read_meta(paths.final_checkpoint("iframe-e2e"))["step_id"] == "e2e"
-
-
-def test_with_gpus_the_p_frame_tracks_start_only_after_the_i_frame_steps(irun, tmp_path, monkeypatch):
-    irun.use(device="auto")
-    python, records = _stand_in(irun, tmp_path, monkeypatch)
-    code = Runner(irun.cur, PlainDisplay(io.StringIO()), gpus=[0, 1], python=python, stop_grace_s=5).run()
-    assert code == EXIT_OK
-    launches = _launches(records)
-    steps = [_step_of(r["argv"]) for r in launches]
-    assert steps[:3] == list(IFRAME) and set(steps[3:]) == set(PFRAME)
-    assert {r["gpu"] for r in launches[:3]} == {"0"}
-    assert {r["gpu"] for r in launches[3:]} == {"0", "1"}  # the two tracks, one GPU each
-
-
-def test_a_failed_i_frame_step_stops_the_run_before_any_p_frame_step(irun, tmp_path, monkeypatch):
+def test_a_failed_i_frame_step_stops_the_run_before_any_p_frame_step(irun):
+    # A launch that fails at once (the interpreter is /bin/false): no trainer ever runs.
     irun.cur = parse_curriculum(irun.text() + "\n[failure]\nretries = 0\n", source="t.toml")
     out = io.StringIO()
     code = Runner(irun.cur, PlainDisplay(out), python="/bin/false", stop_grace_s=5).run()

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=10, help="epochs of THIS step")
     g.add_argument("--batch_size", type=int, default=8)
     g.add_argument("--learning_rate", type=float, default=1e-4)
+    g.add_argument("--force_learning_rate", type=float, default=None,
+                   help="set the LR after loading (the runner's divergence roll-back); the discriminator's "
+                        "keeps its ratio to --learning_rate")
     g.add_argument("--grad_clip_max_norm", type=float, default=1.0, help="0 disables")
     g.add_argument("--checkpoint_dir", default="./checkpoints")
     g.add_argument("--resume", default=None, help="this step's own latest: continue exactly")
@@ -109,8 +112,10 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         raise UserError(f"--num_workers: must be >= 0, got {args.num_workers}")
     if not _TAG.match(args.step_tag) or len(args.step_tag) > 40:
         raise UserError(f"--step_tag: lower-case letters and digits only (at most 40), got {args.step_tag!r}")
-    if not args.learning_rate > 0:
-        raise UserError(f"--learning_rate: must be positive, got {args.learning_rate}")
+    for name in ("learning_rate", "force_learning_rate"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UserError(f"--{name}: must be positive, got {value}")
     if args.grad_clip_max_norm < 0:
         raise UserError(f"--grad_clip_max_norm: must be >= 0, got {args.grad_clip_max_norm}")
     if args.resume and args.load_pretrained:

@@ -28,6 +28,9 @@ from dcvc_bench.errors import UserError
 from dcvc_bench.train.recipe import finite, load_optimizer_state
 
 AUX_LEARNING_RATE = 1e-3
+#: The entropy coder's table buffers (EntropyBottleneck, GaussianConditional): their lengths
+#: follow the quantiles and scales they were made from by ``update(force=True)``.
+_CODER_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 _CODEC_LOG = "dcvc_bench.models.iframe.compressai"
 
 
@@ -51,7 +54,7 @@ class CompressAIFamily:
                 raise UserError(f"{start.source}: it holds {ck.get('model_name')} quality {ck.get('quality')}, not "
                                 f"--i_frame_model_name {spec.model_name} --i_frame_quality {spec.quality}")
             try:
-                self.net.load_state_dict(ck["state_dict"])
+                _load_state(self.net, ck["state_dict"])
             except (RuntimeError, KeyError, ValueError) as exc:
                 raise UserError(f"{start.source}: weights do not fit {spec.model_name} quality {spec.quality}: "
                                 f"{str(exc).strip().splitlines()[0][:160]}") from None
@@ -166,3 +169,17 @@ class CompressAIFamily:
             "optimizer_state_dict": self.optimizer.state_dict(),
             "aux_optimizer_state_dict": self.aux_optimizer.state_dict(),
         }
+
+
+def _load_state(net: torch.nn.Module, state: dict[str, Tensor]) -> None:
+    """``load_state_dict`` of a checkpoint of this family into the built model. The coder
+    tables of both were made by ``update(force=True)``, each from its own quantiles, so
+    their lengths differ once training moved them; CompressAI's ``load_state_dict`` resizes
+    only empty tables, so the built model's are first replaced by ones of the checkpoint's
+    shape (their values are the checkpoint's after the load)."""
+    for name, buffer in list(net.named_buffers()):
+        owner, _, attr = name.rpartition(".")
+        saved = state.get(name)
+        if attr in _CODER_TABLES and saved is not None and saved.shape != buffer.shape:
+            net.get_submodule(owner).register_buffer(attr, buffer.new_zeros(saved.shape))
+    net.load_state_dict(state)

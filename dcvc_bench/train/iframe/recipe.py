@@ -9,6 +9,14 @@ How the step starts:
   same config): its weights (and its discriminator's), fresh optimizers, epoch 0;
 - neither: random weights.
 
+``--force_learning_rate LR`` then sets the LR of every param group of the autoencoder's
+(CompressAI: the model's) optimizer after its state is loaded, as the P-frame step does;
+the discriminator's optimizer gets ``LR × --disc_learning_rate / --learning_rate`` (the
+ratio of the two LRs is kept, so a divergence roll-back lowers both by the same factor);
+CompressAI's aux optimizer keeps its own fixed LR (the P-frame step's aux does too).
+``step_start`` then has ``lr_reset: true``. The runner passes it when it rolls a
+diverged step back to its latest.
+
 The epoch loop and its rules (``latest`` only at an epoch's end, SIGINT/SIGTERM, the
 evaluation a stop abandons, non-finite losses, full disks) are the P-frame step's:
 :mod:`dcvc_bench.train.recipe`. At each epoch's end: the ``codebook`` event (VQ), the
@@ -60,6 +68,7 @@ class IFrameTrainer(EpochLoop):
         self._setup_data()
         self._setup_start()
         self._setup_family()
+        self._setup_forced_lr()
         self._setup_state()
         self.loader, self.iters_per_epoch = make_loader(self.accelerator, self.train_set, args)
 
@@ -96,6 +105,22 @@ class IFrameTrainer(EpochLoop):
         if self.is_main and perceptual is not None and not perceptual.on and self.args.perceptual_weight > 0:
             print(f"warning: the perceptual (LPIPS) term is off: {perceptual.reason}", file=sys.stderr, flush=True)
 
+    def _setup_forced_lr(self) -> None:
+        """``--force_learning_rate`` on the loaded optimizers (module docstring)."""
+        a, forced = self.args, self.args.force_learning_rate
+        self.lr_reset = forced is not None
+        if forced is None:
+            return
+        for group in self.family.optimizer.param_groups:
+            group["lr"] = forced
+        self.start.message += f", LR forced to {forced:g}"
+        disc = getattr(self.family, "disc_optimizer", None)
+        if disc is not None:
+            disc_lr = forced * a.disc_learning_rate / a.learning_rate
+            for group in disc.param_groups:
+                group["lr"] = disc_lr
+            self.start.message += f" (discriminator {disc_lr:g})"
+
     def _setup_state(self) -> None:
         ck, continuing = self.start.checkpoint, self.start.mode == "continue"
         self.epoch = self.start.start_epoch
@@ -114,7 +139,7 @@ class IFrameTrainer(EpochLoop):
         self.events.emit("step_start", step=a.step_tag, kind=KIND, i_frame_type=a.i_frame_type, stage=None,
                          gop=None, **{"lambda": a.lambda_value if a.i_frame_type == COMPRESSAI_TYPE else None},
                          epochs=a.epochs, start_epoch=self.epoch, lr=self.family.lr,
-                         resumed_from=str(self.start.source) if self.start.source else None, lr_reset=False,
+                         resumed_from=str(self.start.source) if self.start.source else None, lr_reset=self.lr_reset,
                          start_mode=self.start.mode, message=self.start.message,
                          iters_per_epoch=self.iters_per_epoch, iteration=self.iteration,
                          processes=self.accelerator.num_processes, **self.family.describe())
