@@ -90,9 +90,18 @@ def _learned_source(target: Target, meta: dict[str, Any], codec: Any, ema: bool)
 
 
 @torch.no_grad()
+def iframe_rate_bits(iframe: IFrameCodec, x: torch.Tensor) -> Optional[dict[str, float]]:
+    """The I-frame codec's other rates of one frame (1×3×H×W in [0, 1]) in bits, e.g. a
+    VQ codec's uniform, entropy and real_equivalent (:meth:`IFrameCodec.rates`); None
+    when the codec has none."""
+    return {k: float(v[0]) for k, v in iframe.rates(x).items()} or None
+
+
+@torch.no_grad()
 def estimate_frames(codec: Any, frames_u8: torch.Tensor, intra_period: int, scorer: Scorer) -> list[dict[str, Any]]:
     """Per-frame bits and metrics of evaluation's estimate (the one training's evaluation
-    and `encode` use: :func:`dcvc_bench.eval.estimate.iter_estimated_frames`)."""
+    and `encode` use: :func:`dcvc_bench.eval.estimate.iter_estimated_frames`); I-frames
+    also carry the I-frame codec's other rates (``rate_bits``) where it has them."""
     from dcvc_bench.eval.estimate import iter_estimated_frames
 
     pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
@@ -100,6 +109,8 @@ def estimate_frames(codec: Any, frames_u8: torch.Tensor, intra_period: int, scor
     for coded in iter_estimated_frames(codec, frames_u8, intra_period):
         record = {"index": coded.index, "kind": coded.kind, "bits": coded.bits}
         record["bpp"] = record["bits"] / pixels
+        if coded.kind == "I" and (rates := iframe_rate_bits(codec.iframe, coded.x)) is not None:
+            record["rate_bits"] = rates
         record.update(scorer.frame(coded.x, coded.decoded))
         records.append(record)
     return records
@@ -155,8 +166,11 @@ def learned_estimator(target: Target, ema: bool, intra_period: int, device: torc
 
 def learned_real(target: Target, ema: bool, intra_period: int, device: torch.device, codec: Any = None) -> Evaluator:
     """Real coding: encode, decode the stream on its own, require the decoder to show
-    exactly the encoder's frames, score the decoded frames; keep the estimate per frame."""
+    exactly the encoder's frames, score the decoded frames; keep the estimate and the
+    payload (bits without the frame's framing) per frame, and the I-frame codec's other
+    rates (``rate_bits``) per I-frame where it has them."""
     from dcvc_bench.codec import video
+    from dcvc_bench.codec.ar import coding_settings
 
     codec = codec if codec is not None else video.load_codec(target.path, ema=ema, device=str(device))
     meta = checkpoint_meta(target.path)
@@ -181,6 +195,12 @@ def learned_real(target: Target, ema: bool, intra_period: int, device: torch.dev
                       "bpp": float(stats.bits) / pixels, "est_bits": float(stats.est_bits),
                       "payload_bits": float(stats.payload_bits),  # bits minus the frame's framing
                       "enc_ms": float(stats.enc_seconds) * 1000.0, "dec_ms": float(dec_s) * 1000.0}
+            if stats.kind == "I":
+                x = frames_u8[stats.index:stats.index + 1].to(codec.device).float() / 255.0  # as encode_video reads it
+                with coding_settings(codec.threads):
+                    rates = iframe_rate_bits(codec.iframe, x)
+                if rates is not None:
+                    record["rate_bits"] = rates
             record.update(metrics)
             records.append(record)
         return records, float(encoded.header_bits), {"stream_bytes": len(encoded.stream)}

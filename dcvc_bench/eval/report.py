@@ -40,7 +40,8 @@ def plot_title(doc: EvalDocument) -> str:
 # --------------------------------------------------------------------------- CSV
 
 CSV_COLUMNS = ("codec", "curve", "kind", "bits", "clip", "frames", "width", "height", "bpp", "psnr", "ssim", "ms_ssim",
-               "ms_ssim_label", "lpips", "uniform_bpp", "entropy_bpp", "fid", "i_frames", "i_bpp", "i_psnr", "p_frames", "p_bpp", "p_psnr",
+               "ms_ssim_label", "lpips", "uniform_bpp", "entropy_bpp", "fid", "i_frames", "i_bpp", "i_psnr",
+               "i_payload_bpp", "i_uniform_bpp", "i_entropy_bpp", "p_frames", "p_bpp", "p_psnr",
                "p1_bpp", "p1_psnr", "p2_bpp", "p2_psnr", "p3_bpp", "p3_psnr", "bpp_estimate", "rate_gap_percent",
                "enc_ms_per_frame", "dec_ms_per_frame", "stream_bytes", "command")
 
@@ -54,7 +55,10 @@ def _row(result: dict[str, Any], clip: str, summary: dict[str, Any], info: Optio
            "entropy_bpp": (summary.get("rates_bpp") or {}).get("entropy"), "fid": summary.get("fid"),
            "ms_ssim_label": info["ms_ssim"] if info else "", "lpips": summary["lpips"],
            "i_frames": summary["i_frame"]["count"], "i_bpp": summary["i_frame"]["bpp"],
-           "i_psnr": summary["i_frame"]["psnr"], "p_frames": summary["p_frame"]["count"],
+           "i_psnr": summary["i_frame"]["psnr"], "i_payload_bpp": summary["i_frame"].get("payload_bpp"),
+           "i_uniform_bpp": (summary["i_frame"].get("rates_bpp") or {}).get("uniform"),
+           "i_entropy_bpp": (summary["i_frame"].get("rates_bpp") or {}).get("entropy"),
+           "p_frames": summary["p_frame"]["count"],
            "p_bpp": summary["p_frame"]["bpp"], "p_psnr": summary["p_frame"]["psnr"],
            "bpp_estimate": summary.get("bpp_estimate"), "rate_gap_percent": summary.get("rate_gap_percent"),
            "enc_ms_per_frame": summary.get("enc_ms_per_frame"), "dec_ms_per_frame": summary.get("dec_ms_per_frame"),
@@ -131,6 +135,8 @@ def print_document(doc: EvalDocument, out: Any) -> None:
         _print_frames(results, multi_clip, out)
     if any(r["overall"].get("rates_bpp") or r["overall"].get("fid") is not None for r in results):
         _print_rates(results, out)
+    if any(r["kind"] != "iframe" and r["overall"]["i_frame"].get("rates_bpp") for r in results):
+        _print_iframes(results, out)
     for line in footnotes(doc):
         out.print(line, highlight=False, soft_wrap=True)
     print_rd(doc, out)
@@ -177,6 +183,44 @@ def _print_rates(results: list[dict[str, Any]], out: Any) -> None:
         table.add_row(r["id"], r["bits"], _f(o["bpp"], ".4f"), _f(o.get("bpp_estimate"), ".4f"),
                       *(_f(rates.get(n), ".4f") for n in names), _f(o["psnr"], ".2f"), _f(o.get("fid"), ".3f", "n/a"))
     out.print(table)
+
+
+def _print_iframes(results: list[dict[str, Any]], out: Any) -> None:
+    """Per video RD point (overall) whose I-frame codec has other rates: the I-frames'
+    bits (real, their payload without framing, the estimate) beside those rates, so that
+    payload ≤ uniform can be read per point (e.g. per RVQ depth)."""
+    from rich.table import Table
+
+    rows = [r for r in results if r["kind"] != "iframe" and r["overall"]["i_frame"].get("rates_bpp")]
+    real = any(r["bits"] == "real" for r in rows)
+    names = list(dict.fromkeys(k for r in rows for k in r["overall"]["i_frame"]["rates_bpp"]))
+    names = [n for n in ("uniform", "entropy") if n in names] or names
+    cols = ["point", "bits", *(["I real BPP", "payload BPP", "est. BPP"] if real else ["I BPP"]),
+            *(f"{n} BPP" for n in names), "I PSNR dB"]
+    table = Table(title="I-frames per point (BPP over the I-frames' original pixels, overall; payload = real "
+                        "without the stream's framing of each frame)", title_justify="left")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("point", "bits") else "right")
+    above = []
+    for r in rows:
+        i = r["overall"]["i_frame"]
+        rates = i["rates_bpp"]
+        bits = [_f(i["bpp"], ".4f")]
+        if real:
+            bits += [_f(i.get("payload_bpp"), ".4f"), _f(i.get("bpp_estimate"), ".4f")]
+        table.add_row(r["id"], r["bits"], *bits, *(_f(rates.get(n), ".4f") for n in names), _f(i["psnr"], ".2f"))
+        payload, uniform = i.get("payload_bpp"), rates.get("uniform")
+        if payload is not None and uniform is not None and payload > uniform:
+            above.append(f"{r['id']} ({payload:.4f} > {uniform:.4f})")
+    out.print(table)
+    checked = [r for r in rows if r["overall"]["i_frame"].get("payload_bpp") is not None
+               and r["overall"]["i_frame"]["rates_bpp"].get("uniform") is not None]
+    if above:
+        out.print("I-frame payload above the uniform rate at: " + ", ".join(above) + " (the payload keeps the "
+                  "I-frame codec's own header and checksum)", highlight=False)
+    elif checked:
+        out.print(f"I-frame payload ≤ uniform BPP at all {len(checked)} point{'s' if len(checked) > 1 else ''}",
+                  highlight=False)
 
 
 def footnotes(doc: EvalDocument) -> list[str]:

@@ -15,7 +15,8 @@ Conventions (DCVC): PSNR in RGB on [0,1], per frame; a clip's PSNR is the mean o
 frames' PSNR (SSIM, MS-SSIM and LPIPS likewise); overall figures are means over clips,
 timings are weighted by frames. BPP = bits / (frames x original pixels): padding never
 counts, a stream header does. An I-frame codec's other rates (``rate_bits`` per frame,
-e.g. a VQ codec's uniform and entropy bits) become ``rates_bpp`` the same way.
+e.g. a VQ codec's uniform and entropy bits) become ``rates_bpp`` the same way, for the
+clip (when every frame has them) and for its I-frames (``i_frame.rates_bpp``).
 
 FID is not a mean of anything: one value per RD point over all its decoded frames. The
 :class:`Scorer` a point's evaluator is given (:meth:`Scorer.for_point`) hands every frame
@@ -136,13 +137,25 @@ def rates_of_clip(per_frame: list[dict[str, Any]], pixels: int) -> Optional[dict
     return out
 
 
+def mean_rates(per_clip: Iterable[Optional[dict[str, Optional[float]]]]) -> Optional[dict[str, Optional[float]]]:
+    """Clips' other rates (:func:`rates_of_clip`) as one: per rate the mean over clips;
+    None unless every clip has them, a rate some clip lacks is None."""
+    clips = list(per_clip)
+    if not clips or any(c is None for c in clips):
+        return None
+    names = list(dict.fromkeys(k for c in clips for k in c))  # type: ignore[union-attr]
+    return {k: mean(c.get(k) for c in clips) for k in names}  # type: ignore[union-attr]
+
+
 def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: float = 0.0) -> dict[str, Any]:
     """A clip's figures from its frames (records with ``index``, ``kind``, ``bits``,
     ``bpp``, ``psnr``, ``ssim``, ``ms_ssim``, optional ``lpips``, ``enc_ms``, ``dec_ms``,
     ``est_bits``, ``rate_bits``): BPP over all bits (stream header included) and the
     original pixels; PSNR / SSIM / MS-SSIM / LPIPS as means of per-frame values; the
-    other rates (:func:`rates_of_clip`); the I- and P-frame split; the first three
-    P-frames; timings and the real-vs-estimate gap when the frames carry them."""
+    other rates (:func:`rates_of_clip`); the I- and P-frame split (the I-frames' part
+    also with their estimate, payload — ``payload_bits``, bits without the frame's
+    framing — and other rates, as BPP); the first three P-frames; timings and the
+    real-vs-estimate gap when the frames carry them."""
     if not per_frame:
         raise ValueError("a clip with no frame has no figures")
     n = len(per_frame)
@@ -153,6 +166,9 @@ def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: fl
     def part(frames: list[dict[str, Any]]) -> dict[str, Any]:
         return {"count": len(frames), "bpp": mean(f["bpp"] for f in frames), "psnr": mean(f["psnr"] for f in frames)}
 
+    def per_pixel(frames: list[dict[str, Any]], key: str) -> Optional[float]:
+        return mean(None if f.get(key) is None else f[key] / pixels for f in frames)
+
     out: dict[str, Any] = {
         "frames": n, "bits": bits, "header_bits": header_bits, "bpp": bits / (n * pixels),
         "psnr": mean(f["psnr"] for f in per_frame),
@@ -160,7 +176,9 @@ def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: fl
         "ms_ssim": mean(f["ms_ssim"] for f in per_frame),
         "lpips": mean(f.get("lpips") for f in per_frame),
         "rates_bpp": rates_of_clip(per_frame, pixels),
-        "i_frame": part(intra), "p_frame": part(inter),
+        "i_frame": {**part(intra), "bpp_estimate": per_pixel(intra, "est_bits"),
+                    "payload_bpp": per_pixel(intra, "payload_bits"), "rates_bpp": rates_of_clip(intra, pixels)},
+        "p_frame": part(inter),
         "p_first3": [{"index": f["index"], "bpp": f["bpp"], "psnr": f["psnr"]} for f in inter[:3]],
         "bpp_estimate": None, "rate_gap_percent": None,
         "enc_ms_per_frame": mean(f.get("enc_ms") for f in per_frame),
@@ -201,16 +219,15 @@ def summarize_overall(clips: list[dict[str, Any]]) -> dict[str, Any]:
         indexes = {v.get("index") for v in vals}
         firsts.append({"index": indexes.pop() if len(indexes) == 1 else None,
                        "bpp": mean(v["bpp"] for v in vals), "psnr": mean(v["psnr"] for v in vals)})
-    rates = None
-    if all(c.get("rates_bpp") is not None for c in clips):
-        names = list(dict.fromkeys(k for c in clips for k in c["rates_bpp"]))
-        rates = {k: mean(c["rates_bpp"].get(k) for c in clips) for k in names}
     out = {
         "clips": len(clips), "frames": frames,
         "bpp": avg("bpp"), "psnr": avg("psnr"), "ssim": mean(c.get("ssim") for c in clips), "ms_ssim": avg("ms_ssim"),
-        "lpips": avg("lpips"), "rates_bpp": rates,
+        "lpips": avg("lpips"), "rates_bpp": mean_rates(c.get("rates_bpp") for c in clips),
         "i_frame": {"count": sum(c["i_frame"]["count"] for c in clips),
-                    "bpp": avg("i_frame", "bpp"), "psnr": avg("i_frame", "psnr")},
+                    "bpp": avg("i_frame", "bpp"), "psnr": avg("i_frame", "psnr"),
+                    "bpp_estimate": mean(c["i_frame"].get("bpp_estimate") for c in clips),
+                    "payload_bpp": mean(c["i_frame"].get("payload_bpp") for c in clips),
+                    "rates_bpp": mean_rates(c["i_frame"].get("rates_bpp") for c in clips)},
         "p_frame": {"count": sum(c["p_frame"]["count"] for c in clips),
                     "bpp": avg("p_frame", "bpp"), "psnr": avg("p_frame", "psnr")},
         "p_first3": firsts,
@@ -221,4 +238,5 @@ def summarize_overall(clips: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["METRIC_CHUNK", "Scorer", "mean", "rate_gap", "rates_of_clip", "summarize_clip", "summarize_overall"]
+__all__ = ["METRIC_CHUNK", "Scorer", "mean", "mean_rates", "rate_gap", "rates_of_clip", "summarize_clip",
+           "summarize_overall"]

@@ -18,15 +18,15 @@ BD figures alone, for the TUI's RD view. All JSON is standard (NaN/inf become nu
 """
 
 from dcvc_bench.evaldoc.schema import (CONVENTIONS, EVAL_KIND, EVAL_LATEST, EVAL_RD, MODES, RD_KIND, VERSION,
-                                       BDRowDoc, ClipInfo, EvalDocument, FIDInfo, FirstP, FramePart, LPIPSInfo,
-                                       RDCurveDoc, RDDocument, RDPointDoc, RDSection, ResultDoc, Settings, Summary,
+                                       BDRowDoc, ClipInfo, EvalDocument, FIDInfo, FirstP, FramePart, IFramePart,
+                                       LPIPSInfo, RDCurveDoc, RDDocument, RDPointDoc, RDSection, ResultDoc, Settings, Summary,
                                        eval_document, fid_doc, lpips_doc, rd_document, rd_point, result_doc,
                                        settings_doc)
 from dcvc_bench.evaldoc.views import (BDRow, EvalClip, EvalResult, EvalResults, Figures, RDCurve, RDPoint, RDView,
                                       as_float, as_int, read_eval_results, read_rd_view)
 
 __all__ = ["BDRow", "BDRowDoc", "CONVENTIONS", "ClipInfo", "EVAL_KIND", "EVAL_LATEST", "EVAL_RD", "EvalClip",
-           "EvalDocument", "EvalResult", "EvalResults", "FIDInfo", "Figures", "FirstP", "FramePart", "LPIPSInfo",
-           "MODES", "RDCurve", "RDCurveDoc", "RDDocument", "RDPoint", "RDPointDoc", "RDSection", "RDView", "RD_KIND",
+           "EvalDocument", "EvalResult", "EvalResults", "FIDInfo", "Figures", "FirstP", "FramePart", "IFramePart",
+           "LPIPSInfo", "MODES", "RDCurve", "RDCurveDoc", "RDDocument", "RDPoint", "RDPointDoc", "RDSection", "RDView", "RD_KIND",
            "ResultDoc", "Settings", "Summary", "VERSION", "as_float", "as_int", "eval_document", "fid_doc",
            "lpips_doc", "rd_document", "rd_point", "read_eval_results", "read_rd_view", "result_doc", "settings_doc"]

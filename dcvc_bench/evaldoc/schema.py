@@ -32,7 +32,12 @@ CONVENTIONS = {
            "dims, frames needed, weights); never a number from too few frames or a random network",
     "rates_bpp": "other rates of an I-frame codec, bits / (frames x original pixels), carried when every frame "
                  "has them: VQ codecs' uniform (n_indices x L x log2 K), entropy (under the stored per-layer "
-                 "model) and real_equivalent (the estimate: information content under the coder's CDF)",
+                 "model) and real_equivalent (the estimate: information content under the coder's CDF); "
+                 "i_frame.rates_bpp: the same over the I-frames alone (bits / (I-frames x original pixels))",
+    "payload_bpp": "i_frame.payload_bpp, real coding only: the I-frames' coded data alone, bits / (I-frames x "
+                   "original pixels), without each frame's framing (length prefix and CRC); bpp - payload_bpp is "
+                   "that framing; the I-frame codec's own header and checksum stay in (a VQ codec's: 6 bytes, so "
+                   "payload_bpp <= rates_bpp.uniform + 6 bytes (+ padding to a byte) per I-frame / pixels)",
     "missing": "a figure missing for any frame of a clip is missing (null) for the clip, and one missing for "
                "any clip is missing overall: never a mean over the part that has it",
     "estimated_bits": "the exact cost of the symbols the real coder writes (-log2 of its 16-bit CDF "
@@ -52,6 +57,15 @@ class FramePart(TypedDict):
     psnr: Optional[float]
 
 
+class IFramePart(FramePart):
+    """The I-frames of a clip (or overall): also their estimate beside real bits, their
+    payload and the I-frame codec's other rates, each as BPP over the I-frames' pixels."""
+
+    bpp_estimate: Optional[float]     # the estimate beside real bits (learned --real only)
+    payload_bpp: Optional[float]      # real coding: bits without the frames' framing (CONVENTIONS)
+    rates_bpp: Optional[dict[str, Optional[float]]]   # the I-frame codec's other rates (CONVENTIONS), or None
+
+
 class FirstP(TypedDict):
     index: Optional[int]          # None overall when the clips' P1 (P2, P3) sit at different indexes
     bpp: Optional[float]
@@ -69,7 +83,7 @@ class Summary(TypedDict):
     ms_ssim: Optional[float]
     lpips: Optional[float]
     rates_bpp: Optional[dict[str, Optional[float]]]   # an I-frame codec's other rates (CONVENTIONS), or None
-    i_frame: FramePart
+    i_frame: IFramePart
     p_frame: FramePart
     p_first3: list[FirstP]
     bpp_estimate: Optional[float]     # the estimate beside real bits (learned --real only)
@@ -82,7 +96,8 @@ class Summary(TypedDict):
     fid: NotRequired[Optional[float]]         # overall: the point's FID over all its frames (None: fid_reason)
     fid_reason: NotRequired[Optional[str]]    # overall: why there is no FID ("FID unavailable: ...")
     per_frame: NotRequired[list[dict[str, Any]]]   # clips: index, kind, bits, bpp, psnr, ssim, ms_ssim, lpips?,
-    #                                                rate_bits? (the other rates' bits), ...
+    #                                                rate_bits? (the other rates' bits; in `eval`, I-frames),
+    #                                                est_bits? and payload_bits? (real coding), ...
     stream_bytes: NotRequired[int]    # real coding and baselines
     sha256: NotRequired[str]          # baselines: the stream, its argv and what it read
     command: NotRequired[list[str]]

@@ -4,7 +4,9 @@ and what the TUI's RD view reads; estimation and --real; refusals in one line.""
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,66 @@ def test_real_coding_at_each_depth(rvq_run, tmp_path):
     for clip in (shallow, deep):
         assert clip["bits"] == 8 * clip["stream_bytes"] and clip["bpp_estimate"] > 0
     assert deep["i_frame"]["bpp"] > shallow["i_frame"]["bpp"]
+
+
+def test_real_iframe_rates_per_depth_payload_within_uniform(rvq_run, tmp_path):
+    """Issue 12's "real ≤ uniform at each depth", read from `eval --real --rvq-layers`: per
+    point the I-frames' uniform rate (n_indices·L·log2 K over the clip's pixels, rising
+    with L), entropy, payload (real minus the frames' framing) ≤ uniform, in the JSON, the
+    CSV and the "I-frames per point" table."""
+    from dcvc_bench.models.iframe.vq_config import CONFIG_DIR
+
+    config = json.loads((CONFIG_DIR / "tiny_rvq_f2.json").read_text())
+    f, k = 2 ** (len(config["ch_mult"]) - 1), config["codebook_size"]
+    out, table = tmp_path / "r.json", tmp_path / "r.csv"
+    result = _eval("--checkpoint", str(rvq_run / "checkpoints" / "l256"), "--rvq-layers", "2,4,6,8", "--real",
+                   "--json", str(out), "--csv", str(table))
+    assert result.exit_code == 0, (result.output, result.exception)
+    doc = json.loads(out.read_text())
+    (clip,) = doc["clips"]
+    h, w = clip["height"], clip["width"]
+    n = math.ceil(h / f) * math.ceil(w / f)
+    uniforms = []
+    for depth, r in zip((2, 4, 6, 8), doc["results"]):
+        assert r["id"] == f"l256 L{depth}"
+        for part in (r["overall"]["i_frame"], r["clips"][clip["name"]]["i_frame"]):
+            assert part["count"] >= 1
+            rates = part["rates_bpp"]
+            assert rates["uniform"] == pytest.approx(n * depth * math.log2(k) / (h * w), rel=1e-12)
+            assert 0 < rates["entropy"] and 0 < rates["real_equivalent"] <= rates["uniform"] + 1e-9
+            # the payload: the I-frames' bits without the stream's per-frame framing, within uniform (the VQ
+            # codec guarantees uniform + its own 6 bytes; this codec's rANS beats raw packing at every depth)
+            assert 0 < part["payload_bpp"] < part["bpp"] and part["payload_bpp"] <= rates["uniform"]
+            assert part["bpp_estimate"] == pytest.approx(rates["real_equivalent"], rel=1e-6)  # estimate: float32
+        uniforms.append(r["overall"]["i_frame"]["rates_bpp"]["uniform"])
+        # P-frames have no I-frame rates: the clip's own rates stay missing (not a mean over the I-frames)
+        assert r["overall"]["p_frame"]["count"] >= 1 and r["overall"]["rates_bpp"] is None
+    assert uniforms == sorted(uniforms) and len(set(uniforms)) == 4
+    rows = {(row["codec"], row["clip"]): row for row in csv.DictReader(table.open())}
+    for r in doc["results"]:
+        row, i = rows[(r["id"], "overall")], r["overall"]["i_frame"]
+        assert float(row["i_uniform_bpp"]) == pytest.approx(i["rates_bpp"]["uniform"])
+        assert float(row["i_entropy_bpp"]) == pytest.approx(i["rates_bpp"]["entropy"])
+        assert float(row["i_payload_bpp"]) == pytest.approx(i["payload_bpp"])
+    text = result.stdout
+    assert "I-frames per point" in text and "payload BPP" in text and "uniform BPP" in text
+    section = text[text.index("I-frames per point"):]
+    for r in doc["results"]:
+        i = r["overall"]["i_frame"]
+        assert r["id"] in section and f"{i['rates_bpp']['uniform']:.4f}" in section and f"{i['payload_bpp']:.4f}" in section
+    assert "I-frame payload ≤ uniform BPP at all 4 points" in " ".join(text.split())
+
+
+def test_estimated_iframe_rates_per_depth(rvq_run, tmp_path):
+    """Without --real: the I-frames' rates are there too (no payload: nothing was coded)."""
+    out = tmp_path / "e.json"
+    result = _eval("--checkpoint", str(rvq_run / "checkpoints" / "l256"), "--rvq-layers", "2,8", "--json", str(out))
+    assert result.exit_code == 0, (result.output, result.exception)
+    shallow, deep = (r["overall"]["i_frame"] for r in json.loads(out.read_text())["results"])
+    assert deep["rates_bpp"]["uniform"] == pytest.approx(4 * shallow["rates_bpp"]["uniform"])
+    for part in (shallow, deep):
+        assert part["payload_bpp"] is None and part["bpp"] == pytest.approx(part["rates_bpp"]["real_equivalent"], rel=1e-6)
+    assert "I-frames per point" in result.stdout and "payload BPP" not in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [
