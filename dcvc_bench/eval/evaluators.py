@@ -193,7 +193,9 @@ def learned_real(target: Target, ema: bool, intra_period: int, device: torch.dev
         for stats, metrics, dec_s in zip(encoded.frames, scorer.clip(frames_u8, shown), decoded.dec_seconds):
             record = {"index": stats.index, "kind": stats.kind, "bits": float(stats.bits),
                       "bpp": float(stats.bits) / pixels, "est_bits": float(stats.est_bits),
-                      "payload_bits": float(stats.payload_bits),  # bits minus the frame's framing
+                      # bits minus the frame's framing (and, I-frames, the I-frame codec's own)
+                      "payload_bits": float(stats.payload_bits)
+                      - (8.0 * codec.iframe.framing_bytes if stats.kind == "I" else 0.0),
                       "enc_ms": float(stats.enc_seconds) * 1000.0, "dec_ms": float(dec_s) * 1000.0}
             if stats.kind == "I":
                 x = frames_u8[stats.index:stats.index + 1].to(codec.device).float() / 255.0  # as encode_video reads it

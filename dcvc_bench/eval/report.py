@@ -198,7 +198,7 @@ def _print_iframes(results: list[dict[str, Any]], out: Any) -> None:
     cols = ["point", "bits", *(["I real BPP", "payload BPP", "est. BPP"] if real else ["I BPP"]),
             *(f"{n} BPP" for n in names), "I PSNR dB"]
     table = Table(title="I-frames per point (BPP over the I-frames' original pixels, overall; payload = real "
-                        "without the stream's framing of each frame)", title_justify="left")
+                        "without the stream's and the I-frame codec's framing)", title_justify="left")
     for col in cols:
         table.add_column(col, justify="left" if col in ("point", "bits") else "right")
     above = []
@@ -216,8 +216,8 @@ def _print_iframes(results: list[dict[str, Any]], out: Any) -> None:
     checked = [r for r in rows if r["overall"]["i_frame"].get("payload_bpp") is not None
                and r["overall"]["i_frame"]["rates_bpp"].get("uniform") is not None]
     if above:
-        out.print("I-frame payload above the uniform rate at: " + ", ".join(above) + " (the payload keeps the "
-                  "I-frame codec's own header and checksum)", highlight=False)
+        out.print("I-frame payload above the uniform rate at: " + ", ".join(above) + " (indices packed at "
+                  "log2 K bits are rounded up to a whole byte)", highlight=False)
     elif checked:
         out.print(f"I-frame payload ≤ uniform BPP at all {len(checked)} point{'s' if len(checked) > 1 else ''}",
                   highlight=False)

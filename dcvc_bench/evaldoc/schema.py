@@ -35,9 +35,10 @@ CONVENTIONS = {
                  "model) and real_equivalent (the estimate: information content under the coder's CDF); "
                  "i_frame.rates_bpp: the same over the I-frames alone (bits / (I-frames x original pixels))",
     "payload_bpp": "i_frame.payload_bpp, real coding only: the I-frames' coded data alone, bits / (I-frames x "
-                   "original pixels), without each frame's framing (length prefix and CRC); bpp - payload_bpp is "
-                   "that framing; the I-frame codec's own header and checksum stay in (a VQ codec's: 6 bytes, so "
-                   "payload_bpp <= rates_bpp.uniform + 6 bytes (+ padding to a byte) per I-frame / pixels)",
+                   "original pixels), without the stream's frame framing (length prefix and CRC) and the I-frame "
+                   "codec's own (a VQ payload's version, flags and CRC-32: 6 bytes); bpp - payload_bpp is that "
+                   "framing. For a VQ codec payload_bpp <= rates_bpp.uniform + padding to a whole byte (rANS is "
+                   "used only when it is smaller than the indices packed at log2 K bits)",
     "missing": "a figure missing for any frame of a clip is missing (null) for the clip, and one missing for "
                "any clip is missing overall: never a mean over the part that has it",
     "estimated_bits": "the exact cost of the symbols the real coder writes (-log2 of its 16-bit CDF "

@@ -50,6 +50,9 @@ class IFrameCodec(abc.ABC):
     name: str
     rate_knob: str | None = None
     """The spec field that changes the rate without other weights (e.g. ``"layers"``), or None."""
+    framing_bytes: int = 0
+    """Bytes of every payload that are the codec's own framing (version, flags, checksum),
+    not coded data: evaluation reports the coded data without them."""
 
     @abc.abstractmethod
     def identity(self) -> str:

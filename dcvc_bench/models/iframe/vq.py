@@ -29,7 +29,7 @@ from dcvc_bench.models.iframe.vq_checkpoint import (CHECKPOINT_FORMAT, fit_index
                                                     load_vq_checkpoint, peek_vq_family, refresh_index_tables,
                                                     save_vq_checkpoint, vq_checkpoint_family, vq_checkpoint_state)
 from dcvc_bench.models.iframe.vq_config import VQConfig
-from dcvc_bench.models.vq_coding import IndexTables, uniform_bits
+from dcvc_bench.models.vq_coding import FRAMING_BYTES, IndexTables, uniform_bits
 from dcvc_bench.models.vqgan import VQGAN, grid_size
 
 # --------------------------------------------------------------------------- codecs
@@ -51,6 +51,8 @@ class _EvalMode:
 
 class VQCodec(IFrameCodec):
     """Shared by both families; ``layers`` is the depth used (1 for VQGAN)."""
+
+    framing_bytes = FRAMING_BYTES  # payload version, flags and CRC-32 around the indices
 
     family = "vq"
     rate_knob: str | None = None
