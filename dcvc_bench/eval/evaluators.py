@@ -48,6 +48,15 @@ def iframe_notes(who: str, iframe: IFrameCodec) -> list[str]:
     return []
 
 
+def iframe_estimate_notes(who: str, iframe: IFrameCodec) -> list[str]:
+    """Video evaluation's estimate is exact for P-frames (the coded symbols' cost); say so
+    where the I-frame codec's estimate is not its coded size."""
+    if iframe.exact_estimate:
+        return []
+    return [f"{who}: the I-frames' estimated bits are {iframe.name}'s entropy-model information content, "
+            "not its coded size (only the P-frames' estimate is exact); --real gives both"]
+
+
 def build_iframe_from_checkpoint(path: Path, device: torch.device) -> IFrameCodec:
     """The I-frame codec a checkpoint was trained with, and only that: built from the spec
     in its ``i_frame`` record, read from the sidecar when it matches the file (else from
@@ -161,7 +170,7 @@ def learned_estimator(target: Target, ema: bool, intra_period: int, device: torc
         return estimate_frames(codec, frames_u8, intra_period, scorer), 0.0, {}
 
     return Evaluator(target.track, "", "learned", "estimated", _learned_source(target, meta, codec, ema), run,
-                     iframe_notes(target.track, codec.iframe))
+                     iframe_notes(target.track, codec.iframe) + iframe_estimate_notes(target.track, codec.iframe))
 
 
 def learned_real(target: Target, ema: bool, intra_period: int, device: torch.device, codec: Any = None) -> Evaluator:
@@ -208,7 +217,7 @@ def learned_real(target: Target, ema: bool, intra_period: int, device: torch.dev
         return records, float(encoded.header_bits), {"stream_bytes": len(encoded.stream)}
 
     return Evaluator(target.track, "", "learned", "real", _learned_source(target, meta, codec, ema), run,
-                     iframe_notes(target.track, codec.iframe))
+                     iframe_notes(target.track, codec.iframe) + iframe_estimate_notes(target.track, codec.iframe))
 
 
 def _first_mismatch(a: torch.Tensor, b: torch.Tensor) -> Optional[int]:
