@@ -48,3 +48,13 @@ def test_control_plane_start_up_loads_no_compute_libraries():
             "print(' '.join(sorted(m for m in ('torch', 'numpy', 'cv2', 'compressai') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"control-plane start-up imports {out.stdout.strip()}"
+
+
+def test_test_module_names_are_unique():
+    """pytest imports test modules by basename (no packages under tests/): two files of one
+    name stop the whole run at collection."""
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(p.name for p in Path(__file__).parent.rglob("*.py") if p.name != "conftest.py")
+    assert [n for n, c in names.items() if c > 1] == []
