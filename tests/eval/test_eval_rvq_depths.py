@@ -1,14 +1,20 @@
 """`dcvc-bench eval --rvq-layers 2,4,...`: one RD point per (track, RVQ I-frame depth), one
 curve per depth across tracks, BD-rates between depths, in the table, the JSON, the PNG
-and what the TUI's RD view reads; estimation and --real; refusals in one line."""
+and what the TUI's RD view reads; estimation and --real; refusals in one line; and the VQ
+I-frames of such a checkpoint through `dcvc-bench encode` / `decode`."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -183,3 +189,51 @@ def test_depths_on_a_run_without_an_rvq_iframe_codec_are_refused(tmp_path):
     result = runner.invoke(app, ["eval", "--baselines-only", "--baselines", "x265", "--videos", str(Path(run, "data", "val")),
                                  "--rvq-layers", "2"])
     assert result.exit_code == 2 and "--rvq-layers" in result.stderr
+
+
+# -- encode / decode of VQ I-frames
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    code = "import sys; from dcvc_bench.cli import main; sys.argv[0] = 'dcvc-bench'; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}, timeout=600)
+
+
+def _frames(folder) -> torch.Tensor:
+    pngs = sorted(folder.glob("frame_*.png"))
+    decoded = np.stack([cv2.imread(str(p), cv2.IMREAD_COLOR)[:, :, ::-1] for p in pngs])
+    return torch.from_numpy(np.ascontiguousarray(decoded.transpose(0, 3, 1, 2)))
+
+
+def test_vq_iframes_decode_bit_exactly_in_another_process_and_damage_is_one_line(rvq_run, tmp_path):
+    """`dcvc-bench encode` / `decode` (two processes) of a checkpoint whose I-frame codec
+    is the RVQ: the decoded frames are the encoder's, bit for bit; a truncated or
+    bit-flipped stream is one line and exit code 2."""
+    from dcvc_bench.codec.video import encode_video, load_codec
+    from dcvc_bench.data.video import read_frames
+
+    checkpoint = next((rvq_run / "checkpoints" / "l256").glob("*_final.pth"))
+    clip = next((rvq_run / "data" / "val").glob("*.mp4"))
+    stream = tmp_path / "clip.dcvc"
+    done = _cli("encode", str(clip), str(stream), "--checkpoint", str(checkpoint), "--frames", "3",
+                "--intra-period", "2")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "frames"
+    done = _cli("decode", str(stream), str(out), "--checkpoint", str(checkpoint))
+    assert done.returncode == 0, done.stderr
+
+    codec = load_codec(checkpoint, device="cpu")
+    assert codec.iframe.spec.type == "rvq"  # the I-frames really went through the VQ codec
+    frames = torch.from_numpy(np.ascontiguousarray(read_frames(clip, 0, 3).transpose(0, 3, 1, 2)))
+    expected = encode_video(codec, frames, intra_period=2)
+    assert torch.equal(_frames(out), expected.decoded)
+
+    data = stream.read_bytes()
+    for name, bad in (("truncated", data[: len(data) * 2 // 3]),
+                      ("flipped", data[:-40] + bytes([data[-40] ^ 0x04]) + data[-39:])):
+        path = tmp_path / f"{name}.dcvc"
+        path.write_bytes(bad)
+        done = _cli("decode", str(path), str(tmp_path / name), "--checkpoint", str(checkpoint))
+        assert done.returncode == 2, (name, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and f"{name}.dcvc" in lines[0], (name, lines)
+        assert "Traceback" not in done.stderr
