@@ -35,7 +35,8 @@ import torch
 
 from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES, IFrameSpec
 from dcvc_bench.errors import UserError
-from dcvc_bench.eval.evaluators import Evaluator, baseline_evaluator, build_iframe_from_checkpoint, iframe_notes
+from dcvc_bench.eval.evaluators import (Evaluator, baseline_evaluator, build_iframe_from_checkpoint, iframe_notes,
+                                        iframe_rate_bits)
 from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
 from dcvc_bench.eval.run_eval import evaluate, fid_scorer, write_outputs
 from dcvc_bench.eval.scoring import Scorer
@@ -192,9 +193,9 @@ def iframe_evaluator(codec: IFrameCodec, point: str, curve: str, source: dict[st
                 result = codec.estimate(x)
                 x_hat = result.x_hat.to(device)
                 record["bits"] = float(result.bits[0])
-            rates = codec.rates(x)
+            rates = iframe_rate_bits(codec, x)
             if rates:
-                record["rate_bits"] = {k: float(v[0]) for k, v in rates.items()}
+                record["rate_bits"] = rates
             record["bpp"] = record["bits"] / (h * w)
             record.update(scorer.frame(x, x_hat.clamp(0.0, 1.0)))
             records.append(record)
