@@ -3,20 +3,8 @@ I-frame training step. Flags are validated before torch is imported."""
 
 import sys
 
-from dcvc_bench.errors import EXIT_USAGE, UserError
+from dcvc_bench.train.entry import run_step
 from dcvc_bench.train.iframe.args import parse_args
 
-
-def _main() -> int:
-    try:
-        parse_args(sys.argv[1:])
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
-    from dcvc_bench.train.iframe.recipe import main
-
-    return main(sys.argv[1:])
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(run_step(parse_args, "dcvc_bench.train.iframe.recipe"))
