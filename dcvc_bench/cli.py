@@ -13,9 +13,10 @@ from typing import Callable, Optional
 
 import typer
 
+from dcvc_bench.cli_help import App
 from dcvc_bench.errors import EXIT_USAGE, UserError
 
-app = typer.Typer(
+app = App(
     name="dcvc-bench",
     help="Train, watch and evaluate DCVC learned video codecs from one TOML curriculum.",
     no_args_is_help=True,
@@ -30,10 +31,34 @@ app = typer.Typer(
         "  dcvc-bench tui"
     ),
 )
-data_app = typer.Typer(help="Datasets: synthetic clips for quick runs and tests.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks (printed figures, never timed assertions).", no_args_is_help=True)
+data_app = App(help="Datasets: synthetic clips for quick runs and tests.", no_args_is_help=True)
+bench_app = App(help="Benchmarks (printed figures, never timed assertions).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
+
+
+def _version() -> str:
+    """This installation's version, from the package metadata (the source's when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dcvc-bench")
+    except PackageNotFoundError:
+        from dcvc_bench import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dcvc-bench {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the installed version and exit.")) -> None:
+    """Train, watch and evaluate DCVC learned video codecs from one TOML curriculum."""
 
 
 def _guard(fn: Callable[[], Optional[int]]) -> None:
@@ -272,15 +297,15 @@ def eval_iframe_command(
     real: bool = typer.Option(False, "--real", help="encode + decode every frame (bytes) instead of estimating bits."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="x265/x264 all-intra on the same frames.", rich_help_panel=_BASE),
-    preset: str = typer.Option("medium", "--preset", rich_help_panel=_BASE),
-    qp: Optional[str] = typer.Option(None, "--qp", rich_help_panel=_BASE),
-    crf: Optional[str] = typer.Option(None, "--crf", rich_help_panel=_BASE),
-    anchor: Optional[str] = typer.Option(None, "--anchor", rich_help_panel=_BASE),
-    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", rich_help_panel=_BASE),
-    json_out: Optional[Path] = typer.Option(None, "--json", rich_help_panel=_OUT),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", rich_help_panel=_OUT),
-    plot_out: Optional[Path] = typer.Option(None, "--plot", rich_help_panel=_OUT),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", rich_help_panel=_OUT),
+    preset: str = typer.Option("medium", "--preset", help="x265/x264 preset (medium, veryslow, ...).", rich_help_panel=_BASE),
+    qp: Optional[str] = typer.Option(None, "--qp", help="Constant QPs, e.g. 22,27,32,37 (the default): one baseline RD point each.", rich_help_panel=_BASE),
+    crf: Optional[str] = typer.Option(None, "--crf", help="CRF values instead of QPs.", rich_help_panel=_BASE),
+    anchor: Optional[str] = typer.Option(None, "--anchor", help="Curve the BD-rates are measured against (default: x265 when run).", rich_help_panel=_BASE),
+    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", help="The ffmpeg executable (default: ffmpeg on PATH).", rich_help_panel=_BASE),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
     fid: Optional[bool] = _FID,
     fid_weights: Optional[Path] = _FID_WEIGHTS,
     fid_dims: int = _FID_DIMS,

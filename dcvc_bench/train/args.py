@@ -9,6 +9,7 @@ over the reference script:
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,22 @@ from dcvc_bench.errors import UserError
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PRESETS = ("dcvc", "tiny")
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every flag's default, also for a flag that has no help text
+    (no "(default: None)" for a flag that is simply unset, nor False for an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +46,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m dcvc_bench.train",
+        formatter_class=DefaultsHelpFormatter,
         description="One DCVC training step (one stage at one GOP size). Also runs as "
         "`accelerate launch [accelerate flags] -m dcvc_bench.train [flags]`.",
     )

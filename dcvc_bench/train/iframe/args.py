@@ -14,7 +14,7 @@ from typing import Sequence
 
 from dcvc_bench.curriculum.iframe_spec import COMPRESSAI_TYPE, RVQ_TYPE, TRAINABLE_TYPES, VQ_TYPES, spec_from_flags
 from dcvc_bench.errors import UserError
-from dcvc_bench.train.args import MIXED_PRECISION
+from dcvc_bench.train.args import MIXED_PRECISION, DefaultsHelpFormatter
 
 PROG = "python -m dcvc_bench.train.iframe"
 TYPES = TRAINABLE_TYPES
@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Train an I-frame codec (VQGAN, RVQ-VQGAN or a CompressAI image "
+    p = _Parser(prog=PROG, formatter_class=DefaultsHelpFormatter, description="Train an I-frame codec (VQGAN, RVQ-VQGAN or a CompressAI image "
                 "model) as one curriculum step. Also runs as `accelerate launch [flags] -m dcvc_bench.train.iframe`.")
     g = p.add_argument_group("data")
     g.add_argument("--train_video_dir", required=True, help="folder of .mp4 training clips (random frame crops)")
