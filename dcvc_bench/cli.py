@@ -211,6 +211,31 @@ def tui(target: Optional[Path] = typer.Argument(
     _guard(body)
 
 
+@app.command("doctor", epilog=("Examples:\n\n"
+                               "  dcvc-bench doctor                                  # before the first run\n\n"
+                               "  dcvc-bench doctor runs --curriculum curricula/full.toml"))
+def doctor(
+    run_dir: Path = typer.Argument(Path("runs"), help="The folder runs will be written into (its free disk is checked)."),
+    curriculum: Optional[Path] = typer.Option(None, "--curriculum", help="Check the weight files this curriculum "
+                                              "loads (default: the embedded smoke curriculum, as `run`)."),
+    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", help="The ffmpeg executable to check (default: ffmpeg on PATH)."),
+    min_free_gb: float = typer.Option(5.0, "--min-free-gb", help="Free disk (GiB) the run folder needs."),
+) -> None:
+    """Check the environment a run needs: torch build and device, OpenCV, accelerate, free disk,
+    SpyNet / CompressAI zoo / LPIPS / FID weight files, ffmpeg and its x265/x264 encoders.
+
+    One line per check (ok or missing, and what to do). Exit code 0 when everything a
+    training run needs is there, 1 otherwise; ffmpeg, LPIPS and FID are optional (eval
+    skips them or says why)."""
+
+    def body() -> int:
+        from dcvc_bench.doctor import doctor_command
+
+        return doctor_command(run_dir, curriculum, ffmpeg, min_free_gb, echo=typer.echo)
+
+    _guard(body)
+
+
 _BASE = "Baselines (x265/x264 via ffmpeg)"
 _OUT = "Output"
 _METRICS = "Metrics"
