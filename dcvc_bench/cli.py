@@ -277,6 +277,7 @@ def eval_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
+    linear_bpp: bool = typer.Option(False, "--linear-bpp", help="The RD PNG's BPP axis linear (default: logarithmic, so far-apart codecs stay readable).", rich_help_panel=_OUT),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
     fid: Optional[bool] = _FID,
     fid_weights: Optional[Path] = _FID_WEIGHTS,
@@ -296,7 +297,7 @@ def eval_command(
             real=real, ema=ema, device=device, json_out=json_out, csv_out=csv_out, plot_out=plot_out,
             baselines=baselines, preset=preset, qp=qp, crf=crf, anchor=anchor, ffmpeg=ffmpeg,
             baselines_only=baselines_only, runs_dir=runs_dir, rvq_layers=rvq_layers, fid=fid,
-            fid_weights=fid_weights, fid_dims=fid_dims))
+            fid_weights=fid_weights, fid_dims=fid_dims, linear_bpp=linear_bpp))
 
     _guard(body)
 
@@ -330,6 +331,7 @@ def eval_iframe_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
+    linear_bpp: bool = typer.Option(False, "--linear-bpp", help="The RD PNG's BPP axis linear (default: logarithmic, so far-apart codecs stay readable).", rich_help_panel=_OUT),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
     fid: Optional[bool] = _FID,
     fid_weights: Optional[Path] = _FID_WEIGHTS,
@@ -348,7 +350,8 @@ def eval_iframe_command(
             weights=weights, settings=list(settings or []), config=config, layers=layers, videos=videos,
             frames=frames, real=real, device=device, json_out=json_out,
             csv_out=csv_out, plot_out=plot_out, baselines=baselines, preset=preset, qp=qp, crf=crf,
-            anchor=anchor, ffmpeg=ffmpeg, runs_dir=runs_dir, fid=fid, fid_weights=fid_weights, fid_dims=fid_dims))
+            anchor=anchor, ffmpeg=ffmpeg, runs_dir=runs_dir, fid=fid, fid_weights=fid_weights, fid_dims=fid_dims,
+            linear_bpp=linear_bpp))
 
     _guard(body)
 

@@ -279,7 +279,7 @@ def eval_iframe_command(req: IFrameEvalRequest) -> int:
 
     console = report.console()
     doc = run_iframe_eval(req, echo=lambda line: console.print(f"[dim]{line}[/dim]", highlight=False))
-    written = write_outputs(doc, req.json_out, req.csv_out, req.plot_out, req.write_run)
+    written = write_outputs(doc, req.json_out, req.csv_out, req.plot_out, req.write_run, linear_bpp=req.linear_bpp)
     report.print_document(doc, console)
     for path in written.values():
         console.print(f"wrote {path}", highlight=False)

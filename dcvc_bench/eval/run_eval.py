@@ -10,7 +10,7 @@ on the same clips, per clip and overall, with RD curves and BD-rates. The driver
 
 Results go to the terminal, to ``--json``/``--csv`` and to the run folder's ``eval/``
 (``<timestamp>-<mode>.json`` + ``latest.json``; with RD curves also ``rd.json`` and
-``rd.png``) for the TUI.
+``rd.png``; then ``index.json``, the history of every eval there) for the TUI.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dcvc_bench.evaldoc import (ClipInfo, EvalDocument, ResultDoc, eval_document
 if TYPE_CHECKING:
     from dcvc_bench.eval.fid import FIDScorer
 
-__all__ = ["eval_command", "evaluate", "fid_scorer", "run_eval", "write_outputs"]
+__all__ = ["eval_command", "evaluate", "fid_scorer", "provenance_lines", "run_eval", "update_index", "write_outputs"]
 
 
 def fid_scorer(req: EvalOptions, device: torch.device, clips: Sequence[Clip]) -> FIDScorer:
@@ -123,7 +123,13 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
         if req.videos is None:
             run_dir = latest_run(req.runs_dir)
     else:
-        targets, notes = resolve_targets(req.checkpoints, req.runs_dir)
+        try:
+            targets, notes = resolve_targets(req.checkpoints, req.runs_dir)
+        except UserError as exc:
+            if req.baselines and req.videos is not None and not req.checkpoints:
+                raise UserError(f"{exc}; or, to evaluate only the baselines on {req.videos}, "
+                                "add --baselines-only") from None
+            raise
         run_dir = next((t.run_dir for t in targets if t.run_dir is not None), None)
     clips = resolve_clips(req.videos, run_dir)
 
@@ -174,9 +180,10 @@ def _unique(folder: Path, stem: str, suffix: str) -> Path:
 
 
 def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional[Path],
-                  plot_out: Optional[Path], write_run: bool) -> dict[str, str]:
-    """Write the result document where asked and into the run folder's ``eval/``.
-    Returns {what: path} of everything written."""
+                  plot_out: Optional[Path], write_run: bool, *, linear_bpp: bool = False) -> dict[str, str]:
+    """Write the result document where asked and into the run folder's ``eval/``
+    (then its ``index.json``, see :func:`update_index`). The PNGs' BPP axis is logarithmic
+    unless ``linear_bpp``. Returns {what: path} of everything written."""
     from dcvc_bench.checkpoints import atomic_write_json, json_safe
     from dcvc_bench.eval import report
     from dcvc_bench.evaldoc import rd_document
@@ -194,7 +201,7 @@ def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional
             from dcvc_bench.eval.plots import plot_rd
 
             png = main.with_name(main.stem + "-rd.png")
-            plot_rd(rd, png, title=report.plot_title(doc))
+            plot_rd(rd, png, title=report.plot_title(doc), log_bpp=not linear_bpp)
             report.copy_file(png, folder / "rd.png")
             rd["plot"] = png.name
             rd_doc = rd_document(doc, source=main.name)
@@ -206,12 +213,14 @@ def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional
         atomic_write_json(folder / "latest.json", json_safe(doc))
         written["run"] = str(main)
         written["latest"] = str(folder / "latest.json")
+        rd_file = main.with_name(main.stem + "-rd.json")
+        written["index"] = str(update_index(folder, doc, main.name, rd_file.name if plottable else None))
     if plot_out is not None:
         if not plottable:
             raise UserError("--plot: nothing to plot (needs two RD points or two codecs; add --baselines)")
         from dcvc_bench.eval.plots import plot_rd
 
-        plot_rd(rd, plot_out, title=report.plot_title(doc))
+        plot_rd(rd, plot_out, title=report.plot_title(doc), log_bpp=not linear_bpp)
         written["plot_out"] = str(plot_out)
     if req_json is not None:
         atomic_write_json(req_json, json_safe(doc))
@@ -222,14 +231,103 @@ def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional
     return written
 
 
+def _index_entries(folder: Path) -> Optional[list]:
+    """The entries of ``folder/index.json``, or None when it is missing or unreadable."""
+    import json
+
+    from dcvc_bench.evaldoc import INDEX_KIND
+
+    try:
+        data = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != INDEX_KIND or not isinstance(data.get("evals"), list):
+        return None
+    return [e for e in data["evals"] if isinstance(e, dict) and isinstance(e.get("file"), str)]
+
+
+def _entries_from_documents(folder: Path) -> list:
+    """Index entries for the eval documents already in ``folder`` (a folder from before the
+    index, or one whose index was lost), oldest first (by the time each records, else by name)."""
+    import json
+
+    from dcvc_bench.evaldoc import EVAL_KIND, index_entry
+
+    entries = []
+    for path in folder.glob("*.json"):
+        if path.name in ("latest.json", "rd.json", "index.json") or path.name.endswith("-rd.json"):
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if doc.get("format") != EVAL_KIND:
+                continue
+            rd_file = path.with_name(path.stem + "-rd.json")
+            stamp = doc.get("created_unix")
+            entry = index_entry(doc, path.name, rd_file.name if rd_file.is_file() else None)
+            entries.append((stamp if isinstance(stamp, (int, float)) else 0.0, path.name, entry))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not an eval document this version can read: left out of the index, left on disk
+    return [entry for _, _, entry in sorted(entries, key=lambda e: (e[0], e[1]))]
+
+
+def update_index(folder: Path, doc: EvalDocument, file: str, rd_file: Optional[str]) -> Path:
+    """Add the document just written as ``folder/file`` to ``folder/index.json`` (rewritten
+    atomically; rebuilt from the documents on disk when missing or unreadable)."""
+    from dcvc_bench.checkpoints import atomic_write_json
+    from dcvc_bench.evaldoc import eval_index, index_entry
+
+    entries = _index_entries(folder)
+    if entries is None:
+        entries = _entries_from_documents(folder)
+    entries = [e for e in entries if e.get("file") != file]
+    entries.append(index_entry(doc, file, rd_file))
+    path = folder / "index.json"
+    atomic_write_json(path, eval_index(entries))
+    return path
+
+
+def provenance_lines(doc: EvalDocument) -> list[str]:
+    """What was evaluated: the checkpoint(s) and the clip set (paths relative to the run
+    folder when inside it, else to the current folder when inside it)."""
+    import os
+
+    from dcvc_bench.evaldoc import index_entry
+
+    entry = index_entry(doc, "", None)
+    here = os.getcwd()
+
+    def shown(path: str) -> str:
+        if not os.path.isabs(path):
+            path = os.path.join(doc["run"], path) if doc.get("run") else path
+        rel = os.path.relpath(path, here)
+        return path if rel.startswith("..") else rel
+
+    lines = []
+    if entry["checkpoints"]:
+        lines.append("checkpoints: " + ", ".join(shown(c) for c in entry["checkpoints"]))
+    clips = [shown(c) for c in entry["clips"]]
+    folders = sorted({os.path.dirname(c) or "." for c in clips})
+    frames = sorted({c["frames"] for c in doc["clips"]})
+    each = f"{frames[0]} frames each" if len(frames) == 1 else f"{frames[0]}-{frames[-1]} frames"
+    if len(folders) == 1:
+        names = ", ".join(os.path.basename(c) for c in clips)
+        lines.append(f"clips: {len(clips)} in {folders[0]}/ ({names}), {each}")
+    else:
+        lines.append(f"clips: {len(clips)} ({', '.join(clips)}), {each}")
+    return lines
+
+
 def eval_command(req: EvalRequest) -> int:
     """The body of `dcvc-bench eval`: evaluate, print the tables, write the files."""
     from dcvc_bench.eval import report
 
     console = report.console()
     doc = run_eval(req, echo=lambda line: console.print(f"[dim]{line}[/dim]", highlight=False))
-    written = write_outputs(doc, req.json_out, req.csv_out, req.plot_out, req.write_run)
+    written = write_outputs(doc, req.json_out, req.csv_out, req.plot_out, req.write_run,
+                            linear_bpp=req.linear_bpp)
     report.print_document(doc, console)
+    for line in provenance_lines(doc):
+        console.print(line, highlight=False, markup=False)
     for what, path in written.items():
         console.print(f"wrote {path}", highlight=False)
     return 0

@@ -48,6 +48,7 @@ class EvalOptions:
     fid: Optional[bool] = None         # None: when possible; True (--fid): required; False (--no-fid): off
     fid_weights: Optional[Path] = None
     fid_dims: int = 2048
+    linear_bpp: bool = False           # the RD PNG's BPP axis: linear instead of logarithmic
 
 
 @dataclass

@@ -14,6 +14,8 @@ from dcvc_bench.checkpoints import json_safe
 #: Where `dcvc-bench eval` writes into the run folder, and the ``format`` each document carries.
 EVAL_LATEST, EVAL_RD = "eval/latest.json", "eval/rd.json"
 EVAL_KIND, RD_KIND = "dcvc-bench-eval", "dcvc-bench-rd"
+#: The evaluation history (``eval/index.json``, rewritten atomically after every eval's own files).
+EVAL_INDEX, INDEX_KIND = "eval/index.json", "dcvc-bench-eval-index"
 VERSION = 1
 MODES = ("estimate", "real", "baselines", "iframe-estimate", "iframe-real")
 
@@ -231,6 +233,22 @@ class RDDocument(TypedDict):
     plot: Optional[str]
 
 
+class EvalIndexEntry(TypedDict):
+    file: str                         # the full document, e.g. 20261201-163000-real.json (in eval/)
+    rd_file: Optional[str]            # its RD document (…-rd.json), or None without RD curves
+    created: str
+    mode: str                         # the document's mode (one of MODES)
+    checkpoints: list[str]            # evaluated checkpoints, relative to the run folder when inside it
+    clips: list[str]                  # the clips' paths, relative to the run folder when inside it
+    codecs: list[str]                 # the RD curves' names (else the results' curves), in order
+
+
+class EvalIndex(TypedDict):
+    format: str                       # INDEX_KIND
+    version: int
+    evals: list[EvalIndexEntry]       # oldest first
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -284,6 +302,37 @@ def eval_document(*, mode: str, run: Optional[str], settings: Settings, lpips: L
             "created_unix": time.time(), "mode": mode, "run": run, "settings": settings,
             "conventions": CONVENTIONS, "lpips": lpips, "fid": fid, "baselines": baselines, "clips": clips,
             "results": results, "rd": rd, "notes": notes}
+
+
+def _relative(path: str, run: Optional[str]) -> str:
+    """``path`` relative to the run folder when inside it (plain string logic: torch-free, no I/O)."""
+    from pathlib import Path
+
+    if run:
+        try:
+            return Path(path).relative_to(Path(run)).as_posix()
+        except ValueError:
+            pass
+    return path
+
+
+def index_entry(doc: EvalDocument, file: str, rd_file: Optional[str]) -> EvalIndexEntry:
+    """The index line of the document written as ``eval/<file>``."""
+    run = doc.get("run")
+    checkpoints: list[str] = []
+    for result in doc["results"]:
+        checkpoint = (result.get("source") or {}).get("checkpoint")
+        if checkpoint and _relative(str(checkpoint), run) not in checkpoints:
+            checkpoints.append(_relative(str(checkpoint), run))
+    curves = [c["name"] for c in (doc.get("rd") or {}).get("curves", [])] or \
+        list(dict.fromkeys(r["curve"] for r in doc["results"]))
+    return {"file": file, "rd_file": rd_file, "created": doc["created"], "mode": doc["mode"],
+            "checkpoints": checkpoints, "clips": [_relative(c["path"], run) for c in doc["clips"]],
+            "codecs": curves}
+
+
+def eval_index(entries: list[EvalIndexEntry]) -> EvalIndex:
+    return {"format": INDEX_KIND, "version": VERSION, "evals": entries}
 
 
 def rd_document(doc: EvalDocument, source: Optional[str]) -> RDDocument:
