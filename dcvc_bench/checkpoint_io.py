@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,43 @@ def load_iframe_checkpoint(path: str | os.PathLike[str], flag: str = "--resume")
     return state
 
 
+#: What ``torch.save`` writes: a zip whose one folder holds ``data.pkl`` (torch >= 1.6), or,
+#: in the legacy format, a pickle stream that starts with torch's magic number (protocol 2).
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def not_a_checkpoint(path: Path) -> str | None:
+    """Why ``path`` is not a ``torch.save`` file at all (a TOML, a video, an empty file), or
+    None when it looks like one; whether a torch file is readable is ``torch.load``'s to say."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_LEGACY_MAGIC))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head.startswith(_LEGACY_MAGIC):
+        return None
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None  # a torch file cut short: torch.load names the damage
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            return None
+        return "is a zip archive without data.pkl"
+    return "is empty" if not head else "is neither a zip holding data.pkl nor a legacy torch pickle"
+
+
 def load_plain(path: str | os.PathLike[str], flag: str) -> Any:
     """``torch.load(..., weights_only=True)`` with every failure as one line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{flag}: checkpoint {path} does not exist")
+    problem = not_a_checkpoint(path)
+    if problem is not None:
+        raise UserError(f"{flag}: {path} is not a checkpoint: it {problem} (torch.save writes one); "
+                        "give a .pth that dcvc-bench's trainer wrote")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

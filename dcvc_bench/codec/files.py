@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from dcvc_bench.checkpoints import atomic_write_bytes
+from dcvc_bench.codec.timing import Stopwatch, load_note
 from dcvc_bench.codec.validate import DEFAULT_MAX_SIZE, max_pixels_of, open_stream
 from dcvc_bench.errors import UserError
 
@@ -50,15 +51,24 @@ def encode_file(src: Path, dst: Path, checkpoint: Path, *, frames: int | None, i
 
     clip = _read_clip(src, frames)
     codec = load_codec(checkpoint, ema=ema)
+    watch = Stopwatch()
     result = encode_video(codec, clip, intra_period, name=src.name)
+    _, cpu = watch.read()
     atomic_write_bytes(dst, result.stream)
     pixels = clip.shape[0] * clip.shape[2] * clip.shape[3]
     real = 8 * len(result.stream)
     est = sum(f.est_bits for f in result.frames)  # as `eval` prints it: the header is framing
     echo(f"{dst}: {clip.shape[0]} frames of {clip.shape[3]}x{clip.shape[2]}, {len(result.stream)} bytes, "
          f"{real / pixels:.4f} bpp (estimate {est / pixels:.4f} bpp, real {100 * (real / est - 1):+.2f}%), "
-         f"encoded in {sum(f.enc_seconds for f in result.frames):.1f} s")
+         f"encoded in {sum(f.enc_seconds for f in result.frames):.1f} s (CPU {cpu:.1f} s)")
+    _echo_load(echo)
     return 0
+
+
+def _echo_load(echo: Callable[[str], None]) -> None:
+    note = load_note()
+    if note:
+        echo(f"note: {note}")
 
 
 def _write_mp4(dst: Path, frames: Iterator["torch.Tensor"], size: tuple[int, int]) -> int:
@@ -126,6 +136,7 @@ def decode_file(src: Path, dst: Path, checkpoint: Path, *, max_size: str | None 
 
     codec = load_codec(checkpoint, ema=stream.header.ema)
     seconds: list[float] = []
+    watch = Stopwatch()
 
     def pictures() -> Iterator["torch.Tensor"]:
         for pixels, elapsed in decode_frames(codec, stream):
@@ -135,5 +146,8 @@ def decode_file(src: Path, dst: Path, checkpoint: Path, *, max_size: str | None 
     size = (stream.header.height, stream.header.width)
     count = _write_mp4(dst, pictures(), size) if to_mp4 else _write_pngs(dst, pictures())
     total = sum(seconds)
-    echo(f"{dst}: {count} frames decoded in {total:.1f} s ({count / max(total, 1e-9):.2f} frames/s)")
+    _, cpu = watch.read()
+    echo(f"{dst}: {count} frames decoded in {total:.1f} s ({count / max(total, 1e-9):.2f} frames/s; "
+         f"CPU {cpu:.1f} s with writing the frames)")
+    _echo_load(echo)
     return 0

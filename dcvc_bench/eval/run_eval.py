@@ -15,6 +15,7 @@ Results go to the terminal, to ``--json``/``--csv`` and to the run folder's ``ev
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from dcvc_bench.codec.timing import Stopwatch, load_note
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.evaluators import Evaluator, baseline_evaluator, learned_evaluators
 from dcvc_bench.eval.rd import check_anchor, check_plottable, default_anchor, ms_ssim_label, rd_section
@@ -149,7 +151,9 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
     evaluators += [baseline_evaluator(ffmpeg, p, req.intra_period) for p in points]
     check_plottable(req.plot_out, evaluators)
 
+    watch = Stopwatch()
     clip_info, results = evaluate(evaluators, clips, req.frames, scorer, ffmpeg, echo)
+    notes = notes + _timing_notes(results, watch)
     mode = "real" if req.real else ("baselines" if req.baselines_only else "estimate")
     # Depth curves without a baseline: BD-rates of every depth against the deepest one.
     anchor = default_anchor(results, req.anchor, f"{_curve_name(targets[0], req.ema)} L{depths[-1]}" if depths else None)
@@ -164,6 +168,18 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
         lpips=lpips_doc(scorer.lpips is not None, scorer.lpips_reason), fid=fid.describe(),
         baselines=bl.describe_settings(req.intra_period) if points else None,
         clips=clip_info, results=results, rd=rd, notes=notes + [n for ev in evaluators for n in ev.notes])
+
+
+def _timing_notes(results: Sequence[ResultDoc], watch: Stopwatch) -> list[str]:
+    """When enc/dec ms were measured (wall clock): this eval's wall and CPU time beside
+    them, and a note when the machine is loaded."""
+    if not any(r["overall"].get("enc_ms_per_frame") is not None for r in results):
+        return []
+    cores = os.cpu_count() or 1
+    lines = [f"enc/dec ms/frame are wall-clock; this evaluation took {watch.describe()} "
+             f"(this process and its ffmpeg children, {cores} cores)"]
+    loaded = load_note()
+    return lines + ([loaded] if loaded else [])
 
 
 def timestamp() -> str:
