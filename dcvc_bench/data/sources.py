@@ -117,6 +117,14 @@ class FrameSource:
             out[i] = _to_uint8(self.read_rgb(start + i))
         return out
 
+    def read_first_rgb8(self, count: int) -> np.ndarray:
+        """The first ``min(count, frames in the clip)`` frames, uint8 ``T × H × W × 3``
+        (a video that ends early gives what decodes)."""
+        try:
+            return self.read_rgb8(0, self.frames_up_to(count))
+        except mp4.ShortClipError as exc:
+            return exc.frames
+
     def _check_range(self, start: int, count: int) -> None:
         if start < 0 or count < 1 or start + count > self.num_frames:
             raise IndexError(f"{self.path}: frames {start}..{start + count - 1} asked for, it has {self.num_frames}")
