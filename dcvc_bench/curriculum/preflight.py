@@ -44,7 +44,8 @@ def run_input_problems(cur: Curriculum) -> list[str]:
             if folder is None:
                 continue
             try:
-                list_videos(folder, what=f"{cur.source}: [data].{key}", hint=_hint(folder, _DATA_HINT))
+                list_videos(folder, what=f"{cur.source}: [data].{key}", hint=_hint(folder, _DATA_HINT),
+                            split="train" if key == "train_dir" else "test")
             except UserError as exc:
                 problems.append(str(exc))
     files: list[tuple[str, Optional[str]]] = [("[model].spynet_checkpoint", cur.model.spynet_checkpoint)]

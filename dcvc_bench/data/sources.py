@@ -147,8 +147,9 @@ class YuvSource(FrameSource):
         width = width if width is not None else named.get("width")
         height = height if height is not None else named.get("height")
         if width is None or height is None:
-            raise UserError(f"cannot read {path}: its frame size is not in the name (like "
-                            f"NAME_1920x1080_30fps_420_8bit.yuv); rename it or give the size (WxH) explicitly")
+            raise UserError(f"cannot read {path}: its frame size is not in the name; rename or symlink it to a "
+                            "name that says it, like NAME_1920x1080_30fps_420_8bit.yuv (`data convert` also "
+                            "takes --size WxH)")
         self.width, self.height = int(width), int(height)
         self.bit_depth = int(bit_depth if bit_depth is not None else named.get("bit_depth", 8))
         self.fps = float(fps) if fps is not None else named.get("fps")

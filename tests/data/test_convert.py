@@ -123,6 +123,7 @@ def test_the_trainer_refuses_a_bad_yuv_in_one_line(yuv, tmp_path):
     done = run_subprocess(step_argv(data, tmp_path / "ck", tmp_path / "ev.jsonl", stage=1), timeout=300)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert errors == [f"error: cannot read {data / 'clip.yuv'}: its frame size is not in the name (like "
-                      "NAME_1920x1080_30fps_420_8bit.yuv); rename it or give the size (WxH) explicitly"], done.stderr
+    assert errors == [f"error: cannot read {data / 'clip.yuv'}: its frame size is not in the name; rename or "
+                      "symlink it to a name that says it, like NAME_1920x1080_30fps_420_8bit.yuv (`data convert` "
+                      "also takes --size WxH)"], done.stderr
     assert "Traceback" not in done.stderr
