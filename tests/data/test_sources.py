@@ -184,3 +184,15 @@ def test_the_iframe_step_datasets_read_yuv_files_and_septuplets(yuv8, decoded, t
     val = ValidationFrames(vimeo, frames_per_clip=2)
     assert [val[i][0] for i in range(len(val))] == ["00001_0002#0", "00001_0002#1"]
     assert val[1][1].shape == (1, 3, H, W)
+
+
+def test_frame_sizes_and_depths_from_headers_match_the_decoded_images(decoded, tmp_path):
+    for ext, depth in ((".png", 8), (".jpg", 8), (".png", 16)):
+        folder = tmp_path / f"{ext[1:]}{depth}"
+        folder.mkdir()
+        image = decoded[0].astype(np.uint16) * 257 if depth == 16 else decoded[0]
+        assert cv2.imwrite(str(folder / f"00001{ext}"), image)
+        source = open_source(folder)
+        assert (source.width, source.height, source.bit_depth) == (W, H, depth)
+        rgb = source.read_rgb(0)
+        assert rgb.shape == (H, W, 3) and (ext == ".jpg" or np.allclose(rgb, decoded[0][..., ::-1] / 255, atol=1e-6))
