@@ -63,7 +63,7 @@ def add_gdn_buffers(conv: Conversion, reference: dict[str, Tensor]) -> None:
     for key in added:
         conv.weights[key] = reference[key].clone()
     if added:
-        layers = len({k.rsplit(".", 3)[0] for k in added})
+        layers = len({k[:-len(suffix) - 1] for k in added for suffix in GDN_BUFFERS if k.endswith(suffix)})
         conv.changes.append(f"added {len(added)} GDN buffers ({layers} layers × {{beta,gamma}}_reparam."
                             "{pedestal,lower_bound.bound}) with CompressAI's values (pedestal 2^-36; "
                             "bounds sqrt(1e-6 + 2^-36) and 2^-18, the constants the source's GDN uses)")
@@ -112,7 +112,7 @@ def check_layout(weights: dict[str, Tensor], reference: dict[str, Tensor], sourc
     for what, keys in (("missing", missing), ("unexpected", extra), ("of another shape", shapes)):
         if keys:
             parts.append(f"{len(keys)} keys {what} ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''})")
-    return f"it is not a {source}-layout DCVC state dict: " + "; ".join(parts)
+    return f"it is not a DCVC state dict in the {source} layout: " + "; ".join(parts)
 
 
 def decoder_input_note(source: str) -> str:

@@ -53,5 +53,5 @@ def convert(weights: dict[str, Tensor], reference: dict[str, Tensor]) -> Convers
     conv.notes.append(decoder_input_note(LABEL))
     conv.notes.append("training noise: OpenDCVCs feeds one noisy y to both the context model and the decoder, "
                       "dcvc-bench's GaussianConditional draws its own noise for the decoder (same distribution); "
-                      "this only matters when training on from the imported weights")
+                      "this only matters when training further from the imported weights")
     return conv
