@@ -338,3 +338,17 @@ def test_a_checkpoint_of_another_layout_is_one_line(tmp_path):
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o.pth").exists()
     result = runner.invoke(app, ["import-checkpoint", "--from", "nope", str(src), str(tmp_path / "o.pth")])
     assert result.exit_code == 2 and "unknown source layout" in result.output
+
+
+def test_unknown_model_options_are_one_line(tmp_path):
+    from dcvc_bench.codec.video import load_codec
+    from dcvc_bench.errors import UserError
+
+    path = tmp_path / "odd.pth"
+    for options, message in (({"entropy": "cauchy"}, "entropy='cauchy'"), ({"width": 2}, "unknown model options"),
+                             ({"hyper_filters": [0]}, "positive integers")):
+        torch.save({"model_state_dict": DCVC("tiny").state_dict(), "model_preset": "tiny",
+                    "model_options": options}, path)
+        with pytest.raises(UserError, match=message) as err:
+            load_codec(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
