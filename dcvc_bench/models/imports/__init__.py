@@ -96,7 +96,7 @@ def import_checkpoint(source: str, src: str | os.PathLike[str], dst: str | os.Pa
     changes = prefix_changes + conv.changes
     if dropped:
         changes.append(f"left out {', '.join(dropped)} (the source's training state: dcvc-bench's optimizer "
-                       "and EMA formats differ; the EMA is not imported)")
+                       "and EMA formats differ; an OpenDCVCs *_best_ema.pth holds its EMA weights as model_state_dict)")
     changes.append(f"recorded the I-frame codec {i_frame.label} (the source stores none)")
     return ImportReport(path=dst, options=state["model_options"], changes=changes, notes=conv.notes,
                         dropped=dropped)
