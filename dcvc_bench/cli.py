@@ -375,8 +375,12 @@ def import_checkpoint_command(
             if not sep or not key:
                 raise UserError(f"--set {item}: expected FIELD=VALUE")
             pairs[key.strip()] = value.strip()
-        report = import_checkpoint(source, src, dst, i_frame=spec_from_options(i_frame, {}, pairs),
-                                   lambda_value=lambda_value, quality_index=quality_index, force=force)
+        try:
+            spec = spec_from_options(i_frame, {}, pairs)
+        except UserError as exc:  # its messages name eval-iframe's --type
+            raise UserError(str(exc).replace("--type", "--i-frame")) from None
+        report = import_checkpoint(source, src, dst, i_frame=spec, lambda_value=lambda_value,
+                                   quality_index=quality_index, force=force)
         typer.echo(f"wrote {report.path} (model_preset dcvc, model_options {report.options or '{}'})")
         for change in report.changes:
             typer.echo(f"  changed: {change}")
