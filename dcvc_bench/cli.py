@@ -432,6 +432,53 @@ def decode(
     _guard(body)
 
 
+@app.command("import-checkpoint", epilog=(
+    "Examples:\n\n"
+    "  dcvc-bench import-checkpoint --from opendcvcs model_dcvc_lambda_2048.0_quality_3_stage_4_best.pth imported.pth\n\n"
+    "  dcvc-bench import-checkpoint --from dcvc-official model_dcvc_quality_0_psnr.pth dcvc_q0.pth --set quality=3\n\n"
+    "  dcvc-bench import-checkpoint --from opendcvcs final.pth out.pth --i-frame opencv   # JPEG I-frames, no weights"))
+def import_checkpoint_command(
+    src: Path = typer.Argument(..., metavar="IN", help="The foreign checkpoint (.pth): a training checkpoint or a bare state dict."),
+    dst: Path = typer.Argument(..., metavar="OUT", help="The dcvc-bench checkpoint to write (with its .pth.json sidecar)."),
+    source: str = typer.Option(..., "--from", help="The source layout: opendcvcs (the seed protocol's DCVC_net) or "
+                               "dcvc-official (microsoft/DCVC's released DCVC weights)."),
+    i_frame: str = typer.Option("compressai", "--i-frame", help="The I-frame codec type to pair the P-frame model "
+                                "with (default: CompressAI cheng2020-anchor q6, zoo weights)."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE of the I-frame type, e.g. "
+                                                 "--set quality=3 or --set checkpoint=cheng.pth; repeatable."),
+    lambda_value: Optional[float] = typer.Option(None, "--lambda", help="λ to record (default: the source's, if any)."),
+    quality_index: Optional[int] = typer.Option(None, "--quality-index", help="Quality index to record (default: the source's)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+) -> None:
+    """Convert a DCVC checkpoint trained elsewhere into a dcvc-bench checkpoint (real coding,
+    eval, encode/decode, TUI) and print what was changed and what cannot be kept."""
+
+    def body() -> int:
+        from dcvc_bench.curriculum.iframe_spec import spec_from_options
+        from dcvc_bench.models.imports import import_checkpoint
+
+        pairs = {}
+        for item in settings or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UserError(f"--set {item}: expected FIELD=VALUE")
+            pairs[key.strip()] = value.strip()
+        try:
+            spec = spec_from_options(i_frame, {}, pairs)
+        except UserError as exc:  # its messages name eval-iframe's --type
+            raise UserError(str(exc).replace("--type", "--i-frame")) from None
+        report = import_checkpoint(source, src, dst, i_frame=spec, lambda_value=lambda_value,
+                                   quality_index=quality_index, force=force)
+        typer.echo(f"wrote {report.path} (model_preset dcvc, model_options {report.options or '{}'})")
+        for change in report.changes:
+            typer.echo(f"  changed: {change}")
+        for note in report.notes:
+            typer.echo(f"  note: {note}")
+        return 0
+
+    _guard(body)
+
+
 @bench_app.command("codec", epilog="Example: dcvc-bench bench codec --preset dcvc --size 1920x1088 --frames 2")
 def bench_codec(
     preset: Optional[str] = typer.Option(None, help="Model preset without --checkpoint: dcvc or tiny (default tiny)."),

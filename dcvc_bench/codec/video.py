@@ -41,6 +41,7 @@ from dcvc_bench.codec.gop import code_frames, is_intra_frame
 from dcvc_bench.codec.pframe import PFrameCoder
 from dcvc_bench.codec.validate import DEFAULT_MAX_PIXELS, OpenedStream, check_codec, open_stream
 from dcvc_bench.errors import UserError
+from dcvc_bench.models.entropy import model_options_of
 from dcvc_bench.models.iframe import IFrameCodec, build_iframe_codec, hash_state_dict
 from dcvc_bench.models.video_net import DCVC
 
@@ -110,12 +111,13 @@ class Codec:
 
 def load_codec(checkpoint: str | os.PathLike[str], *, ema: bool = False, device: str = "cpu") -> Codec:
     """The codec a dcvc-bench checkpoint describes: DCVC rebuilt from ``model_preset``
-    (``dcvc`` when absent, as in the reference checkpoints), its weights (or EMA weights),
+    (``dcvc`` when absent, as in the reference checkpoints) and ``model_options`` (an
+    imported checkpoint's entropy models), its weights (or EMA weights),
     and the I-frame codec from the spec in the checkpoint's ``i_frame`` record."""
     path = Path(checkpoint)
     state = load_checkpoint(path, flag="--checkpoint")
     preset = state.get("model_preset") or "dcvc"
-    net = DCVC(str(preset))
+    net = DCVC(str(preset), **model_options_of(state, f"--checkpoint: {path}"))
     try:
         net.load_state_dict(model_weights(state))
     except (RuntimeError, KeyError, ValueError) as exc:

@@ -24,6 +24,7 @@ from compressai.models import CompressionModel
 from compressai.models.utils import update_registered_buffers
 
 from dcvc_bench.errors import UserError
+from dcvc_bench.models.entropy import DEFAULT_HYPER_FILTERS, ENTROPY_MODELS, build_conditional
 from dcvc_bench.models.layers import (
     GDN,
     ResBlock,
@@ -160,15 +161,28 @@ class DCVC(CompressionModel):
     ``preset`` picks channel widths from :data:`PRESETS`. The forward pass pads to
     multiples of 64, runs both branches (motion and contextual residual) and reports
     every rate term in bits per *original* pixel, whatever the training stage.
+
+    Two options change the entropy models (not the transforms), for imported weights
+    (:mod:`dcvc_bench.models.imports`): ``entropy`` is the conditional of the latents,
+    ``"gaussian"`` (CompressAI's) or ``"laplace"`` (:class:`~dcvc_bench.models.entropy.LaplaceConditional`,
+    microsoft/DCVC's); ``hyper_filters`` the hidden widths of the hyper-latents' factorized
+    prior (CompressAI's ``EntropyBottleneck``; ``(1, 1, 1)`` is DCVC's ``BitEstimator``).
+    The submodules keep their names whatever the options. :attr:`options` is what a
+    checkpoint records (``model_options``) to rebuild the model.
     """
 
-    def __init__(self, preset: str = "dcvc"):
+    def __init__(self, preset: str = "dcvc", *, entropy: str = "gaussian",
+                 hyper_filters: tuple[int, ...] = DEFAULT_HYPER_FILTERS):
         super().__init__()
         if preset not in PRESETS:
             raise UserError(
                 f"unknown model preset {preset!r}; valid presets: {', '.join(PRESETS)}"
             )
+        if entropy not in ENTROPY_MODELS:
+            raise UserError(f"unknown entropy model {entropy!r}; valid: {', '.join(ENTROPY_MODELS)}")
         self.preset = preset
+        self.entropy = entropy
+        self.hyper_filters = tuple(int(f) for f in hyper_filters)
         widths = PRESETS[preset]
         mv, n, m = widths["channel_mv"], widths["channel_N"], widths["channel_M"]
         refine = widths["channel_mv_refine"]
@@ -201,8 +215,8 @@ class DCVC(CompressionModel):
         )
         self.auto_regressive_mv = context_model(mv)
         self.entropy_parameters_mv = _entropy_parameters(mv)
-        self.bitEstimator_z_mv = EntropyBottleneck(n)
-        self.gaussian_conditional_mv = GaussianConditional(None)
+        self.bitEstimator_z_mv = EntropyBottleneck(n, filters=self.hyper_filters)
+        self.gaussian_conditional_mv = build_conditional(entropy)
 
         # --- contextual (residual) branch ------------------------------------------
         self.feature_extract = nn.Sequential(
@@ -251,10 +265,21 @@ class DCVC(CompressionModel):
             nn.ConvTranspose2d(m, m, 3, stride=1, padding=1),
         )
         self.temporalPriorEncoder = _strided_gdn_encoder(n, n, m, kernel_size=5)
-        self.bitEstimator_z = EntropyBottleneck(n)
-        self.gaussian_conditional = GaussianConditional(None)
+        self.bitEstimator_z = EntropyBottleneck(n, filters=self.hyper_filters)
+        self.gaussian_conditional = build_conditional(entropy)
         self.auto_regressive = context_model(m)
         self.entropy_parameters = _entropy_parameters(m)
+
+    @property
+    def options(self) -> dict:
+        """The non-default constructor options besides the preset (a checkpoint's
+        ``model_options``; empty for the model dcvc-bench trains)."""
+        out: dict = {}
+        if self.entropy != "gaussian":
+            out["entropy"] = self.entropy
+        if self.hyper_filters != DEFAULT_HYPER_FILTERS:
+            out["hyper_filters"] = list(self.hyper_filters)
+        return out
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Resize the entropy models' CDF buffers to the checkpoint's, then load.
