@@ -23,9 +23,6 @@ STATE_GLYPHS: dict[str, tuple[str, str | None]] = {
     "skipped": ("↷", None),
 }
 
-#: StartKind value -> short words for narrow places (the tree)
-START_SHORT = {"fresh": "fresh", "prev-best": "prev best", "latest+lr-reset": "LR reset",
-               "resume": "resume", "prev-final": "prev final", "-": ""}
 
 
 def num(value: Any, spec: str = ".4f") -> str:

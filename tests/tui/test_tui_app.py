@@ -367,7 +367,7 @@ def test_skip_stops_the_tuis_run_skips_the_step_and_offers_to_continue(run_dir, 
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
         asked = question(pilot.app.screen)
         assert "Skip l2048-s4g3 (interrupted)?" in asked
-        assert "l2048-s4g3-opt then starts from l2048-s4g2's archived final" in asked
+        assert "l2048-s4g3-opt then starts from previous step's final + LR reset to 1e-4" in asked
         assert "this TUI's run is stopped first" in asked
         await pilot.press("y")
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)

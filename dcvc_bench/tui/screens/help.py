@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from dcvc_bench.curriculum.start_words import legend
 from dcvc_bench.tui.format import STATE_GLYPHS
 
 TREE_KEYS = (("↑ ↓ ← →", "Move", "In the curriculum tree: the panels show the highlighted step"),
@@ -30,6 +31,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help"):
             yield Static(self._keys())
             yield Static(_states())
+            yield Static(_starts())
 
     def on_mount(self) -> None:
         self.query_one("#help").border_title = "Keys"
@@ -52,3 +54,9 @@ def _states() -> Content:
     parts = [Content.from_markup(f"[{'$' + colour if colour else 'dim'}]$glyph[/] $state", glyph=glyph, state=state)
              for state, (glyph, colour) in STATE_GLYPHS.items()]
     return Content.from_markup("\n[b]Step states[/]\n").append(Content("  ").join(parts))
+
+
+def _starts() -> Content:
+    """The tree's short start words (:mod:`dcvc_bench.curriculum.start_words`)."""
+    parts = [Content.from_markup("[b]$short[/] $words", short=short, words=words) for short, words in legend()]
+    return Content.from_markup("\n[b]How a step starts[/] (the tree's last word)\n").append(Content("\n").join(parts))
