@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from dcvc_bench.checkpoints import checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, load_curriculum, run_paths
+from dcvc_bench.curriculum.start_words import start_phrase
 from dcvc_bench.errors import UserError
 from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
                                 as_int, read_eval_results, read_rd_view)
@@ -218,6 +219,7 @@ class RunModel:
             starts, ends = list(ev.starts), list(ev.ends)
             latest = [c for c in ev.checkpoints if c.get("kind") == "latest"]
             warnings = tuple(c.warning() for c in collapses(ev.evals, step.stage))
+        row = _named_source(row, starts)
         ipe = as_int((last or {}).get("iters_per_epoch")) or as_int((starts[-1] if starts else {}).get("iters_per_epoch"))
         epoch, it = 0, 0
         if row.state == "done":
@@ -322,13 +324,13 @@ class RunModel:
         with self._lock:
             return sum(len(ev.evals) for ev in self._events.values())
 
-    def eval_rows(self, track: str | None = None) -> list[EvalRow]:
-        """Every evaluation (normal and EMA) of a track, or of the run; the row with the
-        lowest RD loss is marked best."""
+    def eval_rows(self, track: str | None = None, step_id: str | None = None) -> list[EvalRow]:
+        """Every evaluation (normal and EMA) of one step, a track, or the run; the row with
+        the lowest RD loss among them is marked best."""
         rows: list[EvalRow] = []
         with self._lock:
             for step in self._view.steps:
-                if track is None or step.track == track:
+                if (track is None or step.track == track) and (step_id is None or step.id == step_id):
                     for event in self._events[step.id].evals:
                         rows.extend(eval_rows(step, event))
         ranked = [r for r in rows if r.rd_loss is not None]
@@ -386,7 +388,13 @@ class RunModel:
             return f"iframe_{step.i_frame_type}_"
         return checkpoint_name(step.lambda_value, step.quality_index, 1, "latest").split("stage_")[0]
 
-    def checkpoints(self, track: str) -> list[CheckpointRow]:
+    def checkpoints(self, track: str, step_id: str | None = None) -> list[CheckpointRow]:
+        """The checkpoints of a track on disk, or those ``step_id`` wrote (its sidecars say
+        so; a file whose sidecar is not trusted is shown with every step of its stage)."""
+        if step_id is not None:
+            step = self.step(step_id)
+            return [r for r in self.checkpoints(track) if r.step == step.phase_id
+                    or (r.problem and (step.stage is None or r.stage in (None, step.stage)))]
         files = self._shelves[track].files
         prefix = self.checkpoint_prefix(track)
         source = self._next_decision(track)
@@ -409,3 +417,15 @@ class RunModel:
 
     def _next_decision(self, track: str) -> Decision | None:
         return next((d for d in self._view.decisions if d.step.track == track and d.action is Action.RUN), None)
+
+
+def _named_source(row: StepRow, starts: list[dict[str, Any]]) -> StepRow:
+    """A step that started (not one about to: its decision names the file already) says
+    which file it started from, as its last ``step_start`` recorded it."""
+    kinds = {k.value: k for k in StartKind}
+    source = starts[-1].get("resumed_from") if starts and row.state not in ("pending", "will re-run") else None
+    if row.start not in kinds or not isinstance(source, str) or row.start == StartKind.FRESH.value:
+        return row
+    path = Path(source)
+    name = f"{path.parent.name}/final.pth" if path.name == "final.pth" else path.name
+    return dataclasses.replace(row, start_text=start_phrase(kinds[row.start], row.step.reset_learning_rate, name))

@@ -31,7 +31,7 @@ class EvalScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="eval-summary")
-        yield EvalTable(one_track=False, id="all-evals")
+        yield EvalTable(one_step=False, more_key="", id="all-evals")
         yield BenchEvalPanel(self.model.eval_hint(), id="bench-eval")
         yield Footer()
 
@@ -46,7 +46,7 @@ class EvalScreen(Screen[None]):
         if count != self._count:
             self._count = count
             rows = self.model.eval_rows()
-            self.query_one(EvalTable).show(rows)
+            self.query_one(EvalTable).show_rows(rows)
             self.query_one("#eval-summary", Static).update(_summary(rows))
         version = self.model.eval_version
         if version != self._version:

@@ -13,11 +13,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from dcvc_bench.tui.format import cell, num
 from dcvc_bench.evaldoc import RDView
-from dcvc_bench.tui.widgets.sized_table import fill
+from dcvc_bench.tui.titles import fit_title, refit
+from dcvc_bench.tui.widgets.sized_table import FitTable
 from dcvc_bench.tui.model import RunModel
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
 from dcvc_bench.tui.widgets.rd_chart import METRICS, RDChart
@@ -38,6 +39,7 @@ class RDScreen(Screen[None]):
                 Binding("1", "metric('psnr')", "PSNR", tooltip="PSNR against BPP"),
                 Binding("2", "metric('ms_ssim')", "MS-SSIM", tooltip="MS-SSIM against BPP"),
                 Binding("3", "metric('ssim')", "SSIM", tooltip="SSIM (single scale) against BPP"),
+                Binding("l", "toggle_log", "BPP axis", tooltip="The BPP axis: log scale (default) or linear"),
                 Binding("v", "next_table", "BD/points", show=False,
                         tooltip="On a short terminal: the BD-rates or the RD points")]
 
@@ -45,6 +47,7 @@ class RDScreen(Screen[None]):
         super().__init__()
         self.model = model
         self.metric = "psnr"
+        self.log_bpp = True
         self._version = -1
 
     def compose(self) -> ComposeResult:
@@ -57,15 +60,15 @@ class RDScreen(Screen[None]):
             yield RDChart(id="rd-chart")
             yield ChoiceBar([("bd", "BD-rates"), ("points", "RD points")], "bd", id="rd-table-bar")
             with Horizontal(id="rd-tables", classes="-show-bd"):
-                yield DataTable(id="rd-bd", cursor_type="row", zebra_stripes=True, cell_padding=0)
-                yield DataTable(id="rd-points", cursor_type="row", zebra_stripes=True)
+                yield FitTable(id="rd-bd", cell_padding=0, more_key="")
+                yield FitTable(id="rd-points", cell_padding=0, more_key="")
             yield Static(id="rd-notes")
         yield Footer()
 
     def on_mount(self) -> None:
-        fill(self.query_one("#rd-bd", DataTable), [cell(name, right) for name, right in BD_COLUMNS], [])
-        self.query_one("#rd-body").border_title = f"RD curves · {self.model.run_dir}/eval/rd.json"
-        self.query_one("#rd-points").border_title = "Points"
+        self.query_one("#rd-bd", FitTable).show([cell(name, right) for name, right in BD_COLUMNS], [])
+        fit_title(self.query_one("#rd-body"), f"RD curves · {self.model.run_dir}/eval/rd.json", "RD curves")
+        fit_title(self.query_one("#rd-points"), "Points")
         self._refresh()
         self.set_interval(REFRESH_S, self._refresh)
 
@@ -106,35 +109,47 @@ class RDScreen(Screen[None]):
                 values += [num(p.ssim, ".4f")] if "SSIM" in shown else []
                 values += [num(p.ms_ssim, ".4f")]
                 values += [num(p.lpips, ".4f")] if "LPIPS" in shown else []
-                bits = [Text(curve.bits)] if "bits" in shown else []
-                point_rows.append([Text(curve.name if i == 0 else "", style="bold"), Text(p.label), *bits,
-                                   *(Text(v, justify="right") for v in values), Text(lam_qp, justify="right")])
+                bits = [cell(curve.bits, False)] if "bits" in shown else []
+                point_rows.append([cell(curve.name if i == 0 else "", False, "bold"), cell(p.label, False), *bits,
+                                   *(cell(v) for v in values), cell(lam_qp)])
         columns = [c for c in POINT_COLUMNS if c in shown or c not in OPTIONAL_COLUMNS]
-        fill(self.query_one("#rd-points", DataTable), columns, point_rows)
+        self.query_one("#rd-points", FitTable).show(
+            [cell(c, c not in ("curve", "point", "bits")) for c in columns], point_rows,
+            drop_order=[columns.index(c) for c in ("LPIPS", "SSIM", "bits", "λ / QP", "MS-SSIM") if c in columns])
         bd_rows = []
         for row in rd.bd:
             codec = row.codec if row.anchor in ("", rd.anchor) else f"{row.codec} vs {row.anchor}"
             bd_rows.append([cell(codec, False, "bold"), cell(_pct(row.bd_rate_psnr)),
                             cell(f"{row.bd_psnr:+.3f} dB" if row.bd_psnr is not None else "n/a"),
                             cell(_pct(row.bd_rate_ms_ssim)), cell(num(row.overlap_psnr, ".0%"))])
-        bd = self.query_one("#rd-bd", DataTable)
-        fill(bd, [cell(name, right) for name, right in BD_COLUMNS], bd_rows)
-        bd.border_title = (f"BD vs {rd.anchor} · {rd.bd_method} · negative BD-rate = fewer bits" if rd.anchor
-                           else "BD: no anchor")
+        bd = self.query_one("#rd-bd", FitTable)
+        bd.show([cell(name, right) for name, right in BD_COLUMNS], bd_rows, drop_order=(4, 3))
+        if rd.anchor:
+            fit_title(bd, f"BD vs {rd.anchor} · {rd.bd_method} · negative BD-rate = fewer bits",
+                      f"BD vs {rd.anchor} · {rd.bd_method} · negative = fewer bits", f"BD vs {rd.anchor}")
+        else:
+            fit_title(bd, "BD: no anchor")
         self.query_one("#rd-notes", Static).update(_notes(rd))
 
     def _show_chart(self, rd: RDView) -> None:
         label, _ = METRICS[self.metric]
         if self.metric == "ms_ssim" and rd.ms_ssim_label != "MS-SSIM":
             label = rd.ms_ssim_label
-        legend = self.query_one(RDChart).show(rd.curves, self.metric, label, rd.anchor)
+        legend = self.query_one(RDChart).show(rd.curves, self.metric, label, rd.anchor, self.log_bpp)
         self.query_one("#rd-legend", Static).update(legend)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(refit, self)
+        rd = self.model.rd_view()
+        if not rd.missing and not rd.problem:
+            self.call_after_refresh(self._show_chart, rd)  # marker cells depend on the chart's size
 
     @on(ChoiceBar.Chosen, "#rd-table-bar")
     def _table_chosen(self, event: ChoiceBar.Chosen) -> None:
         tables = self.query_one("#rd-tables")
         for name in TABLES:
             tables.set_class(name == event.key, f"-show-{name}")
+        self.call_after_refresh(refit, self)
 
     def action_next_table(self) -> None:
         self.query_one("#rd-table-bar", ChoiceBar).cycle()
@@ -146,6 +161,12 @@ class RDScreen(Screen[None]):
             rd = self.model.rd_view()
             if not rd.missing and not rd.problem:
                 self._show_chart(rd)
+
+    def action_toggle_log(self) -> None:
+        self.log_bpp = not self.log_bpp
+        rd = self.model.rd_view()
+        if not rd.missing and not rd.problem:
+            self._show_chart(rd)
 
     def action_metric(self, key: str) -> None:
         self.query_one("#rd-metric-bar", ChoiceBar).active = key
