@@ -31,7 +31,8 @@ from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, op
 from dcvc_bench.tui import eta
 from dcvc_bench.tui.rows import (checkpoint_row, checkpoint_sort_key, codebook_lines, eval_rows, start_source,
                                  step_row)
-from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
+from dcvc_bench.evaldoc.views import INDEX_FILE, INDEX_FORMAT, EvalEntry, read_eval_history
+from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, read_eval_entry, stat_key
 from dcvc_bench.tui.views import (CODEBOOK_GROUP, Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
                                   StepProgress, StepRow)
 
@@ -67,6 +68,9 @@ class RunModel:
         self._changes = Changes()
         self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, EVAL_KIND, VERSION)
         self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, RD_KIND, VERSION)
+        self._index_doc = JsonDoc(paths.run_dir / "eval" / INDEX_FILE, INDEX_FORMAT, VERSION)
+        self._eval_dir_key: tuple[int, int, int] | None | bool = False
+        self._history: tuple[EvalEntry, ...] = ()
         self._eval_results = EvalResults(self._eval_doc.path)
         self._rd_view = RDView(self._rd_doc.path)
         self._eval_version = 0
@@ -151,6 +155,14 @@ class RunModel:
             rd = read_rd_view(self._rd_doc.path, self._rd_doc.doc, missing=self._rd_doc.missing, problem=self._rd_doc.problem)
             with self._lock:
                 self._rd_view = rd
+            changed = True
+        eval_dir = self.run_dir / "eval"
+        dir_key = stat_key(eval_dir)  # a document added or removed (the fallback lists names)
+        if self._index_doc.poll() or dir_key != self._eval_dir_key:
+            self._eval_dir_key = dir_key
+            history = read_eval_history(eval_dir, self._index_doc.doc)
+            with self._lock:
+                self._history = history
             changed = True
         if changed:
             with self._lock:
@@ -353,6 +365,16 @@ class RunModel:
     def rd_view(self) -> RDView:
         with self._lock:
             return self._rd_view
+
+    def eval_history(self) -> tuple[EvalEntry, ...]:
+        """Every `dcvc-bench eval` of the run, newest first (eval/index.json, or the
+        documents' names when there is no index)."""
+        with self._lock:
+            return self._history
+
+    def read_eval(self, entry: EvalEntry) -> tuple[EvalResults, RDView]:
+        """One evaluation of the history, read now (from a worker thread)."""
+        return read_eval_entry(self.run_dir / "eval", entry)
 
     def eval_hint(self) -> str:
         """The command that writes the eval results of this run."""

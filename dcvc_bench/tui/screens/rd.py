@@ -7,16 +7,19 @@ are shown."""
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from dcvc_bench.tui.format import cell, num
 from dcvc_bench.evaldoc import RDView
+from dcvc_bench.evaldoc.views import EvalEntry, overlay
+from dcvc_bench.tui.screens.history import HistoryScreen
 from dcvc_bench.tui.titles import fit_title, refit
 from dcvc_bench.tui.widgets.sized_table import FitTable
 from dcvc_bench.tui.model import RunModel
@@ -36,9 +39,13 @@ TABLES = ("bd", "points")  # one at a time on a short terminal
 
 class RDScreen(Screen[None]):
     BINDINGS = [Binding("escape,d", "app.pop_screen", "Back"),
-                Binding("1", "metric('psnr')", "PSNR", tooltip="PSNR against BPP"),
-                Binding("2", "metric('ms_ssim')", "MS-SSIM", tooltip="MS-SSIM against BPP"),
-                Binding("3", "metric('ssim')", "SSIM", tooltip="SSIM (single scale) against BPP"),
+                Binding("1", "metric('psnr')", "PSNR", tooltip="PSNR against BPP", show=False),
+                Binding("2", "metric('ms_ssim')", "MS-SSIM", tooltip="MS-SSIM against BPP", show=False),
+                Binding("3", "metric('ssim')", "SSIM", tooltip="SSIM (single scale) against BPP", show=False),
+                Binding("h", "history", "History", tooltip="Every `dcvc-bench eval` of the run, newest first: "
+                                                           "pick the one whose RD curves are shown"),
+                Binding("o", "overlay", "Overlay", tooltip="Draw another evaluation's curves over these (again: "
+                                                           "remove them)"),
                 Binding("l", "toggle_log", "BPP axis", tooltip="The BPP axis: log scale (default) or linear"),
                 Binding("v", "next_table", "BD/points", show=False,
                         tooltip="On a short terminal: the BD-rates or the RD points")]
@@ -49,6 +56,10 @@ class RDScreen(Screen[None]):
         self.metric = "psnr"
         self.log_bpp = True
         self._version = -1
+        self.picked: EvalEntry | None = None    # None: eval/rd.json
+        self._picked_rd: RDView | None = None
+        self.overlaid: EvalEntry | None = None
+        self._overlay_rd: RDView | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="rd-info")
@@ -77,7 +88,60 @@ class RDScreen(Screen[None]):
         if version == self._version:
             return
         self._version = version
-        self._show(self.model.rd_view())
+        self._show(self._rd())
+
+    def _rd(self) -> RDView:
+        """What is shown: the picked evaluation's curves (else eval/rd.json), and the
+        overlaid one's."""
+        rd = self._picked_rd if self._picked_rd is not None else self.model.rd_view()
+        if self._overlay_rd is not None and self.overlaid is not None and not self._overlay_rd.missing:
+            rd = overlay(rd, self._overlay_rd, self.overlaid.when)
+        return rd
+
+    class Loaded(Message):
+        """An evaluation's RD document was read (in a worker thread)."""
+
+        def __init__(self, entry: EvalEntry, rd: RDView, as_overlay: bool):
+            super().__init__()
+            self.entry = entry
+            self.rd = rd
+            self.as_overlay = as_overlay
+
+    def action_history(self) -> None:
+        def picked(entry: EvalEntry | None) -> None:
+            if entry is not None:
+                self._load(entry, False)
+
+        shown = self.picked.file if self.picked is not None else None
+        self.app.push_screen(HistoryScreen(self.model.eval_history(), shown, "shows its curves"), picked)
+
+    def action_overlay(self) -> None:
+        if self.overlaid is not None:
+            self.overlaid, self._overlay_rd = None, None
+            self._show(self._rd())
+            return
+
+        def picked(entry: EvalEntry | None) -> None:
+            if entry is not None:
+                self._load(entry, True)
+
+        self.app.push_screen(HistoryScreen(self.model.eval_history(), None, "draws it over these"), picked)
+
+    @work(thread=True, exclusive=True, group="rd-doc", exit_on_error=False, name="read an evaluation")
+    def _load(self, entry: EvalEntry, as_overlay: bool) -> None:
+        _, rd = self.model.read_eval(entry)
+        self.post_message(self.Loaded(entry, rd, as_overlay))
+
+    def on_rdscreen_loaded(self, message: Loaded) -> None:
+        if message.rd.missing or message.rd.problem:
+            self.notify(message.rd.problem or f"{message.entry.file} has no RD curves (one RD point only)",
+                        severity="warning")
+            return
+        if message.as_overlay:
+            self.overlaid, self._overlay_rd = message.entry, message.rd
+        else:
+            self.picked, self._picked_rd = message.entry, message.rd
+        self._show(self._rd())
 
     def _show(self, rd: RDView) -> None:
         info = self.query_one("#rd-info", Static)
@@ -93,7 +157,16 @@ class RDScreen(Screen[None]):
         if rd.problem:
             info.update(Content.from_markup("[$error]$problem[/]", problem=rd.problem))
             return
-        info.update(_info(rd, self.model.eval_results().created))
+        info.update(_info(rd, self.model.eval_results().created if self.picked is None else rd.created))
+        if self.overlaid is not None:
+            info.update(_info(rd, rd.created).append(Content.from_markup(
+                " · [b]@ $when[/]: the curves of eval/$file drawn over (o removes them)", when=self.overlaid.when,
+                file=self.overlaid.file)))
+        shown = f"eval/{self.picked.rd_file}" if self.picked is not None else "eval/rd.json"
+        count = len(self.model.eval_history())
+        more = f" · h/o: {count} in the history" if count > 1 else ""
+        fit_title(self.query_one("#rd-body"), f"RD curves · {self.model.run_dir}/{shown}{more}",
+                  f"RD curves · {shown}{more}", f"RD curves · {shown}", "RD curves")
         self._show_chart(rd)
         shown = {name for name, attr in (("SSIM", "ssim"), ("LPIPS", "lpips"))
                  if any(getattr(p, attr) is not None for c in rd.curves for p in c.points)}
@@ -140,7 +213,7 @@ class RDScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(refit, self)
-        rd = self.model.rd_view()
+        rd = self._rd()
         if not rd.missing and not rd.problem:
             self.call_after_refresh(self._show_chart, rd)  # marker cells depend on the chart's size
 
@@ -158,13 +231,13 @@ class RDScreen(Screen[None]):
     def _metric_chosen(self, event: ChoiceBar.Chosen) -> None:
         if event.key != self.metric:
             self.metric = event.key
-            rd = self.model.rd_view()
+            rd = self._rd()
             if not rd.missing and not rd.problem:
                 self._show_chart(rd)
 
     def action_toggle_log(self) -> None:
         self.log_bpp = not self.log_bpp
-        rd = self.model.rd_view()
+        rd = self._rd()
         if not rd.missing and not rd.problem:
             self._show_chart(rd)
 

@@ -74,21 +74,10 @@ class RDChart(Container):
         x_low, x_high = _x_range(all_x, log_bpp)
         for n, (_, xs, ys) in enumerate(lines):
             plt.plot([scale(x) for x in xs], ys, marker="braille", color=COLOURS[n % len(COLOURS)][0])
-        taken: set[tuple[int, int]] = set()
-        cols, rows = max(self.size.width - 8, 10), max(self.size.height - 4, 4)
-        cell_x = (scale(x_high) - scale(x_low)) / cols
-        cell_y = ((top - low) / rows) or 1.0
-        for n, (_, xs, ys) in enumerate(lines):
-            placed = []
-            for x, y in zip(xs, ys):
-                sx = scale(x)
-                column, row = round((sx - scale(x_low)) / cell_x), round((y - low) / cell_y)
-                moved = column
-                while (moved, row) in taken:
-                    moved += 1
-                taken.add((moved, row))
-                placed.append(sx if moved == column else sx + (moved - column) * cell_x)
-            plt.scatter(placed, ys, marker=MARKERS[n % len(MARKERS)], color=COLOURS[n % len(COLOURS)][0])
+        cells = (max(self.size.width - 8, 10), max(self.size.height - 4, 4))  # the plot area, about
+        series = [([scale(x) for x in xs], ys) for _, xs, ys in lines]
+        for n, placed in enumerate(place_markers(series, (scale(x_low), scale(x_high)), (low, top), cells)):
+            plt.scatter(placed, lines[n][2], marker=MARKERS[n % len(MARKERS)], color=COLOURS[n % len(COLOURS)][0])
         ticks = [low, (low + top) / 2, top] if top > low else [low]
         plt.yticks(ticks, [format(t, fmt) for t in ticks])
         if log_bpp:
@@ -133,3 +122,26 @@ def _log_ticks(low: float, high: float, most: int = 7) -> list[float]:
     while len(ticks) > most:
         ticks = ticks[::2]
     return ticks or [float(f"{low:.2g}"), float(f"{high:.2g}")]
+
+
+def place_markers(series: list[tuple[list[float], list[float]]], x_range: tuple[float, float],
+                  y_range: tuple[float, float], cells: tuple[int, int]) -> list[list[float]]:
+    """Where each curve's markers go (x, in axis units) so that no two share a cell of a
+    ``cells`` (columns, rows) plot: a marker whose cell another one holds (drawn earlier)
+    moves right, one cell at a time, until it has one of its own."""
+    (x_low, x_high), (low, top), (cols, rows) = x_range, y_range, cells
+    cell_x = ((x_high - x_low) / cols) or 1.0
+    cell_y = ((top - low) / rows) or 1.0
+    taken: set[tuple[int, int]] = set()
+    out = []
+    for xs, ys in series:
+        placed = []
+        for x, y in zip(xs, ys):
+            column, row = round((x - x_low) / cell_x), round((y - low) / cell_y)
+            moved = column
+            while (moved, row) in taken:
+                moved += 1
+            taken.add((moved, row))
+            placed.append(x + (moved - column) * cell_x)
+        out.append(placed)
+    return out
