@@ -197,6 +197,37 @@ def test_attaches_to_a_run_started_in_another_terminal(run_dir):
     drive(make_app(run_dir), steps)
 
 
+def test_follow_jumps_to_a_step_as_it_starts_and_its_panels_come_with_it(run_dir):
+    """The user looks at s1g2 (its panels); another terminal's run starts s4g3-opt: with
+    follow on (the default), the highlight and every panel go there; `f` turns it off."""
+    def start(step_id: str) -> None:
+        (run_dir / ".lock").write_text(json.dumps({"pid": os.getpid(), "started": NOW, "host": socket.gethostname()}))
+        ledger = json.loads((run_dir / "ledger.json").read_text())
+        next(r for r in ledger["steps"] if r["id"] == step_id).update(status="running", pid=os.getpid(),
+                                                                        epochs_done=0)
+        (run_dir / "ledger.json").write_text(json.dumps(ledger))
+
+    async def steps(pilot):
+        screen = pilot.app.screen
+        screen.query_one(CurriculumTree).select_step("l2048-s1g2")
+        await until(pilot, lambda: screen.selected == "l2048-s1g2")
+        start("l2048-s4g3-opt")
+        await until(pilot, lambda: screen.selected == "l2048-s4g3-opt")
+        await settled(pilot)
+        assert "s4g3-opt" in str(screen.query_one("#eval-table").border_title)
+        assert "s4g3-opt" in str(screen.query_one("#checkpoint-panel").border_title)
+        assert len(table_text(screen.query_one("#eval-table", DataTable))) - 1 == 2  # its own evaluation
+        await pilot.press("f")  # off
+        assert not screen.follow
+        screen.query_one(CurriculumTree).select_step("l2048-s1g2")
+        await until(pilot, lambda: screen.selected == "l2048-s1g2")
+        start("l2048-s4g3")
+        await pilot.pause(0.5)
+        assert screen.selected == "l2048-s1g2"
+
+    drive(make_app(run_dir), steps)
+
+
 def test_interrupted_and_will_rerun_states(run_dir, tmp_path):
     ledger = json.loads((run_dir / "ledger.json").read_text())
     record = next(r for r in ledger["steps"] if r["id"] == "l2048-s4g3-opt")

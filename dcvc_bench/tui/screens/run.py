@@ -94,7 +94,8 @@ class RunScreen(Screen[None]):
         self.groups = metric_groups(model.steps)
         self.metric = self.groups[0]
         self.follow = True
-        self._followed = self.selected  # the running step last jumped to
+        # the running step last jumped to (none yet: a step that starts later is jumped to)
+        self._followed = next((r.step.id for r in model.rows() if r.state == "running"), "")
         self.skipping: str | None = None  # the step being skipped (a run may be stopping first)
 
     def compose(self) -> ComposeResult:
