@@ -61,10 +61,12 @@ def test_every_title_label_and_line_is_whole_and_no_scrollbar_sits_in_a_panel(ru
                 if size not in screens:
                     first = _capture(name)
                     if _loaded("\n".join(first)):
-                        time.sleep(0.5)
-                        again = _capture(name)
-                        if again == first:  # settled
-                            screens[size] = again
+                        same = True
+                        for _ in range(2):  # settled: the same for a second
+                            time.sleep(0.5)
+                            same = same and _capture(name) == first
+                        if same:
+                            screens[size] = first
     finally:
         for name in names.values():
             subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, timeout=30)
