@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 from dcvc_bench.curriculum.command import accelerate_argv, planned_run_flags
 from dcvc_bench.curriculum.expand import config_hashes
 from dcvc_bench.curriculum.schema import Curriculum
+from dcvc_bench.curriculum.start_words import start_phrase
 from dcvc_bench.curriculum.steps import StartKind, Step, gop_label
 
 if TYPE_CHECKING:
@@ -20,18 +21,12 @@ if TYPE_CHECKING:
 
 
 def describe_start(step: Step, kind: Optional[StartKind] = None) -> str:
-    """How a step starts, in words. ``kind`` defaults to the fresh-folder plan; the runner
-    passes its actual decision (e.g. ``RESUME_OWN_LATEST`` after an interruption)."""
+    """How a step starts, in words (:mod:`.start_words`). ``kind`` defaults to the
+    fresh-folder plan; the runner passes its actual decision (e.g. ``RESUME_OWN_LATEST``
+    after an interruption)."""
     kind = step.planned_start if kind is None else kind
-    if kind is StartKind.FRESH:
-        return "fresh (random init)"
-    if kind is StartKind.PREVIOUS_STAGE_BEST:
-        return f"stage {step.previous_stage}'s best (weights only, fresh optimizer)"
-    if kind is StartKind.STAGE_LATEST_LR_RESET:
-        return f"stage {step.stage} latest + LR reset to {step.reset_learning_rate!r}"
-    if kind is StartKind.PREVIOUS_STEP_FINAL:
-        return "the previous I-frame step's final (weights only, fresh optimizers)"
-    return "resume own latest (same epoch counter, optimizer, LR)"
+    source = f"stage {step.previous_stage}'s best" if kind is StartKind.PREVIOUS_STAGE_BEST else None
+    return start_phrase(kind, step.reset_learning_rate, source)
 
 
 def plan_summary(cur: Curriculum, steps: Sequence[Step]) -> str:

@@ -212,3 +212,72 @@ def read_rd_view(path: Path, doc: dict[str, Any] | None, *, missing: bool = True
                   anchor if isinstance(anchor, str) else None, _str(doc.get("bd_method")),
                   _str(doc.get("ms_ssim_label"), "MS-SSIM"), _str(doc.get("colour_path")), curves, bd,
                   _str(doc.get("plot")))
+
+
+# --------------------------------------------------------------------------- the history
+
+#: ``eval/index.json``: every `dcvc-bench eval` of the run folder, oldest first (written by
+#: :mod:`dcvc_bench.eval.run_eval` after each eval's own files).
+INDEX_FILE, INDEX_FORMAT = "index.json", "dcvc-bench-eval-index"
+#: Files in ``eval/`` that are not one eval's document.
+_NOT_DOCUMENTS = ("latest.json", "rd.json", INDEX_FILE)
+
+
+@dataclass(frozen=True)
+class EvalEntry:
+    """One `dcvc-bench eval` in the run's history (``eval/<file>``, its RD curves in
+    ``eval/<rd_file>``)."""
+
+    file: str
+    rd_file: str | None
+    created: str                  # as the document says (``2026-12-01T16:30:00+0000``), or from the file name
+    mode: str
+    checkpoints: tuple[str, ...] = ()
+    clips: tuple[str, ...] = ()
+    codecs: tuple[str, ...] = ()
+
+    @property
+    def when(self) -> str:
+        """``2026-12-01 16:30``: the date and minute, for lists."""
+        return self.created[:16].replace("T", " ") if len(self.created) >= 16 else self.created or "?"
+
+
+def read_eval_history(eval_dir: Path, index: dict[str, Any] | None) -> tuple[EvalEntry, ...]:
+    """The evaluations of a run folder, newest first: from ``index`` (the parsed
+    ``eval/index.json``), or when there is none (a run evaluated before the index), from
+    the documents' names in ``eval_dir`` (``<stamp>-<mode>.json``, not ``*-rd.json``)
+    sorted by name; those entries carry no checkpoints or codecs until opened."""
+    if index is not None:
+        entries = [EvalEntry(e["file"], e.get("rd_file") if isinstance(e.get("rd_file"), str) else None,
+                             _str(e.get("created")), _str(e.get("mode"), "?"), _strs(e.get("checkpoints")),
+                             _strs(e.get("clips")), _strs(e.get("codecs")))
+                   for e in map(_dict, _list(index.get("evals"))) if isinstance(e.get("file"), str)]
+        return tuple(reversed(entries))
+    try:
+        names = sorted(p.name for p in eval_dir.glob("*.json"))
+    except OSError:
+        return ()
+    entries = []
+    for name in names:
+        if name in _NOT_DOCUMENTS or name.endswith("-rd.json"):
+            continue
+        stem = name[:-len(".json")]
+        parts = stem.split("-", 2)
+        stamp_ok = len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit() and len(parts[0]) == 8
+        created = (f"{parts[0][:4]}-{parts[0][4:6]}-{parts[0][6:]}T{parts[1][:2]}:{parts[1][2:4]}:{parts[1][4:6]}"
+                   if stamp_ok else "")
+        rd = f"{stem}-rd.json"
+        entries.append(EvalEntry(name, rd if rd in names else None, created, parts[2] if stamp_ok else "?"))
+    return tuple(reversed(entries))
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in _list(value) if isinstance(v, str))
+
+
+def overlay(rd: RDView, other: RDView, tag: str) -> RDView:
+    """``rd`` with ``other``'s curves added, each named ``<name> @ <tag>`` (another
+    evaluation drawn over this one; the BD figures stay this one's)."""
+    extra = tuple(RDCurve(f"{c.name} @ {tag}", c.kind, c.bits, c.points) for c in other.curves)
+    return RDView(rd.path, rd.missing, rd.problem, rd.created, rd.mode, rd.frames, rd.intra_period, rd.clips,
+                  rd.anchor, rd.bd_method, rd.ms_ssim_label, rd.colour_path, rd.curves + extra, rd.bd, rd.plot)

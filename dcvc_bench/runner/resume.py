@@ -56,6 +56,7 @@ from dcvc_bench.checkpoints import parse_iframe_checkpoint_name, read_meta
 from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, config_hashes
 from dcvc_bench.curriculum import step_config_hash
 from dcvc_bench.curriculum.expand import input_hashes
+from dcvc_bench.curriculum.start_words import start_phrase
 from dcvc_bench.runner.ledger import SKIPPED, UNFINISHED, Ledger, StepRecord
 from dcvc_bench.runner.starts import input_flags, planned_start, stage_checkpoint
 
@@ -168,20 +169,16 @@ class Decision:
                 "events_file": str(paths.events_file(self.step.id)), **self.start_flags, **self.input_flags}
 
     def how(self) -> str:
-        """How the step starts, in words, naming the checkpoint it starts from."""
+        """How the step starts, in words (:mod:`dcvc_bench.curriculum.start_words`),
+        naming the checkpoint it starts from: ``previous step's final + LR reset to 1e-4
+        (weights + optimizer; l2048-s1g2/final.pth)``."""
         assert self.start is not None
         source = self.start_flags.get("resume") or self.start_flags.get("load_pretrained")
         if self.start is StartKind.FRESH or source is None:
-            return "fresh (random init)"
+            return start_phrase(StartKind.FRESH)
         path = Path(source)
-        name = f"{path.parent.name}'s archived final" if path.name == "final.pth" else path.name
-        if self.start is StartKind.RESUME_OWN_LATEST:
-            return f"resume its own latest {name} (same epoch counter, optimizer, LR)"
-        if self.start is StartKind.PREVIOUS_STAGE_BEST:
-            return f"load {name} (weights only, fresh optimizer)"
-        if self.start is StartKind.PREVIOUS_STEP_FINAL:
-            return f"load {name} (weights only, fresh optimizers)"
-        return f"{name} (weights + optimizer) with the LR reset to {self.start_flags['force_learning_rate']:g}"
+        name = f"{path.parent.name}/final.pth" if path.name == "final.pth" else path.name
+        return start_phrase(self.start, self.start_flags.get("force_learning_rate"), name)
 
     def describe(self) -> str:
         """The next action in words: ``skip (done)``, ``run (why): how it starts``."""

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dcvc_bench.checkpoints import read_meta, sidecar_path
-from dcvc_bench.curriculum import Curriculum, RunPaths, Step, expand, load_curriculum, run_paths
+from dcvc_bench.curriculum import Curriculum, RunPaths, StartKind, Step, expand, load_curriculum, run_paths
+from dcvc_bench.curriculum.start_words import start_words
 from dcvc_bench.errors import UserError
 from dcvc_bench.events import read_events
 from dcvc_bench.health import collapses
@@ -88,8 +89,14 @@ def step_cells(view: RunView, step: Step) -> dict[str, str]:
         "epochs": f"{record.epochs_done}/{step.epochs}",
         "best loss": f"{record.best_loss:.4f}" if record.best_loss is not None else "-",
         "last eval": (f"ep {last_eval.get('epoch')}: {eval_summary(last_eval)}" if last_eval else "-"),
-        "start": record.start_kind or "-",
+        "start": _start(step, record.start_kind),
     }
+
+
+def _start(step: Step, kind: str | None) -> str:
+    """The recorded start kind in words (the raw value when it is not one any more)."""
+    known = {k.value: k for k in StartKind}
+    return start_words(known[kind], step.reset_learning_rate) if kind in known else (kind or "-")
 
 
 def latent_warnings(view: RunView) -> list[str]:
@@ -120,7 +127,7 @@ def plan_statuses(view: RunView) -> dict[str, str]:
             nxt = f"blocked: missing {decision.missing}"
         else:
             assert decision.start is not None
-            nxt = f"run: {decision.start.value}; {decision.reason}"
+            nxt = f"run ({decision.reason}): {start_words(decision.start, decision.step.reset_learning_rate)}"
         out[decision.step.id] = f"{now} → {nxt}"
     return out
 

@@ -23,9 +23,6 @@ STATE_GLYPHS: dict[str, tuple[str, str | None]] = {
     "skipped": ("↷", None),
 }
 
-#: StartKind value -> short words for narrow places (the tree)
-START_SHORT = {"fresh": "fresh", "prev-best": "prev best", "latest+lr-reset": "LR reset",
-               "resume": "resume", "prev-final": "prev final", "-": ""}
 
 
 def num(value: Any, spec: str = ".4f") -> str:
@@ -40,10 +37,17 @@ size = human_size
 
 
 def age(seconds: float) -> str:
-    """``4m12s ago``; minutes and above are rounded to the minute (less churn on screen)."""
-    if seconds >= 3600:
-        seconds = round(seconds / 60) * 60
-    return f"{fmt_duration(seconds)} ago"
+    """``4m12s``, ``3h05m``, ``10d09h``: two units at most, so an age column stays narrow
+    (and the screen churns less)."""
+    seconds = max(int(round(seconds)), 0)
+    if seconds < 3600:
+        return fmt_duration(seconds)
+    minutes = seconds // 60
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 def state_style(theme_variables: Mapping[str, str], state: str) -> tuple[str, Style]:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from dcvc_bench.checkpoints import checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, load_curriculum, run_paths
+from dcvc_bench.curriculum.start_words import start_phrase
 from dcvc_bench.errors import UserError
 from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
                                 as_int, read_eval_results, read_rd_view)
@@ -30,7 +31,8 @@ from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, op
 from dcvc_bench.tui import eta
 from dcvc_bench.tui.rows import (checkpoint_row, checkpoint_sort_key, codebook_lines, eval_rows, start_source,
                                  step_row)
-from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, stat_key
+from dcvc_bench.evaldoc.views import INDEX_FILE, INDEX_FORMAT, EvalEntry, read_eval_history
+from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, read_eval_entry, stat_key
 from dcvc_bench.tui.views import (CODEBOOK_GROUP, Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
                                   StepProgress, StepRow)
 
@@ -66,6 +68,9 @@ class RunModel:
         self._changes = Changes()
         self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, EVAL_KIND, VERSION)
         self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, RD_KIND, VERSION)
+        self._index_doc = JsonDoc(paths.run_dir / "eval" / INDEX_FILE, INDEX_FORMAT, VERSION)
+        self._eval_dir_key: tuple[int, int, int] | None | bool = False
+        self._history: tuple[EvalEntry, ...] = ()
         self._eval_results = EvalResults(self._eval_doc.path)
         self._rd_view = RDView(self._rd_doc.path)
         self._eval_version = 0
@@ -151,6 +156,14 @@ class RunModel:
             with self._lock:
                 self._rd_view = rd
             changed = True
+        eval_dir = self.run_dir / "eval"
+        dir_key = stat_key(eval_dir)  # a document added or removed (the fallback lists names)
+        if self._index_doc.poll() or dir_key != self._eval_dir_key:
+            self._eval_dir_key = dir_key
+            history = read_eval_history(eval_dir, self._index_doc.doc)
+            with self._lock:
+                self._history = history
+            changed = True
         if changed:
             with self._lock:
                 self._eval_version += 1
@@ -218,6 +231,7 @@ class RunModel:
             starts, ends = list(ev.starts), list(ev.ends)
             latest = [c for c in ev.checkpoints if c.get("kind") == "latest"]
             warnings = tuple(c.warning() for c in collapses(ev.evals, step.stage))
+        row = _named_source(row, starts)
         ipe = as_int((last or {}).get("iters_per_epoch")) or as_int((starts[-1] if starts else {}).get("iters_per_epoch"))
         epoch, it = 0, 0
         if row.state == "done":
@@ -322,13 +336,13 @@ class RunModel:
         with self._lock:
             return sum(len(ev.evals) for ev in self._events.values())
 
-    def eval_rows(self, track: str | None = None) -> list[EvalRow]:
-        """Every evaluation (normal and EMA) of a track, or of the run; the row with the
-        lowest RD loss is marked best."""
+    def eval_rows(self, track: str | None = None, step_id: str | None = None) -> list[EvalRow]:
+        """Every evaluation (normal and EMA) of one step, a track, or the run; the row with
+        the lowest RD loss among them is marked best."""
         rows: list[EvalRow] = []
         with self._lock:
             for step in self._view.steps:
-                if track is None or step.track == track:
+                if (track is None or step.track == track) and (step_id is None or step.id == step_id):
                     for event in self._events[step.id].evals:
                         rows.extend(eval_rows(step, event))
         ranked = [r for r in rows if r.rd_loss is not None]
@@ -351,6 +365,16 @@ class RunModel:
     def rd_view(self) -> RDView:
         with self._lock:
             return self._rd_view
+
+    def eval_history(self) -> tuple[EvalEntry, ...]:
+        """Every `dcvc-bench eval` of the run, newest first (eval/index.json, or the
+        documents' names when there is no index)."""
+        with self._lock:
+            return self._history
+
+    def read_eval(self, entry: EvalEntry) -> tuple[EvalResults, RDView]:
+        """One evaluation of the history, read now (from a worker thread)."""
+        return read_eval_entry(self.run_dir / "eval", entry)
 
     def eval_hint(self) -> str:
         """The command that writes the eval results of this run."""
@@ -386,7 +410,13 @@ class RunModel:
             return f"iframe_{step.i_frame_type}_"
         return checkpoint_name(step.lambda_value, step.quality_index, 1, "latest").split("stage_")[0]
 
-    def checkpoints(self, track: str) -> list[CheckpointRow]:
+    def checkpoints(self, track: str, step_id: str | None = None) -> list[CheckpointRow]:
+        """The checkpoints of a track on disk, or those ``step_id`` wrote (its sidecars say
+        so; a file whose sidecar is not trusted is shown with every step of its stage)."""
+        if step_id is not None:
+            step = self.step(step_id)
+            return [r for r in self.checkpoints(track) if r.step == step.phase_id
+                    or (r.problem and (step.stage is None or r.stage in (None, step.stage)))]
         files = self._shelves[track].files
         prefix = self.checkpoint_prefix(track)
         source = self._next_decision(track)
@@ -409,3 +439,15 @@ class RunModel:
 
     def _next_decision(self, track: str) -> Decision | None:
         return next((d for d in self._view.decisions if d.step.track == track and d.action is Action.RUN), None)
+
+
+def _named_source(row: StepRow, starts: list[dict[str, Any]]) -> StepRow:
+    """A step that started (not one about to: its decision names the file already) says
+    which file it started from, as its last ``step_start`` recorded it."""
+    kinds = {k.value: k for k in StartKind}
+    source = starts[-1].get("resumed_from") if starts and row.state not in ("pending", "will re-run") else None
+    if row.start not in kinds or not isinstance(source, str) or row.start == StartKind.FRESH.value:
+        return row
+    path = Path(source)
+    name = f"{path.parent.name}/final.pth" if path.name == "final.pth" else path.name
+    return dataclasses.replace(row, start_text=start_phrase(kinds[row.start], row.step.reset_learning_rate, name))

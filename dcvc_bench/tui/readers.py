@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dcvc_bench.checkpoints import parse_checkpoint_name, parse_iframe_checkpoint_name, read_meta, sidecar_path
+from dcvc_bench.evaldoc import EVAL_KIND, RD_KIND, VERSION, EvalResults, RDView, read_eval_results, read_rd_view
+from dcvc_bench.evaldoc.views import EvalEntry
 from dcvc_bench.events import EventTail
 
 #: How much of an existing log is read when it is first shown.
@@ -282,3 +284,16 @@ class JsonDoc:
             else:
                 self.doc = doc
         return True
+
+
+def read_eval_entry(eval_dir: Path, entry: EvalEntry) -> tuple[EvalResults, RDView]:
+    """One evaluation of the history: its document and its RD curves (``missing`` when
+    it wrote none), read now (call it from a worker thread: a document can be large)."""
+    doc = JsonDoc(eval_dir / entry.file, EVAL_KIND, VERSION)
+    doc.poll()
+    results = read_eval_results(doc.path, doc.doc, missing=doc.missing, problem=doc.problem)
+    if entry.rd_file is None:
+        return results, RDView(eval_dir / f"{entry.file[:-len('.json')]}-rd.json")
+    rd = JsonDoc(eval_dir / entry.rd_file, RD_KIND, VERSION)
+    rd.poll()
+    return results, read_rd_view(rd.path, rd.doc, missing=rd.missing, problem=rd.problem)

@@ -27,8 +27,8 @@ def test_rows_describe_every_step():
     assert (first["id"], first["stage"], first["gop"], first["lambda"], first["epochs"]) == ("l2048-s1g2", 1, 2, 2048.0, 10)
     assert (first["start"], first["start_description"]) == ("fresh", "fresh (random init)")
     assert second["start"] == "latest+lr-reset"
-    assert second["start_description"] == "stage 1 latest + LR reset to 0.0001"
-    assert stage2["start_description"] == "stage 1's best (weights only, fresh optimizer)"
+    assert second["start_description"] == "previous step's final + LR reset to 1e-4 (weights + optimizer)"
+    assert stage2["start_description"] == "previous stage's best, weights only (fresh optimizer; stage 1's best)"
     assert opt["gop_opt"] and opt["id"] == "l2048-s4g7-opt"
     for row in rows:
         assert row["command"] == shlex.join(row["argv"])

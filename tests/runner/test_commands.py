@@ -53,7 +53,7 @@ def test_plan_on_an_existing_run_shows_status_next_action_and_the_resume_command
     latest = fake_run.checkpoint("high-s2g2", "latest", epoch=0)
     rows = {r["id"]: r for r in json.loads(invoke("plan", str(toml), "--json").output)}
     assert rows["high-s1g2"]["status"] == "done → skip"
-    assert rows["high-s2g2"]["status"] == "interrupted 0/1 → run: resume; interrupted at epoch 0/1"
+    assert rows["high-s2g2"]["status"] == "interrupted 0/1 → run (interrupted at epoch 0/1): own latest: continue"
     assert rows["high-s2g2"]["argv"][-2:] == ["--resume", str(latest)]
     assert "--force_learning_rate" not in rows["high-s2g2"]["argv"]
     table = invoke("plan", str(toml)).output
@@ -66,8 +66,8 @@ def test_plan_after_editing_one_tracks_lambda_says_which_steps_rerun_and_why(tom
     toml.write_text(fake_run.text(low_lambda=512))
     rows = {r["id"]: r for r in json.loads(invoke("plan", str(toml), "--json").output)}
     assert all(rows[f"high-{p}"]["status"] == "done → skip" for p in ("s1g2", "s1g3", "s2g2", "s2g3"))
-    assert rows["low-s1g2"]["status"] == "done → run: fresh; config changed (lambda 1024→512)"
-    assert rows["low-s2g3"]["status"].endswith("config changed (lambda 1024→512)")
+    assert rows["low-s1g2"]["status"] == "done → run (config changed (lambda 1024→512)): fresh"
+    assert rows["low-s2g3"]["status"].startswith("done → run (config changed (lambda 1024→512)): ")
 
 
 def test_plan_of_a_malformed_curriculum_is_one_line_and_exit_2(tmp_path):
@@ -92,7 +92,7 @@ def test_status_shows_steps_checkpoints_and_the_next_run(fake_run):
     assert "interrupted (runner gone)" in out and "12.5000" in out and "PSNR 31.25 dB, BPP 0.1250" in out
     assert "model_dcvc_lambda_2048.0_quality_4_stage_2_latest.pth" in out
     assert "skip 2 finished step(s): high-s1g2, high-s1g3" in out
-    assert "high-s2g2: run (running at epoch 0/1): resume its own latest" in out
+    assert "high-s2g2: run (running at epoch 0/1): own latest: continue" in out
 
 
 def test_status_of_a_missing_folder_is_one_line_and_exit_2(tmp_path):

@@ -221,7 +221,7 @@ def test_sigkill_during_an_i_frame_step_then_run_resumes_it_from_its_latest(fold
     assert (start["start_mode"], start["start_epoch"], start["iteration"]) == ("continue", 1, folder.latest["iteration"])
     assert start["lr_reset"] is False and start["lr"] == pytest.approx(folder.latest["lr"])
     assert folder.latest["iteration"] == 2 and folder.latest["epoch"] == 1
-    assert "resume its own latest iframe_rvq_p4_latest.pth" in folder.outputs[2]
+    assert "own latest: continue (same epoch counter, optimizer, LR; iframe_rvq_p4_latest.pth)" in folder.outputs[2]
     assert [e["status"] for e in resumed if e["event"] == "step_end"] == ["done"]
 
     # ... with both optimizers' states and the codebooks of that latest: the resumed step's

@@ -162,7 +162,7 @@ def test_fresh_folder_first_i_frame_step_fresh_then_each_loads_the_previous_arch
     for step_id, before in (("iframe-p4", "iframe-p2"), ("iframe-e2e", "iframe-p4")):
         assert d[step_id].start is StartKind.PREVIOUS_STEP_FINAL and not d[step_id].missing
         assert d[step_id].start_flags == {"load_pretrained": str(paths.final_checkpoint(before))}
-        assert d[step_id].how() == f"load {before}'s archived final (weights only, fresh optimizers)"
+        assert d[step_id].how() == f"previous step's final, weights only (fresh optimizers; {before}/final.pth)"
     archive = str(paths.final_checkpoint("iframe-e2e"))
     for step_id in PFRAME:
         assert d[step_id].input_flags == {"vqgan_checkpoint": archive} and not d[step_id].missing
@@ -235,10 +235,10 @@ def test_plan_and_status_show_the_i_frame_steps_and_every_later_step_as_will_re_
     out = capsys.readouterr().out
     for step_id in (*IFRAME, *PFRAME):
         line = next(line for line in out.splitlines() if f" {step_id} " in line)
-        assert "done → run:" in line, line
+        assert "done → run (" in line, line
     (irun.paths.run_dir / "curriculum.toml").write_text(edited.read_text())  # as `run` freezes it
     statuses = plan_statuses(open_run(irun.paths.run_dir))
-    assert all(statuses[s].startswith("done → run:") for s in (*IFRAME, *PFRAME))
+    assert all(statuses[s].startswith("done → run (") for s in (*IFRAME, *PFRAME))
     rows = RunModel.open(irun.paths.run_dir).rows()
     assert [r.step.id for r in rows] == [*IFRAME, *PFRAME]
     assert {r.state for r in rows} == {"will re-run"}

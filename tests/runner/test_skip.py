@@ -201,7 +201,7 @@ def test_cli_skip_status_and_plan_show_it(run, tmp_path):
     result = cli.invoke(app, ["skip", str(run.paths.run_dir), "high-s1g3"])
     assert result.exit_code == 0, result.output
     assert "high-s1g3: skipped (by user)" in result.output
-    assert "next: high-s2g2 starts from load" in result.output
+    assert "next: high-s2g2 starts from previous stage's best, weights only" in result.output
 
     status = cli.invoke(app, ["status", str(run.paths.run_dir)]).output
     assert "skipped (by user)" in status

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import DataTable, Static
 
 from dcvc_bench.runner.commands import skip_step
 from dcvc_bench.runner.ledger import Ledger
@@ -24,6 +24,8 @@ from dcvc_bench.tui.screens.rd import RDScreen
 from dcvc_bench.tui.screens.run import RunScreen
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
 from dcvc_bench.tui.widgets.curriculum_tree import CurriculumTree
+from dcvc_bench.tui.widgets.eval_table import EvalTable
+from dcvc_bench.tui.widgets.log_pane import LogPane
 from tui_helpers import NOW, SMALL, drive, make_app, set_status, settled, until
 
 STEPS = ["s1g2", "s1g3", "s2g2", "s2g3", "s3g2", "s3g3", "s4g2", "s4g3", "s4g3-opt"]
@@ -35,8 +37,8 @@ def tree_labels(screen) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def table_text(table: DataTable) -> list[list[str]]:  # type: ignore[type-arg]
-    header = [str(c.label) for c in table.ordered_columns]
-    return [header] + [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+    header = [str(c.label).strip() for c in table.ordered_columns]
+    return [header] + [[str(cell).strip() for cell in table.get_row_at(i)] for i in range(table.row_count)]
 
 
 def static_text(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
@@ -63,14 +65,17 @@ def test_finished_run_shows_every_step_state_curves_evals_and_checkpoints(run_di
             assert any(f"✓ {phase} " in label for label in labels), (phase, labels)
         assert "9/9 steps done" in static_text(screen, "#banner")
         assert "curriculum done" in static_text(screen, "#banner")
-        evals = table_text(screen.query_one("#eval-table", DataTable))
-        assert {"PSNR", "BPP", "MS-SSIM", "RD loss", "I PSNR", "P BPP", "model"} <= set(evals[0])
-        assert len(evals) - 1 == 2 * 10  # 10 eval events, each normal + EMA
+        # The panels show the highlighted step (the last one: the run is done).
+        assert screen.selected == "l2048-s4g3-opt"
+        table = screen.query_one("#eval-table", EvalTable)
+        evals = table_text(table)
+        assert {"PSNR", "BPP", "RD loss", "model"} <= set(evals[0])
+        assert set(evals[0]) | set(table.hidden) == set(table.columns_shown) - {""} | {""}  # left out, never cut
+        assert len(evals) - 1 == 2  # its one eval event, normal + EMA
         assert sum(row[0] == "★" for row in evals[1:]) == 1
         files = [row[1] for row in table_text(screen.query_one("#checkpoint-table", DataTable))[1:]]
-        for kind in ("latest", "best", "best_ema", "global_best", "final"):
-            assert f"stage_1_{kind}.pth" in files
-        assert "l2048-s4g3-opt/final.pth" in files
+        assert files == [f"stage_4_{kind}.pth" for kind in ("latest", "best", "best_ema", "final")] \
+            + ["l2048-s4g3-opt/final.pth"]  # what s4g3-opt wrote (global_best: s4g3's, still the best)
         assert screen.query_one("#step-chart PlotextPlot").display  # curves drawn
         assert "every step of this track is done" in static_text(screen, "#next-start")
 
@@ -102,15 +107,40 @@ def test_small_terminal_shows_one_bottom_panel_at_a_time(run_dir):
     drive(make_app(run_dir), steps, size=SMALL)
 
 
+def test_moving_the_highlight_shows_that_steps_evaluations_checkpoints_and_log(run_dir):
+    async def steps(pilot):
+        screen = pilot.app.screen
+        tree = screen.query_one(CurriculumTree)
+        tree.focus()
+        before = table_text(screen.query_one("#eval-table", DataTable))
+        await pilot.press("up")  # the keyboard moves it: s4g3
+        await until(pilot, lambda: screen.selected != "l2048-s4g3-opt")
+        tree.select_step("l2048-s1g2")
+        await until(pilot, lambda: screen.selected == "l2048-s1g2")
+        await settled(pilot)
+        evals = table_text(screen.query_one("#eval-table", DataTable))
+        assert evals != before and len(evals) - 1 == 4  # s1g2: 2 epochs, normal + EMA each
+        assert [row[evals[0].index("ep")] for row in evals[1:]] == ["1", "1", "2", "2"]
+        assert "s1g2" in str(screen.query_one("#eval-table").border_title)
+        files = [row[1] for row in table_text(screen.query_one("#checkpoint-table", DataTable))[1:]]
+        assert files == ["l2048-s1g2/final.pth"]  # s1g3 overwrote stage 1's files since
+        assert "s1g2" in str(screen.query_one("#checkpoint-panel").border_title)
+        await until(pilot, lambda: any("s1g2 epoch 2/2" in line
+                                       for line in screen.query_one("#log-pane", LogPane).texts))
+        assert not any("s4g3-opt" in line for line in screen.query_one("#log-pane", LogPane).texts)
+
+    drive(make_app(run_dir), steps)
+
+
 def test_highlighting_a_step_shows_its_progress_and_log(run_dir):
     async def steps(pilot):
         screen = pilot.app.screen
         screen.query_one(CurriculumTree).select_step("l2048-s1g2")
         await until(pilot, lambda: "l2048-s1g2" in static_text(screen, "#step-title"))
         assert "epoch 2/2" in static_text(screen, "#epoch-line")
-        assert "started from fresh" in static_text(screen, "#epoch-line")
+        assert "started from fresh (random init)" in static_text(screen, "#step-start")
         await until(pilot, lambda: any("s1g2 epoch 2/2" in line
-                                       for line in screen.query_one("#log-pane", Log).lines))
+                                       for line in screen.query_one("#log-pane", LogPane).texts))
 
     drive(make_app(run_dir), steps)
 
@@ -167,6 +197,37 @@ def test_attaches_to_a_run_started_in_another_terminal(run_dir):
     drive(make_app(run_dir), steps)
 
 
+def test_follow_jumps_to_a_step_as_it_starts_and_its_panels_come_with_it(run_dir):
+    """The user looks at s1g2 (its panels); another terminal's run starts s4g3-opt: with
+    follow on (the default), the highlight and every panel go there; `f` turns it off."""
+    def start(step_id: str) -> None:
+        (run_dir / ".lock").write_text(json.dumps({"pid": os.getpid(), "started": NOW, "host": socket.gethostname()}))
+        ledger = json.loads((run_dir / "ledger.json").read_text())
+        next(r for r in ledger["steps"] if r["id"] == step_id).update(status="running", pid=os.getpid(),
+                                                                        epochs_done=0)
+        (run_dir / "ledger.json").write_text(json.dumps(ledger))
+
+    async def steps(pilot):
+        screen = pilot.app.screen
+        screen.query_one(CurriculumTree).select_step("l2048-s1g2")
+        await until(pilot, lambda: screen.selected == "l2048-s1g2")
+        start("l2048-s4g3-opt")
+        await until(pilot, lambda: screen.selected == "l2048-s4g3-opt")
+        await settled(pilot)
+        assert "s4g3-opt" in str(screen.query_one("#eval-table").border_title)
+        assert "s4g3-opt" in str(screen.query_one("#checkpoint-panel").border_title)
+        assert len(table_text(screen.query_one("#eval-table", DataTable))) - 1 == 2  # its own evaluation
+        await pilot.press("f")  # off
+        assert not screen.follow
+        screen.query_one(CurriculumTree).select_step("l2048-s1g2")
+        await until(pilot, lambda: screen.selected == "l2048-s1g2")
+        start("l2048-s4g3")
+        await pilot.pause(0.5)
+        assert screen.selected == "l2048-s1g2"
+
+    drive(make_app(run_dir), steps)
+
+
 def test_interrupted_and_will_rerun_states(run_dir, tmp_path):
     ledger = json.loads((run_dir / "ledger.json").read_text())
     record = next(r for r in ledger["steps"] if r["id"] == "l2048-s4g3-opt")
@@ -191,9 +252,13 @@ def test_a_checkpoint_whose_sidecar_does_not_match_is_shown_untrusted(run_dir):
     sidecar.write_text(json.dumps({**meta, "file_size": meta["file_size"] + 1}))
 
     async def steps(pilot):
-        rows = table_text(pilot.app.screen.query_one("#checkpoint-table", DataTable))
-        row = next(r for r in rows if r[1] == "stage_4_best.pth")
-        assert row[2] == "sidecar does not match" and row[4] == "?"
+        table = pilot.app.screen.query_one("#checkpoint-table", DataTable)
+        table.focus()
+        await pilot.press("z")  # the panel fills the screen: every column
+        await until(pilot, lambda: "epoch" in table_text(table)[0])
+        rows = table_text(table)
+        row = next(r for r in rows if r[1].startswith("stage_4_best.pth"))
+        assert row[1] == "stage_4_best.pth (sidecar does not match)" and row[rows[0].index("epoch")] == "?"
 
     drive(make_app(run_dir), steps)
 
@@ -224,7 +289,9 @@ def test_help_lists_every_key_and_what_skip_does(run_dir):
             console.print(static.content)
         text = console.export_text()
         for words in ("Run", "Stop", "Skip", "dcvc-bench skip RUN_DIR STEP [--undo]", "Evals", "RD", "eval/rd.json",
-                      "Follow", "Quit", "Chart bpp", "Next panel", "will re-run", "↷ skipped"):
+                      "Follow", "Quit", "1–7", "loss · PSNR dB · bpp · LR", "Next panel", "Zoom panel",
+                      "will re-run", "↷ skipped", "final previous step's final + LR reset",
+                      "cont. own latest: continue"):
             assert words in text
         await pilot.press("escape")
         assert isinstance(pilot.app.screen, RunScreen)
@@ -367,7 +434,7 @@ def test_skip_stops_the_tuis_run_skips_the_step_and_offers_to_continue(run_dir, 
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
         asked = question(pilot.app.screen)
         assert "Skip l2048-s4g3 (interrupted)?" in asked
-        assert "l2048-s4g3-opt then starts from l2048-s4g2's archived final" in asked
+        assert "l2048-s4g3-opt then starts from previous step's final + LR reset to 1e-4" in asked
         assert "this TUI's run is stopped first" in asked
         await pilot.press("y")
         await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)

@@ -31,7 +31,7 @@ def test_the_i_frame_steps_sit_in_an_i_frame_group_above_the_stages(tmp_path, mo
             assert labels[0].startswith("· I-frame codec (rvq)") and labels[0].endswith("0/3")
             assert labels[1].startswith("· I-frame ") and labels[1].endswith("0/3")
             assert [label.split()[1] for label in labels[2:5]] == ["p2", "p4", "e2e"]
-            assert "fresh" in labels[2] and "prev final" in labels[3]
+            assert "fresh" in labels[2] and labels[3].endswith(" final")
             assert labels[5].startswith("· l256 λ256 q1") and labels[6].startswith("· stage 1")
 
     asyncio.run(main())

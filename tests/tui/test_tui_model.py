@@ -47,8 +47,8 @@ def test_next_start_is_marked_on_the_checkpoint_it_loads(run_dir):
     ledger["steps"] = [r for r in ledger["steps"] if r["id"] != "l2048-s2g2"]  # never ran
     (run_dir / "ledger.json").write_text(json.dumps(ledger))
     model = opened(run_dir)
-    assert model.next_start("l2048").startswith("next: l2048-s2g2 starts from load "
-                                                "model_dcvc_lambda_2048.0_quality_4_stage_1_best.pth")
+    assert model.next_start("l2048")== ("next: l2048-s2g2 starts from previous stage's best, weights only "
+                                     "(fresh optimizer; model_dcvc_lambda_2048.0_quality_4_stage_1_best.pth)")
     marked = [r.name for r in model.checkpoints("l2048") if r.next_start]
     assert marked == ["stage_1_best.pth"]
 
@@ -158,8 +158,8 @@ def test_eval_files_missing_malformed_and_changed_are_read_again(run_dir):
 def test_a_skipped_step_row_and_what_skipping_would_change(run_dir):
     set_status(run_dir, l2048_s4g3="interrupted", l2048_s4g3_opt="pending")
     model = opened(run_dir)
-    assert model.skip_preview("l2048-s4g3") == ("l2048-s4g3-opt then starts from l2048-s4g2's archived final "
-                                                "(weights + optimizer) with the LR reset to 0.0001")
+    assert model.skip_preview("l2048-s4g3") == ("l2048-s4g3-opt then starts from previous step's final + LR reset "
+                                                "to 1e-4 (weights + optimizer; l2048-s4g2/final.pth)")
     from dcvc_bench.runner.commands import skip_step
 
     skip_step(run_dir, "l2048-s4g3")
@@ -167,7 +167,7 @@ def test_a_skipped_step_row_and_what_skipping_would_change(run_dir):
     row = model.row("l2048-s4g3")
     assert (row.state, row.note) == ("skipped", "skipped by user")
     assert model.current_step() == "l2048-s4g3-opt" and model.anything_to_run()
-    assert model.next_start("l2048") == ("next: l2048-s4g3-opt starts from l2048-s4g2's archived final "
-                                         "(weights + optimizer) with the LR reset to 0.0001")
+    assert model.next_start("l2048") == ("next: l2048-s4g3-opt starts from previous step's final + LR reset "
+                                         "to 1e-4 (weights + optimizer; l2048-s4g2/final.pth)")
     marked = [r.name for r in model.checkpoints("l2048") if r.next_start]
     assert marked == ["l2048-s4g2/final.pth"]

@@ -1,10 +1,12 @@
 """SVG snapshots of the main screens on the recorded smoke run, at a roomy and at the
-smallest supported terminal size. Update after a deliberate change with
+smallest supported terminal size, and for the run, eval and RD screens at 200x50 too. Update after a deliberate change with
 ``pytest tests/tui --snapshot-update`` and look at the SVGs before committing them."""
 
 from __future__ import annotations
 
-from tui_helpers import SMALL, WIDE, make_app, set_status, settled, until, until_loaded
+import pytest
+
+from tui_helpers import LARGE, SMALL, WIDE, make_app, set_status, settled, until, until_loaded
 
 
 async def open_eval_view(pilot):
@@ -23,22 +25,18 @@ async def open_rd_view(pilot):
     await settled(pilot)
 
 
+#: The sizes every main screen must fit (issue 14): the smallest supported, the README's, a large one.
+SIZES = [SMALL, WIDE, LARGE]
+IDS = ["80x24", "120x36", "200x50"]
+
+
 class TestRunScreen:
-    def test_finished_run_wide(self, run_dir, snap_compare):
-        assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=until_loaded)
-
-    def test_finished_run_small(self, run_dir, snap_compare):
-        assert snap_compare(make_app(run_dir), terminal_size=SMALL, run_before=until_loaded)
-
-    def test_small_with_checkpoints_panel_and_rate_chart(self, run_dir, snap_compare):
-        async def run_before(pilot):
-            await until_loaded(pilot)
-            await pilot.press("v", "3")
-            await settled(pilot)
-
-        assert snap_compare(make_app(run_dir), terminal_size=SMALL, run_before=run_before)
+    @pytest.mark.parametrize("size", SIZES, ids=IDS)
+    def test_finished_run(self, run_dir, snap_compare, size):
+        assert snap_compare(make_app(run_dir), terminal_size=size, run_before=until_loaded)
 
     def test_first_step_selected_with_track_psnr(self, run_dir, snap_compare):
+        """The panels follow the highlight: s1g2's evaluations, checkpoints and log."""
         async def run_before(pilot):
             await until_loaded(pilot)
             await pilot.press("home", "down", "down", "2")
@@ -49,18 +47,14 @@ class TestRunScreen:
 
 
 class TestOtherScreens:
-    def test_eval_view(self, run_dir, snap_compare):
+    @pytest.mark.parametrize("size", SIZES, ids=IDS)
+    def test_eval_view(self, run_dir, snap_compare, size):
         """Training evaluations and the recorded `dcvc-bench eval --real --baselines x265`."""
-        assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=open_eval_view)
+        assert snap_compare(make_app(run_dir), terminal_size=size, run_before=open_eval_view)
 
-    def test_eval_view_small(self, run_dir, snap_compare):
-        assert snap_compare(make_app(run_dir), terminal_size=SMALL, run_before=open_eval_view)
-
-    def test_rd_view_wide(self, run_dir, snap_compare):
-        assert snap_compare(make_app(run_dir), terminal_size=WIDE, run_before=open_rd_view)
-
-    def test_rd_view_small(self, run_dir, snap_compare):
-        assert snap_compare(make_app(run_dir), terminal_size=SMALL, run_before=open_rd_view)
+    @pytest.mark.parametrize("size", SIZES, ids=IDS)
+    def test_rd_view(self, run_dir, snap_compare, size):
+        assert snap_compare(make_app(run_dir), terminal_size=size, run_before=open_rd_view)
 
     def test_skip_question_with_a_skipped_step(self, run_dir, snap_compare):
         """s4g2 skipped; `k` on the interrupted s4g3 asks, saying how s4g3-opt would start."""

@@ -23,8 +23,8 @@ from dcvc_bench.tui.model import RunModel
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke-run"
 #: Ten minutes after the recorded run ended: every age and duration on screen is fixed.
 NOW = json.loads((FIXTURE / "ledger.json").read_text())["updated"] + 600.0
-#: Terminal sizes of the tests: a roomy one and the smallest supported.
-WIDE, SMALL = (120, 36), (80, 24)
+#: Terminal sizes of the tests: a roomy one, the smallest supported, a large one.
+WIDE, SMALL, LARGE = (120, 36), (80, 24), (200, 50)
 
 
 def copy_run(dest: Path) -> Path:
@@ -94,7 +94,9 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 5.0) -> f
 
 async def until_loaded(pilot) -> None:  # type: ignore[no-untyped-def]
     """The watcher's first read is shown: evaluations listed, log filled, tables settled."""
-    from textual.widgets import DataTable, Log
+    from textual.widgets import DataTable
+
+    from dcvc_bench.tui.widgets.log_pane import LogPane
 
     screen = pilot.app.screen
     model = getattr(pilot.app, "model", None)
@@ -102,7 +104,7 @@ async def until_loaded(pilot) -> None:  # type: ignore[no-untyped-def]
         await until(pilot, lambda: model.quiet_polls >= 1, timeout=20.0)
     if screen.query("#eval-table"):
         await until(pilot, lambda: screen.query_one("#eval-table", DataTable).row_count > 0)
-        await until(pilot, lambda: screen.query_one("#log-pane", Log).line_count > 0)
+        await until(pilot, lambda: len(screen.query_one("#log-pane", LogPane).texts) > 0)
     await settled(pilot)
 
 

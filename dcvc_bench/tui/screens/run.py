@@ -26,6 +26,7 @@ from dcvc_bench.tui.model import SKIPPABLE, RunModel
 from dcvc_bench.tui.views import GROUPS_BY_KEY, METRIC_GROUPS, PFRAME_GROUPS, StepRow, metric_groups
 from dcvc_bench.tui.screens.confirm import ConfirmScreen
 from dcvc_bench.tui.screens.evals import EvalScreen
+from dcvc_bench.tui.titles import fit_title, refit
 from dcvc_bench.tui.widgets.checkpoint_panel import CheckpointPanel
 from dcvc_bench.tui.widgets.choice_bar import ChoiceBar
 from dcvc_bench.tui.widgets.curriculum_tree import CurriculumTree
@@ -64,6 +65,8 @@ class RunScreen(Screen[None]):
                 tooltip="On a narrow terminal: the step's chart or the whole track's"),
         Binding("v", "next_panel", "Next panel", show=False,
                 tooltip="On a small terminal: evaluations, checkpoints or log"),
+        Binding("z", "zoom", "Zoom panel", show=False,
+                tooltip="The focused bottom panel (or the one shown) fills the screen, with every column; again: back"),
     ]
 
     class Changed(Message):
@@ -91,7 +94,8 @@ class RunScreen(Screen[None]):
         self.groups = metric_groups(model.steps)
         self.metric = self.groups[0]
         self.follow = True
-        self._followed = self.selected  # the running step last jumped to
+        # the running step last jumped to (none yet: a step that starts later is jumped to)
+        self._followed = next((r.step.id for r in model.rows() if r.state == "running"), "")
         self.skipping: str | None = None  # the step being skipped (a run may be stopping first)
 
     def compose(self) -> ComposeResult:
@@ -110,14 +114,15 @@ class RunScreen(Screen[None]):
                     yield ChoiceBar([("evals", "Evaluations"), ("checkpoints", "Checkpoints"), ("log", "Log")],
                                     "evals", id="deck-bar", classes="deck-bar")
                     with Horizontal(classes="deck-row"):
-                        yield EvalTable(one_track=True, id="eval-table").add_class("deck-panel", "evals-panel")
+                        yield EvalTable(one_step=True, id="eval-table").add_class("deck-panel", "evals-panel")
                         yield CheckpointPanel(id="checkpoint-panel").add_class("deck-panel", "checkpoints-panel")
                     yield LogPane(id="log-pane").add_class("deck-panel", "log-panel")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#tree").border_title = "Curriculum"
-        self.query_one("#charts").border_title = "Training"
+        fit_title(self.query_one("#tree"), "Curriculum")
+        self.query_one("#tree").border_subtitle = "? legend"
+        fit_title(self.query_one("#charts"), "Training")
         self._show_run()
         self._show_step()
         self.query_one(CurriculumTree).select_step(self.selected)
@@ -126,6 +131,11 @@ class RunScreen(Screen[None]):
         self.call_after_refresh(self.follow_files)  # paint first, then read
         self.set_interval(1.0, self._check_own_run)
         self.set_interval(AGE_REFRESH_S, self._show_checkpoints)
+        self.call_after_refresh(refit, self)
+
+    def on_resize(self) -> None:
+        self._show_progress()  # compact or not
+        self.call_after_refresh(refit, self)
 
     # -- reading ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False, name="run folder watcher")
@@ -156,7 +166,8 @@ class RunScreen(Screen[None]):
             self._show_step_chart()
         if changes.events & mine:
             self._show_track_chart()
-            self.query_one(EvalTable).show(self.model.eval_rows(step.track))
+        if self.selected in changes.events:
+            self.query_one(EvalTable).show_rows(self.model.eval_rows(step.track, self.selected))
         if changes.steps or step.track in changes.checkpoints:
             self._show_checkpoints()
         if changes.log:
@@ -187,15 +198,19 @@ class RunScreen(Screen[None]):
         self._show_progress()
         self._show_step_chart()
         self._show_track_chart()
-        track = self.model.step(self.selected).track
-        self.query_one(EvalTable).show(self.model.eval_rows(track))
-        note = "BPP: uniform, per RVQ depth" if self.model.step(self.selected).is_iframe else "★ lowest RD loss"
-        self.query_one("#eval-table").border_title = f"Evaluations · {track} · {note}"
+        step = self.model.step(self.selected)
+        self.query_one(EvalTable).show_rows(self.model.eval_rows(step.track, self.selected))
+        note = "BPP: uniform, per RVQ depth" if step.is_iframe else "★ lowest RD loss"
+        phase = step.phase_id
+        fit_title(self.query_one("#eval-table"), f"Evaluations · {step.id} · {note}",
+                  f"Evaluations · {phase} · {note}", f"Evals · {phase} · {note}", f"Evals · {phase}")
         self._show_checkpoints()
-        self.query_one("#log-pane").border_title = f"Log · {self.selected}/stdout.log"
+        fit_title(self.query_one("#log-pane"), f"Log · {self.selected}/stdout.log", f"Log · {phase}/stdout.log",
+                  f"Log · {phase}")
 
     def _show_progress(self) -> None:
-        self.query_one(ProgressPanel).show(self.model.progress(self.selected))
+        compact = self.has_class("-short") or self.has_class("-narrow")
+        self.query_one(ProgressPanel).show(self.model.progress(self.selected), compact)
 
     def _show_step_chart(self) -> None:
         self.query_one("#step-chart", MetricChart).show(self.model.step_chart(self.selected, self.metric))
@@ -205,10 +220,14 @@ class RunScreen(Screen[None]):
         self.query_one("#track-chart", MetricChart).show(self.model.track_chart(track, self.metric))
 
     def _show_checkpoints(self) -> None:
-        track = self.model.step(self.selected).track
+        step = self.model.step(self.selected)
+        track, phase = step.track, step.phase_id
         panel = self.query_one(CheckpointPanel)
-        panel.border_title = f"Checkpoints · {track}/{self.model.checkpoint_prefix(track)}*"
-        panel.show(self.model.checkpoints(track), self.model.next_start(track))
+        where = f"{track}/{self.model.checkpoint_prefix(track)}*"
+        fit_title(panel, f"Checkpoints · written by {phase} · {where}", f"Checkpoints · {phase} · {where}",
+                  f"Checkpoints · written by {phase}", f"Checkpoints · {phase}")
+        panel.show(self.model.checkpoints(track, self.selected), self.model.next_start(track),
+                   f"no checkpoint of {phase} on disk")
 
     def _follow_running(self) -> None:
         running = next((r.step.id for r in self.model.rows() if r.state == "running"), None)
@@ -249,6 +268,7 @@ class RunScreen(Screen[None]):
         deck = self.query_one("#deck")
         for name in DECK:
             deck.set_class(name == event.key, f"-show-{name}")
+        self.call_after_refresh(refit, self)
 
     # -- actions ------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -386,3 +406,16 @@ class RunScreen(Screen[None]):
 
     def action_next_panel(self) -> None:
         self.query_one("#deck-bar", ChoiceBar).cycle()
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        else:
+            panels = [self.query_one("#eval-table"), self.query_one("#checkpoint-table"), self.query_one("#log-pane")]
+            focused = self.focused if self.focused in panels else None
+            shown = next((p for p in panels if p.display and p.parent is not None and p.parent.display
+                          and (p.id != "checkpoint-table" or self.query_one(CheckpointPanel).display)), panels[0])
+            target = focused or shown
+            self.maximize(self.query_one(CheckpointPanel) if target.id == "checkpoint-table" else target,
+                          container=False)
+        self.call_after_refresh(refit, self)

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from dcvc_bench.tui.format import cell as _cell
 from dcvc_bench.tui.format import num, theme_style
-from dcvc_bench.tui.widgets.sized_table import fill
+from dcvc_bench.tui.widgets.sized_table import FitTable
 from dcvc_bench.evaldoc import EvalResult, EvalResults, Figures
 
 #: Columns (and whether right-aligned). The tables have no cell padding (so that they fit 80
@@ -24,6 +24,9 @@ RESULT_COLUMNS = (("codec", False), ("bits", False), ("BPP", True), ("PSNR", Tru
                   ("LPIPS", True), ("est. BPP", True), ("gap", True), ("enc ms", True), ("dec ms", True))
 CLIP_COLUMNS = (("clip", False), ("BPP", True), ("PSNR", True), ("MS-SSIM", True), ("LPIPS", True),
                 ("I-frames PSNR/BPP", True), ("P-frames PSNR/BPP", True), ("P1 P2 P3 PSNR", True))
+#: Which columns a narrow terminal leaves out first.
+RESULT_DROP = (5, 9, 8, 7, 6, 4)   # LPIPS, dec ms, enc ms, gap, est. BPP, MS-SSIM
+CLIP_DROP = (7, 4, 3, 6, 5)        # P1 P2 P3, LPIPS, MS-SSIM, P-frames, I-frames
 #: The theme colour of each kind of bits.
 BITS_COLOUR = {"real": "success", "estimated": "warning"}
 
@@ -38,20 +41,34 @@ class BenchEvalPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="bench-info")
-        yield DataTable(id="bench-results", cursor_type="row", zebra_stripes=True, cell_padding=0)
-        yield DataTable(id="bench-clips", cursor_type="row", zebra_stripes=True, cell_padding=0)
+        yield FitTable(id="bench-results", cell_padding=0)
+        yield FitTable(id="bench-clips", cell_padding=0)
+        yield Static(id="bench-hidden")
         yield Static(id="bench-notes")
 
     def on_mount(self) -> None:
         for selector, columns in (("#bench-results", RESULT_COLUMNS), ("#bench-clips", CLIP_COLUMNS)):
-            fill(self.query_one(selector, DataTable), _labels(columns), [])
+            table = self.query_one(selector, FitTable)
+            table.note_on = None
+            table.show(_labels(columns), [])
+        self.query_one("#bench-hidden").display = False
+
+    @on(FitTable.Fitted)
+    def _fitted(self) -> None:
+        """Say which columns a narrow terminal leaves out (a wider one shows them)."""
+        parts = [f"{', '.join(t.hidden)} ({name})" for name, t in
+                 (("results", self.query_one("#bench-results", FitTable)), ("clips", self.query_one("#bench-clips", FitTable)))
+                 if t.hidden]
+        line = self.query_one("#bench-hidden", Static)
+        line.display = bool(parts)
+        line.update(Content(f"too narrow for: {'; '.join(parts)}"))
 
     def show(self, results: EvalResults) -> None:
         if results == self._shown:
             return
         self._shown = results
-        table = self.query_one("#bench-results", DataTable)
-        clips = self.query_one("#bench-clips", DataTable)
+        table = self.query_one("#bench-results", FitTable)
+        clips = self.query_one("#bench-clips", FitTable)
         info = self.query_one("#bench-info", Static)
         notes = self.query_one("#bench-notes", Static)
         usable = not results.missing and not results.problem
@@ -68,8 +85,8 @@ class BenchEvalPanel(VerticalScroll):
         info.update(_info(results))
         reduced = bool(results.ms_ssim_reduced)
         theme = self.app.theme_variables
-        fill(table, _labels(RESULT_COLUMNS), [_result_cells(r, reduced, theme) for r in results.results],
-             keys=[r.id for r in results.results])
+        table.show(_labels(RESULT_COLUMNS), [_result_cells(r, reduced, theme) for r in results.results],
+                   keys=[r.id for r in results.results], drop_order=RESULT_DROP)
         if results.results:
             self._show_clips(results.results[table.cursor_row])
         notes.update(_notes(results))
@@ -83,9 +100,9 @@ class BenchEvalPanel(VerticalScroll):
             self._show_clips(result)
 
     def _show_clips(self, result: EvalResult) -> None:
-        clips = self.query_one("#bench-clips", DataTable)
+        clips = self.query_one("#bench-clips", FitTable)
         rows = [*result.clips, result.overall] if len(result.clips) > 1 else list(result.clips)
-        fill(clips, _labels(CLIP_COLUMNS), [_clip_cells(figures) for figures in rows])
+        clips.show(_labels(CLIP_COLUMNS), [_clip_cells(figures) for figures in rows], drop_order=CLIP_DROP)
         clips.border_title = f"{result.id} per clip"
 
 

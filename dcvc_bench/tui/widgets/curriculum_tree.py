@@ -8,7 +8,8 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from dcvc_bench.tui.format import START_SHORT, state_style
+from dcvc_bench.curriculum.start_words import start_short
+from dcvc_bench.tui.format import state_style
 from dcvc_bench.tui.views import StepRow
 
 
@@ -72,7 +73,7 @@ def _step_label(row: StepRow, theme: dict[str, str]) -> Text:
     active = row.state not in ("done", "pending")  # its state says more than how it starts
     return Text.assemble((f"{glyph} ", style), (f"{name:<8}", "bold" if row.state == "running" else ""),
                          f" {row.epochs_done}/{step.epochs} ",
-                         (row.state, style) if active else (START_SHORT.get(row.start, row.start), "dim"))
+                         (row.state, style) if active else (start_short(row.start), "dim"))
 
 
 def _group_label(name: str, rows: list[StepRow], theme: dict[str, str]) -> Text:

@@ -1,42 +1,50 @@
-"""Every evaluation of a track: PSNR, BPP, MS-SSIM, RD loss, I- and P-frames, normal
-and EMA weights, with the best row (lowest RD loss) marked."""
+"""Training-time evaluations as a table: one row per evaluation and model (normal, EMA,
+or an I-frame step's RVQ depth), the best one marked. Columns that do not fit are left
+out whole, the per-frame-type ones first (:class:`~dcvc_bench.tui.widgets.sized_table.FitTable`)."""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable
 
-from dcvc_bench.tui.format import num
+from dcvc_bench.tui.format import cell, num
 from dcvc_bench.tui.views import EvalRow
-from dcvc_bench.tui.widgets.sized_table import fill
+from dcvc_bench.tui.widgets.sized_table import FitTable
 
 COLUMNS = ("", "step", "ep", "model", "PSNR", "BPP", "MS-SSIM", "RD loss", "I PSNR", "I BPP", "P PSNR", "P BPP")
+#: Which columns go first when the table is too narrow (the I-frame ones, then the P-frame ones...).
+DROP_ORDER = ("I BPP", "I PSNR", "P BPP", "P PSNR", "MS-SSIM", "model", "RD loss")
 BEST = "★"
 
 
-class EvalTable(DataTable[Text]):
-    """Redrawn only when its rows change; the cursor stays where the user left it."""
+class EvalTable(FitTable):
+    """Redrawn only when its rows change; the cursor stays where the user left it.
+    ``one_step``: the rows of one step (its title names it), so no step column."""
 
-    def __init__(self, *, one_track: bool, id: str | None = None):
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.one_track = one_track  # name steps by their phase (s1g2): the title names the track
-        self._rows: list[EvalRow] = []
+    def __init__(self, *, one_step: bool, more_key: str = "z", id: str | None = None):
+        super().__init__(more_key=more_key, id=id, cell_padding=0)
+        self.one_step = one_step
+        self._shown: list[EvalRow] | None = None
+        self.columns_shown = tuple(c for c in COLUMNS if not (one_step and c == "step"))
 
     def on_mount(self) -> None:
-        fill(self, COLUMNS, [])
+        self.show_rows([])
 
-    def show(self, rows: list[EvalRow]) -> None:
-        if rows == self._rows:
+    def show_rows(self, rows: list[EvalRow]) -> None:
+        if rows == self._shown:
             return
-        self._rows = rows
-        fill(self, COLUMNS, [_cells(row, self.one_track) for row in rows])
+        self._shown = rows
+        names = self.columns_shown
+        self.show([cell(c, c not in ("", "step", "model")) for c in names], [_cells(row, self.one_step) for row in rows],
+                  drop_order=[names.index(c) for c in DROP_ORDER if c in names])
 
 
-def _cells(row: EvalRow, one_track: bool) -> list[Text]:
+def _cells(row: EvalRow, one_step: bool) -> list[Text]:
+    """Cells for a table without cell padding: each starts with a space (format.cell)."""
     style = "bold" if row.best else ""
     values = [num(row.psnr, ".2f"), num(row.bpp, ".4f"), num(row.ms_ssim, ".4f"), num(row.rd_loss, ".3f"),
               num(row.i_psnr, ".2f"), num(row.i_bpp, ".4f"), num(row.p_psnr, ".2f"), num(row.p_bpp, ".4f")]
-    return [Text(BEST if row.best else " ", style="bold"), Text(row.phase if one_track else row.step_id, style=style),
-            Text(str(row.epoch if row.epoch is not None else "-"), justify="right"),
-            Text(row.model, style="dim" if row.model == "EMA" else ""),
-            *(Text(v, style=style, justify="right") for v in values)]
+    step = [] if one_step else [cell(row.step_id, False, style)]
+    return [cell(BEST if row.best else " ", False, "bold"), *step,
+            cell(str(row.epoch if row.epoch is not None else "-")),
+            cell(row.model, False, "dim" if row.model == "EMA" else ""),
+            *(cell(v, True, style) for v in values)]

@@ -29,11 +29,20 @@ class MetricChart(Container):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
         self._plot: PlotextPlot | None = None
+        self._chart: Chart | None = None
+        self._drawn_rows = -1
+
+    def on_resize(self) -> None:
+        """The ticks depend on the height: draw again when it changed."""
+        if self._chart is not None and self.size.height != self._drawn_rows:
+            self.show(self._chart)
 
     def compose(self) -> ComposeResult:
         yield Static(classes="chart-empty")
 
     def show(self, chart: Chart) -> None:
+        self._chart = chart
+        self._drawn_rows = self.size.height
         empty = self.query_one(".chart-empty", Static)
         empty.display = chart.empty
         if chart.empty:
@@ -54,8 +63,12 @@ class MetricChart(Container):
         for x, label in chart.marks:
             plt.vertical_line(x, color="gray")
             plt.text(label, x, top, color="gray")
-        # Three ticks fit the smallest chart, so plotext never has to choose among them.
+        # No more ticks than plot rows, so plotext never has to choose among them (its
+        # choice depends on the order it was drawn in: a snapshot would differ).
+        rows = self.size.height - 5  # title, top line, x axis and its labels, legend
         ticks = [low, (low + top) / 2, top] if top > low else [low]
+        if top > low and rows < 3:
+            ticks = [low, top] if rows == 2 else [top]
         plt.yticks(ticks, [format(t, chart.y_format) for t in ticks])
         if chart.x_max is not None:
             plt.xlim(0, chart.x_max)
