@@ -268,10 +268,11 @@ def _entries_from_documents(folder: Path) -> list:
     import json
 
     from dcvc_bench.evaldoc import EVAL_KIND, index_entry
+    from dcvc_bench.evaldoc.schema import is_eval_document_name
 
     entries = []
     for path in folder.glob("*.json"):
-        if path.name in ("latest.json", "rd.json", "index.json") or path.name.endswith("-rd.json"):
+        if not is_eval_document_name(path.name):
             continue
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))

@@ -16,6 +16,13 @@ EVAL_LATEST, EVAL_RD = "eval/latest.json", "eval/rd.json"
 EVAL_KIND, RD_KIND = "dcvc-bench-eval", "dcvc-bench-rd"
 #: The evaluation history (``eval/index.json``, rewritten atomically after every eval's own files).
 EVAL_INDEX, INDEX_KIND = "eval/index.json", "dcvc-bench-eval-index"
+
+
+def is_eval_document_name(name: str) -> bool:
+    """Whether a file of ``eval/`` is one evaluation's document (``<stamp>-<mode>.json``),
+    not ``latest.json``, ``rd.json``, ``index.json`` or an RD companion (``*-rd.json``)."""
+    return (name.endswith(".json") and not name.endswith("-rd.json")
+            and name not in (EVAL_LATEST[5:], EVAL_RD[5:], EVAL_INDEX[5:]))
 VERSION = 1
 MODES = ("estimate", "real", "baselines", "iframe-estimate", "iframe-real")
 

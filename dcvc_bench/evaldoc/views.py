@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcvc_bench.evaldoc.schema import is_eval_document_name
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -218,9 +220,6 @@ def read_rd_view(path: Path, doc: dict[str, Any] | None, *, missing: bool = True
 
 #: ``eval/index.json``: every `dcvc-bench eval` of the run folder, oldest first (written by
 #: :mod:`dcvc_bench.eval.run_eval` after each eval's own files).
-INDEX_FILE, INDEX_FORMAT = "index.json", "dcvc-bench-eval-index"
-#: Files in ``eval/`` that are not one eval's document.
-_NOT_DOCUMENTS = ("latest.json", "rd.json", INDEX_FILE)
 
 
 @dataclass(frozen=True)
@@ -259,7 +258,7 @@ def read_eval_history(eval_dir: Path, index: dict[str, Any] | None) -> tuple[Eva
         return ()
     entries = []
     for name in names:
-        if name in _NOT_DOCUMENTS or name.endswith("-rd.json"):
+        if not is_eval_document_name(name):
             continue
         stem = name[:-len(".json")]
         parts = stem.split("-", 2)

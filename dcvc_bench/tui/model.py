@@ -21,7 +21,7 @@ from dcvc_bench.checkpoints import checkpoint_name
 from dcvc_bench.curriculum import StartKind, Step, load_curriculum, run_paths
 from dcvc_bench.curriculum.start_words import start_phrase
 from dcvc_bench.errors import UserError
-from dcvc_bench.evaldoc import (EVAL_KIND, EVAL_LATEST, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
+from dcvc_bench.evaldoc import (EVAL_INDEX, EVAL_KIND, EVAL_LATEST, INDEX_KIND, EVAL_RD, RD_KIND, VERSION, EvalResults, RDView, as_float,
                                 as_int, read_eval_results, read_rd_view)
 from dcvc_bench.health import collapses
 from dcvc_bench.runner.ledger import LEDGER_FILE, SKIPPED, Ledger
@@ -31,7 +31,7 @@ from dcvc_bench.runner.status import FROZEN_CURRICULUM, RunView, inspect_run, op
 from dcvc_bench.tui import eta
 from dcvc_bench.tui.rows import (checkpoint_row, checkpoint_sort_key, codebook_lines, eval_rows, start_source,
                                  step_row)
-from dcvc_bench.evaldoc.views import INDEX_FILE, INDEX_FORMAT, EvalEntry, read_eval_history
+from dcvc_bench.evaldoc.views import EvalEntry, read_eval_history
 from dcvc_bench.tui.readers import CheckpointShelf, JsonDoc, LogTail, StepEvents, read_eval_entry, stat_key
 from dcvc_bench.tui.views import (CODEBOOK_GROUP, Changes, Chart, CheckpointRow, EvalRow, MetricGroup,
                                   StepProgress, StepRow)
@@ -68,7 +68,7 @@ class RunModel:
         self._changes = Changes()
         self._eval_doc = JsonDoc(paths.run_dir / EVAL_LATEST, EVAL_KIND, VERSION)
         self._rd_doc = JsonDoc(paths.run_dir / EVAL_RD, RD_KIND, VERSION)
-        self._index_doc = JsonDoc(paths.run_dir / "eval" / INDEX_FILE, INDEX_FORMAT, VERSION)
+        self._index_doc = JsonDoc(paths.run_dir / EVAL_INDEX, INDEX_KIND, VERSION)
         self._eval_dir_key: tuple[int, int, int] | None | bool = False
         self._history: tuple[EvalEntry, ...] = ()
         self._eval_results = EvalResults(self._eval_doc.path)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dcvc_bench.evaldoc.views import INDEX_FORMAT, read_eval_history
+from dcvc_bench.evaldoc import INDEX_KIND as INDEX_FORMAT
+from dcvc_bench.evaldoc.views import read_eval_history
 from dcvc_bench.tui.screens.evals import EvalScreen
 from dcvc_bench.tui.screens.history import HistoryScreen
 from dcvc_bench.tui.screens.rd import RDScreen
