@@ -31,7 +31,7 @@ app = App(
         "  dcvc-bench tui"
     ),
 )
-data_app = App(help="Datasets: synthetic clips for quick runs and tests.", no_args_is_help=True)
+data_app = App(help="Datasets: synthetic clips for quick runs and tests; MP4 ↔ raw YUV ↔ PNG conversion.", no_args_is_help=True)
 bench_app = App(help="Benchmarks (printed figures, never timed assertions).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
