@@ -52,12 +52,22 @@ class EvalOptions:
 
 @dataclass
 class EvalRequest(EvalOptions):
-    """Everything `dcvc-bench eval` was asked (CLI options, already typed)."""
+    """Everything `dcvc-bench eval` was asked (CLI options, already typed). ``frames`` /
+    ``intra_period`` None: not given (the preset's, the dataset config's or the defaults
+    apply, :mod:`dcvc_bench.eval.conditions`)."""
 
-    intra_period: int = 32
+    frames: Optional[int] = 96         # type: ignore[assignment]
+    intra_period: Optional[int] = 32
     ema: bool = False
     baselines_only: bool = False
     rvq_layers: Optional[str] = None   # "2,4,6,8": one RD point per (track, RVQ depth)
+    conditions: Optional[str] = None   # --preset: dcvc-ctc | dcvc-allframes
+    dataset_config: Optional[Path] = None
+    color: str = "rgb"                 # rgb | yuv420
+    anchor_json: Optional[Path] = None
+    anchor_name: Optional[str] = None
+    anchor_metric: str = "psnr"
+    bd_method: Optional[str] = None    # None: akima, or pchip with --anchor-json
 
 
 @dataclass
@@ -71,8 +81,18 @@ class Target:
 
 @dataclass
 class Clip:
+    """A clip to evaluate. ``frames`` / ``all_frames`` / ``intra_period`` set: this clip's
+    own test condition (a dataset config or preset), else the request's; ``dataset``:
+    its class in a dataset config (results in DCVC's format are grouped by it)."""
+
     name: str
     path: Path
+    dataset: Optional[str] = None
+    frames: Optional[int] = None
+    all_frames: bool = False
+    intra_period: Optional[int] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -254,6 +274,59 @@ def frames_available(clips: Sequence[Clip], frames: int) -> int:
     from dcvc_bench.data.video import probe_video
 
     return sum(min(probe_video(clip.path).frames, frames) for clip in clips)
+
+
+@dataclass
+class LoadedClip:
+    """A clip's frames as the codecs see them (T×3×H×W uint8 RGB) and, for YUV 4:2:0
+    scoring, its source planes (Y T×H×W, U/V T×H/2×W/2) at ``bit_depth``."""
+
+    frames_u8: torch.Tensor
+    planes: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+    bit_depth: int = 8
+
+
+def _mp4(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".mp4"
+
+
+def clip_frame_count(clip: Clip, frames: Optional[int]) -> int:
+    """How many frames ``load_source`` gives of ``clip`` (``frames`` None: all)."""
+    if clip.frames is not None or clip.all_frames:
+        frames = None if clip.all_frames else clip.frames
+    if _mp4(clip.path):
+        from dcvc_bench.data.video import probe_video
+
+        have = probe_video(clip.path).frames
+    else:
+        from dcvc_bench.data.sources import open_source
+
+        have = open_source(clip.path, width=clip.width, height=clip.height).num_frames
+    return have if frames is None else min(have, frames)
+
+
+def load_source(clip: Clip, frames: Optional[int], color: str = "rgb") -> LoadedClip:
+    """The first ``frames`` frames of a clip (all with ``frames`` None or the clip's own
+    condition; fewer when it is shorter). MP4 in RGB mode: :func:`load_clip`; other
+    sources (``.yuv``, frame folders) and YUV mode: :func:`dcvc_bench.data.sources.open_source`
+    (BT.709 full range, the documented colour conversion), the RGB frames rounded to 8 bits."""
+    if clip.frames is not None or clip.all_frames:
+        frames = None if clip.all_frames else clip.frames
+    if color == "rgb" and _mp4(clip.path):
+        return LoadedClip(load_clip(clip, frames if frames is not None else clip_frame_count(clip, None)))
+    from dcvc_bench.data.sources import open_source
+
+    src = open_source(clip.path, width=clip.width, height=clip.height)
+    n = src.num_frames if frames is None else min(frames, src.num_frames)
+    if n < 1:
+        raise UserError(f"cannot evaluate {clip.path}: it has no frame")
+    rgb = np.stack([np.clip(np.rint(src.read_rgb(i) * 255.0), 0, 255).astype(np.uint8) for i in range(n)])
+    frames_u8 = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)))
+    if color != "yuv420":
+        return LoadedClip(frames_u8)
+    yuv = [src.read_yuv(i) for i in range(n)]
+    planes = tuple(np.stack([f[k] for f in yuv]) for k in range(3))
+    return LoadedClip(frames_u8, planes, int(src.bit_depth))  # type: ignore[arg-type]
 
 
 def load_clip(clip: Clip, frames: int) -> torch.Tensor:
