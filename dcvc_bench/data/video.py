@@ -1,23 +1,17 @@
-"""MP4 GOP datasets decoded with OpenCV: what goes in, what comes out, and the rules.
+"""GOP datasets over every kind of clip: what goes in, what comes out, and the rules.
 
-Folders
-    Every ``*.mp4`` (any case: ``.MP4`` too) directly inside the folder, sorted by name;
-    sub-folders are not searched and hidden files (``.name.mp4``, e.g. macOS ``._clip.mp4``
-    resource forks or a half-written temp file) are ignored. A missing folder, or one
-    with no MP4 in it, is a :class:`~dcvc_bench.errors.UserError`. The rule lives in
-    :func:`dcvc_bench.clips.list_videos` (torch-free: `run` checks folders with it).
-
-Decoding is sequential, always from frame 0
-    A clip is opened with OpenCV's FFmpeg backend and decoded from its first frame:
-    ``grab()`` to skip up to the wanted start (decodes, skips the colour conversion), then
-    ``read()`` for the frames we keep. Why: ``CAP_PROP_FRAME_COUNT`` is the container's
-    claim (wrong for variable-frame-rate, edited or truncated files) and
-    ``CAP_PROP_POS_FRAMES`` seeking lands on a nearby key frame with some codecs and
-    builds, silently returning the wrong frames. A GOP of the wrong frames, or a clip that
-    ends early, would corrupt training without any error. Frame counts are therefore
-    measured by decoding (:func:`probe_video`), once per file and modification time.
-    A file OpenCV cannot open or decode a single frame from is a ``UserError`` naming
-    it; a clip that ends before the frames asked for raises :class:`ShortClipError`.
+Clips
+    What a folder's clips are (``.mp4`` and other video files, raw ``.yuv`` 4:2:0 files,
+    folders of PNG/JPEG frames, a Vimeo-90k root's listed septuplets) is the one rule of
+    :func:`dcvc_bench.clips.list_videos` (torch-free: `run` checks folders with it); each
+    clip is read through :func:`dcvc_bench.data.sources.open_source` (MP4 with OpenCV,
+    sequentially from frame 0, see :mod:`dcvc_bench.data.mp4`; ``.yuv`` by byte offset,
+    BT.709 full range; frames with OpenCV's image reader). A training folder's Vimeo-90k
+    root gives the septuplets of ``sep_trainlist.txt`` and a validation one those of
+    ``sep_testlist.txt``, so a GOP is always drawn from within one septuplet. A clip that
+    cannot be read is a ``UserError`` naming it; an MP4 that ends before the frames asked
+    for raises :class:`ShortClipError`. ``source_options`` (``width``, ``height``,
+    ``bit_depth``) give the size of ``.yuv`` files whose names do not say it.
 
 Training samples (:class:`VideoGOPDataset`)
     - Clips with fewer than ``gop_size`` frames are skipped, with one warning naming them
@@ -45,8 +39,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
+
+from typing import Any, Mapping, Optional
 
 import cv2
 import numpy as np
@@ -54,6 +49,8 @@ import torch
 from torch.utils.data import Dataset
 
 from dcvc_bench.clips import list_videos
+from dcvc_bench.data.mp4 import ShortClipError, VideoInfo, probe_cached, probe_video, read_frames
+from dcvc_bench.data.sources import FrameSource, open_source
 from dcvc_bench.errors import UserError
 
 __all__ = [
@@ -69,81 +66,10 @@ __all__ = [
 
 #: At most this many clip names are spelled out in one warning or error line.
 _MAX_NAMES = 10
-_NO_FRAMES = np.empty((0, 0, 0, 3), np.uint8)
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """A clip as actually decoded: frame size and the number of frames that decode."""
-
-    width: int
-    height: int
-    frames: int
-
-
-class ShortClipError(Exception):
-    """A clip ended before the frames asked for. Not a user error by itself: callers
-    decide (skip the clip, use what was decoded, or raise a ``UserError``)."""
-
-    def __init__(self, path: Path, start: int, requested: int, total: int, frames: np.ndarray):
-        self.path = path
-        self.start = start
-        self.requested = requested
-        #: frames the clip has in all, as decoded
-        self.total = total
-        #: the frames from ``start`` that did decode, (n, H, W, 3) uint8 RGB, n < requested
-        self.frames = frames
-        super().__init__(
-            f"{path}: asked for frames {start}..{start + requested - 1} but it decodes only {total} frames"
-        )
 
 
 class SkippedClipsWarning(UserWarning):
     """Some clips in a training folder are too short for the GOP and are not used."""
-
-
-def read_frames(path: str | os.PathLike[str], start: int, count: int) -> np.ndarray:
-    """Decode frames ``start .. start+count-1`` of a clip as a ``(count, H, W, 3)`` uint8
-    RGB array, decoding sequentially from frame 0 (see the module docstring for why).
-
-    Raises ``UserError`` when the file cannot be decoded at all and
-    :class:`ShortClipError` when it ends before ``start + count`` frames.
-    """
-    path = Path(path)
-    if start < 0 or count < 1:
-        raise ValueError(f"read_frames: need start >= 0 and count >= 1, got start={start}, count={count}")
-    capture = _open(path)
-    try:
-        for skipped in range(start):
-            if not capture.grab():
-                if skipped == 0:
-                    raise _undecodable(path)
-                raise ShortClipError(path, start, count, skipped, _NO_FRAMES)
-        out: np.ndarray | None = None
-        for i in range(count):
-            ok, bgr = capture.read()
-            if not ok or bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
-                if start == 0 and i == 0:
-                    raise _undecodable(path)
-                decoded = out[:i] if out is not None else _NO_FRAMES
-                raise ShortClipError(path, start, count, start + i, decoded)
-            if out is None:
-                out = np.empty((count, *bgr.shape), np.uint8)
-            elif bgr.shape != out.shape[1:]:
-                raise UserError(
-                    f"cannot use {path}: its frame size changes mid-clip ({out.shape[2]}x{out.shape[1]} "
-                    f"then {bgr.shape[1]}x{bgr.shape[0]}); re-encode it at one size with ffmpeg or remove it"
-                )
-            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=out[i])
-        assert out is not None
-        return out
-    finally:
-        capture.release()
-
-
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
-    """Width, height and frame count of a clip, measured by decoding it once."""
-    return _count_frames(Path(path), limit=None)
 
 
 class VideoGOPDataset(Dataset):
@@ -158,6 +84,7 @@ class VideoGOPDataset(Dataset):
         seed: int = 0,
         *,
         what: str = "--train_video_dir",
+        source_options: Optional[Mapping[str, Any]] = None,
     ):
         _require_int("--gop_size", gop_size, minimum=1)
         _require_int("--crop_size", crop_size, minimum=1)
@@ -169,11 +96,13 @@ class VideoGOPDataset(Dataset):
         self.crop_size = crop_size
         self.seed = seed
         self.epoch = 0
+        self.source_options = dict(source_options or {})
+        self._sources: dict[int, FrameSource] = {}
 
         usable: list[tuple[Path, VideoInfo]] = []
         short: list[tuple[Path, VideoInfo]] = []
         for clip in list_videos(self.folder, what):
-            info = _probe_cached(clip)
+            info = _probe(clip, self.source_options)
             (usable if info.frames >= gop_size else short).append((clip, info))
         if not usable:
             longest = max(short, key=lambda item: item[1].frames)
@@ -209,7 +138,7 @@ class VideoGOPDataset(Dataset):
         path, info = self.clips[clip_index], self.infos[clip_index]
         start = int(rng.integers(info.frames - self.gop_size + 1))
         try:
-            frames = read_frames(path, start, self.gop_size)
+            frames = self._source(clip_index).read_rgb8(start, self.gop_size)
         except ShortClipError as exc:
             frames = self._read_after_short(clip_index, exc, rng)
         frames = _resize_to_cover(frames, self.crop_size)
@@ -228,7 +157,7 @@ class VideoGOPDataset(Dataset):
             self.infos[clip_index] = VideoInfo(probed.width, probed.height, exc.total)
             start = int(rng.integers(exc.total - self.gop_size + 1))
             try:
-                return read_frames(path, start, self.gop_size)
+                return self._source(clip_index).read_rgb8(start, self.gop_size)
             except ShortClipError as again:
                 exc = again
         raise UserError(
@@ -237,20 +166,31 @@ class VideoGOPDataset(Dataset):
         ) from exc
 
 
+    def _source(self, clip_index: int) -> FrameSource:
+        """The reader of clip ``clip_index``, opened once per process (workers get copies)."""
+        source = self._sources.get(clip_index)
+        if source is None:
+            source = self._sources[clip_index] = open_source(self.clips[clip_index], **self.source_options)
+        return source
+
+
 class VideoValidationDataset(Dataset):
     """The first ``max_frames`` frames of every clip in a folder, uncropped, in name order."""
 
     def __init__(self, folder: str | os.PathLike[str], max_frames: int, *, what: str = "--val_video_dir",
-                 min_frames: int = 1):
+                 min_frames: int = 1, source_options: Optional[Mapping[str, Any]] = None):
         """``min_frames``: what each clip must give (P-frame validation needs an I- and a
         P-frame, or its selection loss, which ``best`` and the scheduler use, is missing)."""
         _require_int("--eval_max_frames", max_frames, minimum=min_frames)
         self.folder = Path(folder)
         self.max_frames = max_frames
-        self.clips: tuple[Path, ...] = tuple(list_videos(self.folder, what))
+        self.clips: tuple[Path, ...] = tuple(list_videos(self.folder, what, split="test"))
+        self.sources: tuple[FrameSource, ...] = tuple(open_source(clip, **(source_options or {}))
+                                                      for clip in self.clips)
         # Decodes (grab) at most max_frames per clip: catches unreadable files now rather
         # than at the first evaluation, hours into training.
-        self.infos: tuple[VideoInfo, ...] = tuple(_count_frames(clip, limit=max_frames) for clip in self.clips)
+        self.infos: tuple[VideoInfo, ...] = tuple(
+            VideoInfo(source.width, source.height, source.frames_up_to(max_frames)) for source in self.sources)
         for clip, info in zip(self.clips, self.infos):
             if info.frames < min_frames:
                 raise UserError(f"{what}: {clip} has {info.frames} frame(s); validation needs at least "
@@ -264,59 +204,21 @@ class VideoValidationDataset(Dataset):
             raise IndexError(f"clip {index} out of range for {len(self)} clips")
         path = self.clips[index]
         try:
-            frames = read_frames(path, 0, self.infos[index].frames)
+            frames = self.sources[index].read_rgb8(0, self.infos[index].frames)
         except ShortClipError as exc:  # changed on disk since init: evaluate what is there
             frames = exc.frames
-        return path.stem, torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        return self.sources[index].name, torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
 
 
 # ---------------------------------------------------------------------------- helpers
 
-_PROBE_CACHE: dict[tuple[str, int, int], VideoInfo] = {}
-
-
-def _probe_cached(path: Path) -> VideoInfo:
-    """:func:`probe_video`, remembered per (path, mtime, size) so that rebuilding a
-    dataset over the same folder (train and val sharing clips, a new GOP step in the same
-    process) does not decode every clip again."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    info = _PROBE_CACHE.get(key)
-    if info is None:
-        info = _PROBE_CACHE[key] = probe_video(path)
-    return info
-
-
-def _open(path: Path) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    if not capture.isOpened():
-        capture.release()
-        if not cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
-            raise UserError(
-                f"cannot decode {path}: this OpenCV build has no FFmpeg backend; "
-                "install opencv-python-headless from PyPI"
-            )
-        raise _undecodable(path)
-    return capture
-
-
-def _undecodable(path: Path) -> UserError:
-    return UserError(f"cannot decode {path}: not a readable video; re-encode it with ffmpeg or remove it")
-
-
-def _count_frames(path: Path, limit: int | None) -> VideoInfo:
-    """Decode the first frame (for its size) then ``grab()`` up to ``limit`` frames."""
-    capture = _open(path)
-    try:
-        ok, first = capture.read()
-        if not ok or first is None or first.ndim != 3:
-            raise _undecodable(path)
-        frames = 1
-        while (limit is None or frames < limit) and capture.grab():
-            frames += 1
-        return VideoInfo(width=first.shape[1], height=first.shape[0], frames=frames)
-    finally:
-        capture.release()
+def _probe(clip: Path, options: Mapping[str, Any]) -> VideoInfo:
+    """Size and frame count of a clip: an MP4 decoded once per file version
+    (:func:`~dcvc_bench.data.mp4.probe_cached`), other sources from their headers."""
+    if clip.is_file() and clip.suffix.lower() != ".yuv":
+        return probe_cached(clip)
+    source = open_source(clip, **options)
+    return VideoInfo(source.width, source.height, source.num_frames)
 
 
 def _resize_to_cover(frames: np.ndarray, crop_size: int) -> np.ndarray:

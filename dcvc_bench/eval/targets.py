@@ -244,6 +244,7 @@ def validation_dir(run_dir: Path) -> Path:
 
 
 def resolve_clips(videos: Optional[Path], run_dir: Optional[Path]) -> list[Clip]:
+    from dcvc_bench.data.sources import source_name
     from dcvc_bench.data.video import list_videos
 
     if videos is None:
@@ -253,27 +254,28 @@ def resolve_clips(videos: Optional[Path], run_dir: Optional[Path]) -> list[Clip]
         folder = validation_dir(run_dir)
         if not folder.is_dir():
             raise UserError(f"the validation clips of {run_dir} ({folder}) are missing; pass --videos DIR|FILE")
-        paths = list_videos(folder, what=f"validation clips of {run_dir.name}")
+        paths = list_videos(folder, what=f"validation clips of {run_dir.name}", split="test")
     elif videos.is_file():
         paths = [videos]
     elif videos.is_dir():
-        paths = list_videos(videos, what="--videos")
+        paths = list_videos(videos, what="--videos", split="test")
     else:
         raise UserError(f"--videos {videos}: no such file or folder")
     names: dict[str, int] = {}
     clips = []
     for p in paths:
-        names[p.stem] = names.get(p.stem, 0) + 1
-        clips.append(Clip(p.stem if names[p.stem] == 1 else f"{p.stem}#{names[p.stem]}", p))
+        name = source_name(p)
+        names[name] = names.get(name, 0) + 1
+        clips.append(Clip(name if names[name] == 1 else f"{name}#{names[name]}", p))
     return clips
 
 
 def frames_available(clips: Sequence[Clip], frames: int) -> int:
     """How many frames an evaluation of ``frames`` per clip really gets from ``clips``
     (each clip decoded once to count them)."""
-    from dcvc_bench.data.video import probe_video
+    from dcvc_bench.data.sources import open_source
 
-    return sum(min(probe_video(clip.path).frames, frames) for clip in clips)
+    return sum(open_source(clip.path).frames_up_to(frames) for clip in clips)
 
 
 @dataclass
@@ -331,12 +333,9 @@ def load_source(clip: Clip, frames: Optional[int], color: str = "rgb") -> Loaded
 
 def load_clip(clip: Clip, frames: int) -> torch.Tensor:
     """The first ``frames`` frames (fewer if the clip is shorter) as T×3×H×W uint8 RGB."""
-    from dcvc_bench.data.video import ShortClipError, read_frames
+    from dcvc_bench.data.sources import open_source
 
-    try:
-        array = read_frames(clip.path, 0, frames)
-    except ShortClipError as exc:
-        array = exc.frames
+    array = open_source(clip.path).read_first_rgb8(frames)
     if len(array) == 0:
         raise UserError(f"cannot evaluate {clip.path}: no frame decodes")
     return torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))

@@ -62,9 +62,9 @@ def test_every_problem_is_counted(here):
 
 @pytest.mark.parametrize("make, expected", [
     (lambda d: clips(d, "notes.txt", ".hidden.mp4", "a.mp4.part"),
-     "folder clips/train has no .mp4 clips (sub-folders are not searched); " + HINT),
+     "folder clips/train has no .mp4 clips (nor .yuv files or sub-folders of PNG/JPEG frames); " + HINT),
     (lambda d: clips(d / "inner", "a.mp4"),
-     "folder clips/train has no .mp4 clips (sub-folders are not searched); " + HINT),
+     "folder clips/train has no .mp4 clips (nor .yuv files or sub-folders of PNG/JPEG frames); " + HINT),
     (lambda d: (d.parent.mkdir(parents=True), d.write_bytes(b"")),
      "clips/train is not a folder; " + HINT),
 ], ids=["only hidden or other files", "clips only in a sub-folder", "a file"])

@@ -56,14 +56,15 @@ def single_line_error(info) -> str:
 # ---------------------------------------------------------------- list_videos
 
 
-def test_list_videos_finds_mp4_of_any_case_sorted_not_recursive_not_hidden(tmp_path):
+def test_list_videos_finds_videos_of_any_case_sorted_not_recursive_not_hidden(tmp_path):
     for name in ("b.mp4", "a.MP4", "c.Mp4", "notes.txt", "clip.mkv", ".hidden.mp4", "._a.mp4"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "deep.mp4").write_bytes(b"x")
     (tmp_path / "dir.mp4").mkdir()
 
-    assert [p.name for p in list_videos(tmp_path)] == ["a.MP4", "b.mp4", "c.Mp4"]
+    # .mkv is a video file OpenCV's FFmpeg backend reads (issue 13: "MP4 and other video files")
+    assert [p.name for p in list_videos(tmp_path)] == ["a.MP4", "b.mp4", "c.Mp4", "clip.mkv"]
 
 
 def test_list_videos_missing_folder_names_flag_path_and_remedy(tmp_path):
@@ -314,11 +315,11 @@ def own_clips(tmp_path, synthetic_clips):
 
 
 def test_clips_are_probed_once_per_file_version(own_clips, monkeypatch):
-    from dcvc_bench.data import video
+    from dcvc_bench.data import mp4
 
     probed = []
-    real_probe = video.probe_video
-    monkeypatch.setattr(video, "probe_video", lambda path: probed.append(path.name) or real_probe(path))
+    real_probe = mp4.probe_video
+    monkeypatch.setattr(mp4, "probe_video", lambda path: probed.append(path.name) or real_probe(path))
 
     VideoGOPDataset(own_clips, gop_size=2, crop_size=32)
     VideoGOPDataset(own_clips, gop_size=3, crop_size=32)

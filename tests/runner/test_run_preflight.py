@@ -50,7 +50,7 @@ def test_run_names_the_empty_val_folder(curriculum, tmp_path):
     done = cli("run", curriculum.name, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "error: x.toml: [data].val_dir: folder data/val has no .mp4 clips (sub-folders are not searched); "
+        "error: x.toml: [data].val_dir: folder data/val has no .mp4 clips (nor .yuv files or sub-folders of PNG/JPEG frames); "
         "point it at a folder of .mp4 clips, or use [data.synthetic]"]
     assert not (tmp_path / "runs").exists()
 
