@@ -288,47 +288,40 @@ class LoadedClip:
     bit_depth: int = 8
 
 
-def _mp4(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".mp4"
+def _own(clip: Clip, frames: Optional[int]) -> Optional[int]:
+    """The frames asked of ``clip``: its own condition first (None: all)."""
+    if clip.frames is not None or clip.all_frames:
+        return None if clip.all_frames else clip.frames
+    return frames
 
 
 def clip_frame_count(clip: Clip, frames: Optional[int]) -> int:
-    """How many frames ``load_source`` gives of ``clip`` (``frames`` None: all)."""
-    if clip.frames is not None or clip.all_frames:
-        frames = None if clip.all_frames else clip.frames
-    if _mp4(clip.path):
-        from dcvc_bench.data.video import probe_video
+    """How many frames :func:`load_source` gives of ``clip`` (``frames`` None: all)."""
+    from dcvc_bench.data.sources import open_source
 
-        have = probe_video(clip.path).frames
-    else:
-        from dcvc_bench.data.sources import open_source
-
-        have = open_source(clip.path, width=clip.width, height=clip.height).num_frames
-    return have if frames is None else min(have, frames)
+    src = open_source(clip.path, width=clip.width, height=clip.height)
+    frames = _own(clip, frames)
+    return src.num_frames if frames is None else src.frames_up_to(frames)
 
 
 def load_source(clip: Clip, frames: Optional[int], color: str = "rgb") -> LoadedClip:
     """The first ``frames`` frames of a clip (all with ``frames`` None or the clip's own
-    condition; fewer when it is shorter). MP4 in RGB mode: :func:`load_clip`; other
-    sources (``.yuv``, frame folders) and YUV mode: :func:`dcvc_bench.data.sources.open_source`
-    (BT.709 full range, the documented colour conversion), the RGB frames rounded to 8 bits."""
-    if clip.frames is not None or clip.all_frames:
-        frames = None if clip.all_frames else clip.frames
-    if color == "rgb" and _mp4(clip.path):
-        return LoadedClip(load_clip(clip, frames if frames is not None else clip_frame_count(clip, None)))
+    condition; fewer when it is shorter) through :func:`dcvc_bench.data.sources.open_source`
+    (BT.709 full range, the documented colour conversion) as 8-bit RGB, and with
+    ``color`` "yuv420" its source planes too."""
     from dcvc_bench.data.sources import open_source
 
     src = open_source(clip.path, width=clip.width, height=clip.height)
-    n = src.num_frames if frames is None else min(frames, src.num_frames)
-    if n < 1:
-        raise UserError(f"cannot evaluate {clip.path}: it has no frame")
-    rgb = np.stack([np.clip(np.rint(src.read_rgb(i) * 255.0), 0, 255).astype(np.uint8) for i in range(n)])
+    frames = _own(clip, frames)
+    rgb = src.read_first_rgb8(src.num_frames if frames is None else frames)
+    if len(rgb) == 0:
+        raise UserError(f"cannot evaluate {clip.path}: no frame decodes")
     frames_u8 = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)))
     if color != "yuv420":
         return LoadedClip(frames_u8)
-    yuv = [src.read_yuv(i) for i in range(n)]
+    yuv = [src.read_yuv(i) for i in range(len(rgb))]
     planes = tuple(np.stack([f[k] for f in yuv]) for k in range(3))
-    return LoadedClip(frames_u8, planes, int(src.bit_depth))  # type: ignore[arg-type]
+    return LoadedClip(frames_u8, planes, int(src.bit_depth) if src.kind == "yuv" else 8)  # type: ignore[arg-type]
 
 
 def load_clip(clip: Clip, frames: int) -> torch.Tensor:
