@@ -344,8 +344,8 @@ def print_anchor(doc: EvalDocument, console) -> None:
     from rich.table import Table
 
     classes = list(dict.fromkeys(c for row in section["comparisons"] for c in row["classes"]))
-    table = Table(title=f"BD-rate vs {section['name']} ({section['metric']}, all frames, {section['method']}; "
-                        "per class, frame-weighted over matched sequences)")
+    table = Table(title=f"BD-rate vs {section['name']} ({section['metric']}, {section['method']}, per class)",
+                  title_justify="left")
     table.add_column("curve")
     for c in classes:
         table.add_column(c, justify="right")
