@@ -131,14 +131,15 @@ def slug(name: str) -> str:
 
 def write_beside(doc: dict[str, Any], main: Path) -> dict[str, str]:
     """Write each curve's DCVC-format results beside ``main`` (the eval document):
-    ``<main stem>-dcvc-<curve>.json``. Returns {what: path}."""
+    ``<main stem>-<curve>.dcvc.json`` (a name no reader's ``*-real.json`` or ``*-rd.json``
+    matches). Returns {what: path}."""
     from dcvc_bench.checkpoints import atomic_write_bytes, json_safe
 
     written: dict[str, str] = {}
     for curve, data in dcvc_results(doc).items():
         if not data:
             continue
-        path = main.with_name(f"{main.stem}-dcvc-{slug(curve)}.json")
+        path = main.with_name(f"{main.stem}-{slug(curve)}.dcvc.json")
         # in the file's own order (classes and sequences as evaluated, the anchor's key order)
         atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2) + "\n").encode())
         written[f"dcvc {curve}"] = str(path)

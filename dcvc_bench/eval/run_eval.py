@@ -134,7 +134,7 @@ def _clips_of(req: EvalRequest, run_dir: Optional[Path]) -> list[Clip]:
         for seq in load_dataset_config(req.dataset_config):
             frames = choose(req.frames, preset, seq.frames, "frames")
             ip = choose(req.intra_period, preset, seq.intra_period, "intra_period")
-            check_counts(frames or 1, ip)  # type: ignore[arg-type]
+            check_counts(1 if frames is None else frames, ip)  # type: ignore[arg-type]
             clips.append(Clip(seq.name, seq.path, dataset=seq.dataset, frames=frames, all_frames=frames is None,
                               intra_period=ip, width=seq.width, height=seq.height))
         return clips
@@ -151,7 +151,7 @@ def run_eval(req: EvalRequest, echo: Callable[[str], None] = lambda s: None) -> 
     frames = choose(req.frames, preset, None, "frames")
     intra_period = choose(req.intra_period, preset, None, "intra_period")
     assert intra_period is not None
-    check_counts(frames or 1, intra_period)
+    check_counts(1 if frames is None else frames, intra_period)
     if req.color not in ("rgb", "yuv420"):
         raise UserError(f"--color {req.color!r}: use rgb or yuv420")
     bd_method = check_method(req.bd_method or ("pchip" if req.anchor_json else "akima"))
@@ -330,7 +330,7 @@ def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional
 
 def write_dcvc_beside(doc: EvalDocument, main: Path) -> dict[str, str]:
     """Each curve's results in microsoft/DCVC's JSON format beside ``main``
-    (``<stem>-dcvc-<curve>.json``, :mod:`dcvc_bench.eval.dcvc_json`)."""
+    (``<stem>-<curve>.dcvc.json``, :mod:`dcvc_bench.eval.dcvc_json`)."""
     from dcvc_bench.eval.dcvc_json import write_beside
 
     return write_beside(doc, main)  # type: ignore[arg-type]

@@ -114,8 +114,8 @@ def test_results_in_dcvc_format_have_the_anchors_keys(evaluated, dataset):
     doc = json.loads(evaluated.read_text())
     assert doc["settings"]["preset"] == "dcvc-ctc" and doc["settings"]["color"] == "yuv420"
     keys = _anchor_keys()
-    files = sorted(evaluated.parent.glob("out-dcvc-*.json"))
-    assert {f.name for f in files} == {"out-dcvc-x265.json", "out-dcvc-x264.json", "out-dcvc-learned.json"}
+    files = sorted(evaluated.parent.glob("out-*.dcvc.json"))
+    assert {f.name for f in files} == {"out-x265.dcvc.json", "out-x264.dcvc.json", "out-learned.dcvc.json"}
     for f in files:
         data = json.loads(f.read_text())
         assert list(data) == list(SEQUENCES)
@@ -131,7 +131,7 @@ def test_results_in_dcvc_format_have_the_anchors_keys(evaluated, dataset):
                            + rec["ave_all_frame_psnr_v"]) / 8
                     assert rec["ave_all_frame_psnr"] == pytest.approx(avg, abs=1e-9)
                     assert (rec["ds_name"], rec["seq_name"]) == (cls, name)
-    x265 = json.loads((evaluated.parent / "out-dcvc-x265.json").read_text())
+    x265 = json.loads((evaluated.parent / "out-x265.dcvc.json").read_text())
     assert sorted(x265["UVG"]["Alpha_96x64_30fps_420_8bit_YUV.yuv"]) == ["027", "032", "037", "042"]
     # the learned codec's figures are its RGB output back in YUV 4:2:0, scored per plane
     learned = next(r for r in doc["results"] if r["kind"] == "learned")
@@ -145,7 +145,7 @@ def test_x265_plane_psnr_equals_ffmpegs_psnr_filter_on_the_same_stream(evaluated
     the same stream (SHA-256), decode it with ffmpeg, round to 8 bits, and let ffmpeg's psnr
     filter score it against the source .yuv: per-frame PSNR_Y/U/V averaged as DCVC does."""
     doc = json.loads(evaluated.read_text())
-    dcvc = json.loads((evaluated.parent / "out-dcvc-x265.json").read_text())
+    dcvc = json.loads((evaluated.parent / "out-x265.dcvc.json").read_text())
     worst = 0.0
     for cls, seqs in SEQUENCES.items():
         for name, _, (w, h) in seqs:
@@ -265,7 +265,7 @@ def test_pchip_helper_matches_scipy():
 def test_bd_rate_between_two_dcvc_files_equals_compare_bd_rates_method(evaluated, dataset):
     from dcvc_bench.eval import dcvc_json
 
-    x265_file, x264_file = evaluated.parent / "out-dcvc-x265.json", evaluated.parent / "out-dcvc-x264.json"
+    x265_file, x264_file = evaluated.parent / "out-x265.dcvc.json", evaluated.parent / "out-x264.dcvc.json"
     anchor, test = json.loads(x265_file.read_text()), json.loads(x264_file.read_text())
     expected, expected_avg = _independent(anchor, test)
     # through the API
@@ -292,13 +292,20 @@ def test_bd_rate_between_two_dcvc_files_equals_compare_bd_rates_method(evaluated
     assert any(b["anchor"] == "x265-file" and b["bd_rate_psnr"] == pytest.approx(row["average"])
                for b in doc["rd"]["bd"])
     assert "BD-rate vs x265-file" in result.output
+    from dcvc_bench.evaldoc import rd_document
+    from dcvc_bench.evaldoc.views import read_rd_view
+
+    view = read_rd_view(out, rd_document(doc, out.name))
+    shown = {c.name: c for c in view.curves}
+    assert [round(p.bpp, 6) for p in shown["x265-file"].points] == [round(p["bpp"], 6)
+                                                                    for p in curves["x265-file"]["points"]]
 
 
 def test_missing_sequences_are_listed_not_dropped(evaluated):
     from dcvc_bench.eval import dcvc_json
 
-    anchor = json.loads((evaluated.parent / "out-dcvc-x265.json").read_text())
-    test = json.loads((evaluated.parent / "out-dcvc-x264.json").read_text())
+    anchor = json.loads((evaluated.parent / "out-x265.dcvc.json").read_text())
+    test = json.loads((evaluated.parent / "out-x264.dcvc.json").read_text())
     del test["UVG"]["Beta_96x64_30fps_420_8bit_YUV.yuv"]
     test["UVG"]["Delta.yuv"] = test["UVG"]["Alpha_96x64_30fps_420_8bit_YUV.yuv"]
     got = dcvc_json.compare(anchor, test)
