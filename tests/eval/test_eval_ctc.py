@@ -346,3 +346,32 @@ def test_x265_preset_name_in_preset_points_to_baseline_preset(tmp_path):
     result = runner.invoke(app, ["eval", "--baselines-only", "--baselines", "x265", "--preset", "veryslow",
                                  "--videos", str(tmp_path)])
     assert result.exit_code == 2 and "--baseline-preset veryslow" in result.output
+
+
+def _frame_kinds(out: Path, name: str) -> list[str]:
+    doc = json.loads(out.read_text())
+    (result,) = [r for r in doc["results"] if r["id"] == "x265 qp32"]
+    return [f["kind"] for f in result["clips"][name]["per_frame"]]
+
+
+def test_which_condition_wins_per_sequence(dataset, tmp_path):
+    """The dataset config's frames and gop apply unless a preset or a flag says otherwise:
+    config (4 frames, gop 2) -> IPIP; --preset dcvc-allframes -> all 6 frames, one I-frame;
+    --preset dcvc-ctc --frames 3 -> 3 frames, intra period 32."""
+    name, _, (w, h) = SEQUENCES["HEVC_D"][0]
+    config = {"HEVC_D": {"base_path": str(dataset / "seqs" / "HEVC_D"),
+                         "sequences": {name: {"frames": 4, "gop": 2}}}}
+    path = tmp_path / "old-format.json"
+    path.write_text(json.dumps(config))
+    base = ["eval", "--baselines-only", "--baselines", "x265", "--qp", "32", "--color", "yuv420",
+            "--dataset-config", str(path)]
+    cases = [([], ["I", "P", "I", "P"]), (["--preset", "dcvc-allframes"], ["I"] + ["P"] * (FRAMES - 1)),
+             (["--preset", "dcvc-ctc", "--frames", "3"], ["I", "P", "P"])]
+    for i, (extra, kinds) in enumerate(cases):
+        out = tmp_path / f"o{i}.json"
+        result = runner.invoke(app, [*base, *extra, "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        assert _frame_kinds(out, name) == kinds, extra
+        dcvc = json.loads((tmp_path / f"o{i}-x265.dcvc.json").read_text())
+        rec = dcvc["HEVC_D"][name]["032"]
+        assert (rec["i_frame_num"], rec["p_frame_num"]) == (kinds.count("I"), kinds.count("P"))
