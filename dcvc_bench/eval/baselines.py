@@ -33,17 +33,7 @@ Bits
     frame come from splitting the stream into access units (:func:`split_access_units`);
     their sum is checked to equal the file size.
 
-YUV 4:2:0 mode (``eval --color yuv420``, :func:`run_baseline_yuv`)
-    As traditional codecs are run for DCVC's YUV420 tables: the source's own 4:2:0 planes
-    go to the encoder, no colour conversion at all. Internal bit depth 10
-    (:data:`YUV_INTERNAL_BIT_DEPTH`; ``-pix_fmt yuv420p10le``: x265 Main10, x264 High10):
-    8-bit planes are shifted left by 2 here (exactly, as the reference encoders'
-    ``InputBitDepth=8`` with a 10-bit internal depth do; not by swscale, which replicates
-    bits), the 10-bit decoder output is brought back to 8 bits by rounding,
-    ``(v + 2) >> 2`` (as HM/VTM write an 8-bit output file; swscale would dither), and
-    scored per plane against the source (:func:`dcvc_bench.eval.metrics.yuv420_metrics`).
-    4 reference frames (``ref=4``), low delay (``bframes=0``, zerolatency), the
-    ``--baseline-preset`` (``veryslow`` for anchors).
+YUV 4:2:0 mode (``eval --color yuv420``): :mod:`dcvc_bench.eval.baselines_yuv`.
 
 Every command is an argv list (never a shell string), recorded with each RD point;
 ``shlex.join`` is only for display.
@@ -75,11 +65,6 @@ COLOUR_PATH = ("rgb24 -> yuv444p 8-bit BT.709 limited range (ffmpeg swscale) -> 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 RATE_CONTROLS = ("qp", "crf")
 DEFAULT_QPS = (22, 27, 32, 37)
-YUV_INTERNAL_BIT_DEPTH = 10
-YUV_PIX_FMT = "yuv420p10le"
-YUV_REFS = 4
-YUV_COLOUR_PATH = ("yuv420p source planes (8-bit shifted to 10) -> encoder (10-bit internal) -> decoder -> "
-                   "yuv420p10le -> rounded to the source's bit depth; metrics per plane (Y, U, V)")
 #: Frames are fed at this rate; with constant QP/CRF it changes no bit (only stream timing).
 FRAME_RATE = 25
 
@@ -217,91 +202,6 @@ def _codec_args(point: BaselinePoint, intra_period: int, extra: Sequence[str] = 
             "-bsf:v", "filter_units=remove_types=6"]
 
 
-def encode_yuv_argv(ffmpeg: str, point: BaselinePoint, width: int, height: int, frames: int,
-                    intra_period: int, output: str) -> list[str]:
-    """ffmpeg argv (YUV 4:2:0 mode): raw yuv420p10le planes on stdin -> the encoder at
-    10-bit internal depth, 4 reference frames, low delay -> raw elementary stream."""
-    return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error",
-            "-f", "rawvideo", "-pix_fmt", YUV_PIX_FMT, "-s", f"{width}x{height}", "-framerate", str(FRAME_RATE),
-            "-i", "pipe:0", "-frames:v", str(frames), "-pix_fmt", YUV_PIX_FMT,
-            *_codec_args(point, intra_period, [f"ref={YUV_REFS}"]), "-f", CODECS[point.codec].muxer, "-y", output]
-
-
-def decode_yuv_argv(ffmpeg: str, codec: str, stream: str) -> list[str]:
-    """ffmpeg argv (YUV 4:2:0 mode): elementary stream -> the decoder's yuv420p10le planes on stdout."""
-    return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error", "-f", CODECS[codec].muxer, "-i", stream,
-            "-pix_fmt", YUV_PIX_FMT, "-f", "rawvideo", "pipe:1"]
-
-
-def to_internal(plane: np.ndarray, bit_depth: int) -> np.ndarray:
-    """A source plane at the 10-bit internal depth: shifted left (exact)."""
-    return (np.asarray(plane).astype(np.uint16) << (YUV_INTERNAL_BIT_DEPTH - bit_depth)).astype("<u2")
-
-
-def from_internal(plane: np.ndarray, bit_depth: int) -> np.ndarray:
-    """A 10-bit decoded plane at the source's depth: rounded, (v + 2) >> 2 for 8 bits."""
-    shift = YUV_INTERNAL_BIT_DEPTH - bit_depth
-    if shift == 0:
-        return np.asarray(plane).astype(np.uint16)
-    out = np.minimum((np.asarray(plane).astype(np.int32) + (1 << (shift - 1))) >> shift, 2 ** bit_depth - 1)
-    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
-
-
-@dataclass
-class BaselineYUVResult:
-    decoded: tuple[np.ndarray, np.ndarray, np.ndarray]   # Y, U, V at the source's bit depth, T×H×W / T×H/2×W/2
-    stream_bytes: int
-    sha256: str
-    units: list[AccessUnit]
-    encode_argv: list[str]
-    decode_argv: list[str]
-    enc_seconds: float
-    dec_seconds: float
-
-
-def run_baseline_yuv(ffmpeg: str, point: BaselinePoint, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-                     bit_depth: int, intra_period: int,
-                     workdir: str | os.PathLike[str] | None = None) -> BaselineYUVResult:
-    """Encode a clip's YUV 4:2:0 planes (Y T×H×W, U/V T×H/2×W/2, integers at
-    ``bit_depth`` 8 or 10) with one baseline point at 10-bit internal depth, decode it
-    back to the source's bit depth and measure the stream."""
-    y, u, v = planes
-    t, h, w = np.shape(y)
-    if bit_depth not in (8, 10):
-        raise ValueError(f"YUV baselines take 8- or 10-bit sources, not {bit_depth}-bit")
-    if h % 2 or w % 2 or np.shape(u) != (t, h // 2, w // 2) or np.shape(v) != (t, h // 2, w // 2):
-        raise ValueError(f"not 4:2:0 planes: Y {np.shape(y)}, U {np.shape(u)}, V {np.shape(v)}")
-    frames = b"".join(to_internal(p[i], bit_depth).tobytes() for i in range(t) for p in (y, u, v))
-    codec = CODECS[point.codec]
-    with tempfile.TemporaryDirectory(prefix="dcvc-bench-baseline-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        name = f"stream{codec.suffix}"
-        enc = encode_yuv_argv(ffmpeg, point, w, h, t, intra_period, name)
-        start = time.perf_counter()
-        _run(enc, f"{point.label} encode", stdin=frames, cwd=folder)
-        enc_seconds = time.perf_counter() - start
-        data = (folder / name).read_bytes()
-        dec = decode_yuv_argv(ffmpeg, point.codec, name)
-        start = time.perf_counter()
-        raw = _run(dec, f"{point.label} decode", cwd=folder)
-        dec_seconds = time.perf_counter() - start
-    luma, chroma = h * w, (h // 2) * (w // 2)
-    if len(raw) != t * 2 * (luma + 2 * chroma):
-        raise RuntimeError(f"{point.label} decode: ffmpeg returned {len(raw)} bytes, expected {t} frames of "
-                           f"{w}x{h} yuv420p10le")
-    out = np.frombuffer(raw, "<u2").reshape(t, luma + 2 * chroma)
-    decoded = (from_internal(out[:, :luma].reshape(t, h, w), bit_depth),
-               from_internal(out[:, luma:luma + chroma].reshape(t, h // 2, w // 2), bit_depth),
-               from_internal(out[:, luma + chroma:].reshape(t, h // 2, w // 2), bit_depth))
-    units = split_access_units(data, codec.muxer)
-    if sum(un.size for un in units) != len(data) or len(units) != t:
-        raise RuntimeError(f"{point.label}: the stream splits into {len(units)} frames of "
-                           f"{sum(un.size for un in units)} bytes, expected {t} frames of {len(data)} bytes")
-    return BaselineYUVResult(decoded=decoded, stream_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                             units=units, encode_argv=enc, decode_argv=dec, enc_seconds=enc_seconds,
-                             dec_seconds=dec_seconds)
-
-
 def decode_argv(ffmpeg: str, codec: str, stream: str) -> list[str]:
     """ffmpeg argv: elementary stream -> raw rgb24 frames on stdout (BT.709, limited range)."""
     return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error",
@@ -420,6 +320,8 @@ def describe_settings(intra_period: int, colour: str = "rgb") -> dict[str, Any]:
                  "low-delay P (bframes=0, -tune zerolatency, scenecut=0, "
                  + ("one I-frame)" if intra_period == -1 else f"an I-frame every {intra_period} frames)"))
     if colour == "yuv420":
+        from dcvc_bench.eval.baselines_yuv import YUV_COLOUR_PATH, YUV_INTERNAL_BIT_DEPTH, YUV_PIX_FMT, YUV_REFS
+
         return {"colour_path": YUV_COLOUR_PATH, "pix_fmt": YUV_PIX_FMT, "internal_bit_depth": YUV_INTERNAL_BIT_DEPTH,
                 "refs": YUV_REFS, "intra_period": intra_period, "structure": structure.replace("bframes=0", f"bframes=0, ref={YUV_REFS}"),
                 "bits": "8 x size of the raw Annex-B elementary stream (no container); "

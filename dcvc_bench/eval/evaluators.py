@@ -231,17 +231,19 @@ def _first_mismatch(a: torch.Tensor, b: torch.Tensor) -> Optional[int]:
 
 def baseline_evaluator(ffmpeg: str, point: Any, intra_period: int, workdir: Optional[Path] = None) -> Evaluator:
     """One x265/x264 rate point. A scorer with source planes (YUV 4:2:0 mode) makes it
-    code those planes directly (:func:`~dcvc_bench.eval.baselines.run_baseline_yuv`),
+    code those planes directly (:func:`~dcvc_bench.eval.baselines_yuv.run_baseline_yuv`),
     else the RGB frames (:func:`~dcvc_bench.eval.baselines.run_baseline`)."""
     from dcvc_bench.eval import baselines as bl
+    from dcvc_bench.eval import baselines_yuv as yuv
 
     def run(name: str, frames_u8: torch.Tensor, scorer: Scorer, intra_period: int = intra_period):
         t, _, h, w = frames_u8.shape
         try:
             if scorer.planes is not None:
-                result: Any = bl.run_baseline_yuv(ffmpeg, point, scorer.planes, scorer.bit_depth, intra_period, workdir)
+                result: Any = yuv.run_baseline_yuv(ffmpeg, point, scorer.planes, scorer.bit_depth, intra_period, workdir)
                 scored = scorer.planes_clip(result.decoded)
-                what = f"the clip's first {t} frames as raw {bl.YUV_PIX_FMT} {w}x{h} (source planes << {10 - scorer.bit_depth})"
+                what = (f"the clip's first {t} frames as raw {yuv.YUV_PIX_FMT} {w}x{h} "
+                        f"(source planes << {yuv.YUV_INTERNAL_BIT_DEPTH - scorer.bit_depth})")
             else:
                 result = bl.run_baseline(ffmpeg, point, frames_u8.permute(0, 2, 3, 1).numpy(), intra_period, workdir)
                 decoded = torch.from_numpy(np.ascontiguousarray(result.decoded.transpose(0, 3, 1, 2)))
