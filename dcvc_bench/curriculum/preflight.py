@@ -29,7 +29,7 @@ from typing import Optional
 
 from dcvc_bench.curriculum.iframe_training import TRAINED, vq_config_path
 from dcvc_bench.curriculum.schema import Curriculum
-from dcvc_bench.clips import list_videos
+from dcvc_bench.clips import list_videos, yuv_name_info
 from dcvc_bench.errors import UserError
 
 _DATA_HINT = "point it at a folder of .mp4 clips, or use [data.synthetic]"
@@ -44,9 +44,16 @@ def run_input_problems(cur: Curriculum) -> list[str]:
             if folder is None:
                 continue
             try:
-                list_videos(folder, what=f"{cur.source}: [data].{key}", hint=_hint(folder, _DATA_HINT))
+                found = list_videos(folder, what=f"{cur.source}: [data].{key}", hint=_hint(folder, _DATA_HINT),
+                                    split="train" if key == "train_dir" else "test")
             except UserError as exc:
                 problems.append(str(exc))
+                continue
+            unsized = [clip for clip in found if clip.suffix.lower() == ".yuv" and "width" not in yuv_name_info(clip)]
+            if unsized:
+                more = f" (and {len(unsized) - 1} more)" if len(unsized) > 1 else ""
+                problems.append(f"{cur.source}: [data].{key}: {unsized[0]}{more} has no frame size in its name; "
+                                "rename or symlink it to a name that says it, like NAME_1920x1080_30fps_420_8bit.yuv")
     files: list[tuple[str, Optional[str]]] = [("[model].spynet_checkpoint", cur.model.spynet_checkpoint)]
     for name in () if cur.trains_i_frame else cur.i_frame.FILES:  # a trained codec's: iframe_checks
         value = getattr(cur.i_frame, name)

@@ -1,4 +1,5 @@
-"""Video data: MP4 GOP datasets (OpenCV) and the synthetic clip generator."""
+"""Video data: the clip readers (MP4, raw YUV 4:2:0, PNG/JPEG frames), YUV<->RGB colour,
+GOP datasets, format conversion and the synthetic clip generator."""
 
 import os
 

@@ -21,7 +21,8 @@ Training samples (:class:`VideoGOPDataset`)
     - A sample is a uniformly random usable clip, a random start in
       ``[0, frames - gop_size]``, ``gop_size`` consecutive frames and one random
       ``crop_size`` x ``crop_size`` window shared by all of them.
-    - Samples are ``uint8`` tensors ``T x 3 x H x W`` (RGB). They stay uint8 through the
+    - Samples are ``uint8`` tensors ``T x 3 x H x W`` (RGB; a 10-bit ``.yuv`` is converted
+      to RGB in float and rounded to 8 bits, like every other source). They stay uint8 through the
       DataLoader (4x less to copy); the training loop converts to float / 255 on device.
     - Randomness comes from ``numpy.random.default_rng((seed, epoch, index))``: a fixed
       seed reproduces an epoch exactly, whatever the number of DataLoader workers, and
@@ -31,8 +32,9 @@ Training samples (:class:`VideoGOPDataset`)
 
 Validation clips (:class:`VideoValidationDataset`)
     Item ``i`` is ``(name, frames)``: the first ``min(max_frames, frames in clip)`` frames
-    of clip ``i`` at their original size, uint8 ``T x 3 x H x W``. Only those frames are
-    ever decoded. Same folder and bad-file rules as above.
+    of clip ``i`` at their original size, uint8 ``T x 3 x H x W``; ``name`` is the clip's
+    (:func:`~dcvc_bench.data.sources.source_name`: ``00001_0001`` for a septuplet). Only
+    those frames are ever decoded. Same folder and bad-file rules as above.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-
 from typing import Any, Mapping, Optional
 
 import cv2

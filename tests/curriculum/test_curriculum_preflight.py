@@ -42,6 +42,14 @@ def test_folders_with_a_clip_each_pass(here):
     assert problems(FOLDERS) == []
 
 
+def test_a_yuv_clip_without_its_size_in_the_name_is_refused_before_launch(here):
+    clips(here / "clips" / "train", "a_416x240_30fps_420_8bit_YUV.yuv", "b.yuv", "c.yuv")
+    clips(here / "clips" / "val", "BQMall_832x480_60.yuv")
+    assert problems(FOLDERS) == [
+        "curricula/x.toml: [data].train_dir: clips/train/b.yuv (and 1 more) has no frame size in its name; rename or symlink "
+        "it to a name that says it, like NAME_1920x1080_30fps_420_8bit.yuv"]
+
+
 def test_missing_train_folder_names_the_curriculum_key(here):
     clips(here / "clips" / "val", "v.mp4")
     with pytest.raises(UserError) as info:

@@ -157,3 +157,42 @@ def test_not_a_clip(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(UserError, match="not a clip"):
         open_source(tmp_path / "notes.txt")
+
+
+def test_a_symlink_with_the_size_in_its_name_reads_an_unnamed_file(yuv8, tmp_path):
+    unnamed = tmp_path / "unnamed.yuv"
+    unnamed.write_bytes(yuv8.read_bytes())
+    link = tmp_path / f"unnamed_{W}x{H}_30.yuv"
+    link.symlink_to(unnamed)
+    assert open_source(link).num_frames == 12
+
+
+def test_the_iframe_step_datasets_read_yuv_files_and_septuplets(yuv8, decoded, tmp_path):
+    from dcvc_bench.data.frames import FrameCropDataset, ValidationFrames
+
+    folder = tmp_path / "yuv"
+    folder.mkdir()
+    (folder / yuv8.name).write_bytes(yuv8.read_bytes())
+    crops = FrameCropDataset(folder, crop_size=32, seed=1)
+    assert len(crops) == 12 and tuple(crops[0].shape) == (3, 32, 32)
+    vimeo = tmp_path / "vimeo"
+    for seq in ("00001/0001", "00001/0002"):
+        _write_pngs(vimeo / "sequences" / seq, decoded[:7], "im{}.png")
+    (vimeo / "sep_trainlist.txt").write_text("00001/0001\n")
+    (vimeo / "sep_testlist.txt").write_text("00001/0002\n")
+    assert len(FrameCropDataset(vimeo, crop_size=32)) == 7
+    val = ValidationFrames(vimeo, frames_per_clip=2)
+    assert [val[i][0] for i in range(len(val))] == ["00001_0002#0", "00001_0002#1"]
+    assert val[1][1].shape == (1, 3, H, W)
+
+
+def test_frame_sizes_and_depths_from_headers_match_the_decoded_images(decoded, tmp_path):
+    for ext, depth in ((".png", 8), (".jpg", 8), (".png", 16)):
+        folder = tmp_path / f"{ext[1:]}{depth}"
+        folder.mkdir()
+        image = decoded[0].astype(np.uint16) * 257 if depth == 16 else decoded[0]
+        assert cv2.imwrite(str(folder / f"00001{ext}"), image)
+        source = open_source(folder)
+        assert (source.width, source.height, source.bit_depth) == (W, H, depth)
+        rgb = source.read_rgb(0)
+        assert rgb.shape == (H, W, 3) and (ext == ".jpg" or np.allclose(rgb, decoded[0][..., ::-1] / 255, atol=1e-6))

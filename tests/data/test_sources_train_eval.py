@@ -61,8 +61,9 @@ def test_each_source_kind_trains_a_step_and_evaluates(kind, synthetic_clips, tmp
     assert any(e["event"] == "eval" for e in events), [e["event"] for e in events]
 
     out = tmp_path / "eval.json"
+    videos = source / f"{names[0]}.yuv" if kind == "yuv10" else source  # --videos FILE as well as DIR
     result = CliRunner().invoke(app, ["eval", "--device", "cpu", "--checkpoint", str(checkpoint), "--videos",
-                                      str(source), "--frames", "3", "--json", str(out)])
+                                      str(videos), "--frames", "3", "--json", str(out)])
     assert result.exit_code == 0, (result.output, result.exception)
     doc = json.loads(out.read_text())
     assert doc["mode"] == "estimate"
