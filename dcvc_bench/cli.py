@@ -290,23 +290,32 @@ _FID_DIMS = typer.Option(2048, "--fid-dims", help="Inception feature size: 2048 
     "  dcvc-bench eval                                   # the latest run's tracks on its validation clips\n\n"
     "  dcvc-bench eval --checkpoint runs/smoke --real --baselines x265,x264 --qp 22,27,32,37\n\n"
     "  dcvc-bench eval --checkpoint runs/rvq --rvq-layers 2,4,6,8      # one curve per RVQ I-frame depth\n\n"
-    "  dcvc-bench eval --baselines-only --videos clips/ --baselines x265 --crf 23,28,33"))
+    "  dcvc-bench eval --baselines-only --videos clips/ --baselines x265 --crf 23,28,33\n\n"
+    "  dcvc-bench eval --preset dcvc-allframes --color yuv420 --dataset-config uvg.json --real "
+    "--anchor-json vtm_17.0_yuv420_LB_allf_ip0.json"))
 def eval_command(
     checkpoint: Optional[list[Path]] = typer.Option(
         None, "--checkpoint", help="A checkpoint, a track folder or a run folder (all its tracks); repeatable. "
         "Default: the most recent run under ./runs (each track's highest-stage final, else best)."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Folder of .mp4 clips or one clip (default: the run's validation clips)."),
-    frames: int = typer.Option(96, "--frames", help="Frames per clip (fewer when a clip is shorter)."),
-    intra_period: int = typer.Option(32, "--intra-period", help="An I-frame every N frames; -1: only the first."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per clip (fewer when a clip is shorter). Default: the --preset's, the dataset config's, else 96.", show_default=False),
+    intra_period: Optional[int] = typer.Option(None, "--intra-period", help="An I-frame every N frames; -1: only the first. Default: the --preset's, the dataset config's, else 32.", show_default=False),
+    conditions: Optional[str] = typer.Option(None, "--preset", help="Test condition: dcvc-ctc (96 frames, intra period 32) or dcvc-allframes (all frames, intra period -1); both pad, never crop.", show_default=False),
+    dataset_config: Optional[Path] = typer.Option(None, "--dataset-config", help="Sequences in microsoft/DCVC's dataset-config JSON (classes with base_path, sequences with frames and gop/intra_period); instead of --videos."),
+    color: str = typer.Option("rgb", "--color", help="rgb (RGB metrics) or yuv420: the learned codec's RGB back to YUV 4:2:0 (BT.709 full range), x265/x264 coding the 4:2:0 source at 10 bits; PSNR/MS-SSIM per plane, averages 6:1:1."),
     real: bool = typer.Option(False, "--real", help="Really code every frame (bitstream bits; estimate and gap shown) instead of estimating bits."),
     ema: bool = typer.Option(False, "--ema", help="Use the checkpoints' EMA weights."),
     rvq_layers: Optional[str] = typer.Option(None, "--rvq-layers", help="RVQ I-frame depths, e.g. 2,4,6,8: one RD point per track and depth, one curve per depth (runs whose I-frame codec is RVQ)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="x265, x264 or x265,x264 on the same frames.", rich_help_panel=_BASE),
-    preset: str = typer.Option("medium", "--preset", help="x265/x264 preset (medium, veryslow, ...).", rich_help_panel=_BASE),
+    preset: str = typer.Option("medium", "--baseline-preset", help="x265/x264 preset (medium, veryslow for anchors, ...).", rich_help_panel=_BASE),
     qp: Optional[str] = typer.Option(None, "--qp", help="Constant QPs, e.g. 22,27,32,37 (the default).", rich_help_panel=_BASE),
     crf: Optional[str] = typer.Option(None, "--crf", help="CRF values instead of QPs.", rich_help_panel=_BASE),
     anchor: Optional[str] = typer.Option(None, "--anchor", help="Curve the BD-rates are measured against (default: x265 when run).", rich_help_panel=_BASE),
+    anchor_json: Optional[Path] = typer.Option(None, "--anchor-json", help="A DCVC-format results JSON (e.g. microsoft/DCVC's anchors/vtm_17.0_yuv420_LB_allf_ip0.json): BD-rate of every curve per class and averaged, as compare_bd_rate.py computes it.", rich_help_panel=_BASE),
+    anchor_name: Optional[str] = typer.Option(None, "--anchor-name", help="The --anchor-json curve's name (default: its file name).", rich_help_panel=_BASE),
+    anchor_metric: str = typer.Option("psnr", "--anchor-metric", help="Distortion for --anchor-json BD-rates: psnr (YUV: 6:1:1), msssim, psnr_y, psnr_u, psnr_v, msssim_y, ...", rich_help_panel=_BASE),
+    bd_method: Optional[str] = typer.Option(None, "--bd-method", help="pchip (bd-metric's BD_RATE as compare_bd_rate.py uses it; the default with --anchor-json) or akima (the bjontegaard package; the default otherwise).", rich_help_panel=_BASE, show_default=False),
     baselines_only: bool = typer.Option(False, "--baselines-only", help="Evaluate only the baselines (no checkpoint).", rich_help_panel=_BASE),
     ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", help="The ffmpeg executable (default: ffmpeg on PATH).", rich_help_panel=_BASE),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
@@ -332,7 +341,9 @@ def eval_command(
             real=real, ema=ema, device=device, json_out=json_out, csv_out=csv_out, plot_out=plot_out,
             baselines=baselines, preset=preset, qp=qp, crf=crf, anchor=anchor, ffmpeg=ffmpeg,
             baselines_only=baselines_only, runs_dir=runs_dir, rvq_layers=rvq_layers, fid=fid,
-            fid_weights=fid_weights, fid_dims=fid_dims, linear_bpp=linear_bpp))
+            fid_weights=fid_weights, fid_dims=fid_dims, linear_bpp=linear_bpp, conditions=conditions,
+            dataset_config=dataset_config, color=color, anchor_json=anchor_json, anchor_name=anchor_name,
+            anchor_metric=anchor_metric, bd_method=bd_method))
 
     _guard(body)
 
@@ -358,7 +369,7 @@ def eval_iframe_command(
     real: bool = typer.Option(False, "--real", help="encode + decode every frame (bytes) instead of estimating bits."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     baselines: Optional[str] = typer.Option(None, "--baselines", help="x265/x264 all-intra on the same frames.", rich_help_panel=_BASE),
-    preset: str = typer.Option("medium", "--preset", help="x265/x264 preset (medium, veryslow, ...).", rich_help_panel=_BASE),
+    preset: str = typer.Option("medium", "--baseline-preset", "--preset", help="x265/x264 preset (medium, veryslow, ...).", rich_help_panel=_BASE),
     qp: Optional[str] = typer.Option(None, "--qp", help="Constant QPs, e.g. 22,27,32,37 (the default): one baseline RD point each.", rich_help_panel=_BASE),
     crf: Optional[str] = typer.Option(None, "--crf", help="CRF values instead of QPs.", rich_help_panel=_BASE),
     anchor: Optional[str] = typer.Option(None, "--anchor", help="Curve the BD-rates are measured against (default: x265 when run).", rich_help_panel=_BASE),

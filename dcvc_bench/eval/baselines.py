@@ -33,6 +33,8 @@ Bits
     frame come from splitting the stream into access units (:func:`split_access_units`);
     their sum is checked to equal the file size.
 
+YUV 4:2:0 mode (``eval --color yuv420``): :mod:`dcvc_bench.eval.baselines_yuv`.
+
 Every command is an argv list (never a shell string), recorded with each RD point;
 ``shlex.join`` is only for display.
 """
@@ -150,7 +152,7 @@ def parse_points(codecs: str, preset: str, qps: str | None, crfs: str | None) ->
     if unknown:
         raise UserError(f"--baselines: unknown codec {unknown[0]!r}; use x265, x264 or both (x265,x264)")
     if preset not in PRESETS:
-        raise UserError(f"--preset {preset!r}: use one of {', '.join(PRESETS)}")
+        raise UserError(f"--baseline-preset {preset!r}: use one of {', '.join(PRESETS)}")
     if qps is not None and crfs is not None:
         raise UserError("--qp and --crf are alternatives: give one of them")
     rc, text = ("crf", crfs) if crfs is not None else ("qp", qps)
@@ -182,21 +184,22 @@ def _keyint_params(codec: str, intra_period: int) -> list[str]:
 def encode_argv(ffmpeg: str, point: BaselinePoint, width: int, height: int, frames: int,
                 intra_period: int, output: str) -> list[str]:
     """ffmpeg argv: raw rgb24 frames on stdin -> yuv444p BT.709 -> raw elementary stream."""
-    codec = CODECS[point.codec]
-    params = [f"{point.rate_control}={point.value}", "bframes=0", *_keyint_params(point.codec, intra_period)]
-    if point.codec == "x265":
-        params += ["info=0", "log-level=error"]
-        codec_args = ["-c:v", codec.encoder, "-preset", point.preset, "-tune", "zerolatency",
-                      "-x265-params", ":".join(params)]
-    else:
-        params += ["threads=1"]
-        codec_args = ["-c:v", codec.encoder, "-preset", point.preset, "-tune", "zerolatency",
-                      "-x264-params", ":".join(params), "-bsf:v", "filter_units=remove_types=6"]
     return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(FRAME_RATE),
             "-i", "pipe:0", "-frames:v", str(frames),
-            "-vf", _TO_YUV, "-pix_fmt", PIX_FMT, *_COLOUR_TAGS, *codec_args,
-            "-f", codec.muxer, "-y", output]
+            "-vf", _TO_YUV, "-pix_fmt", PIX_FMT, *_COLOUR_TAGS, *_codec_args(point, intra_period),
+            "-f", CODECS[point.codec].muxer, "-y", output]
+
+
+def _codec_args(point: BaselinePoint, intra_period: int, extra: Sequence[str] = ()) -> list[str]:
+    codec = CODECS[point.codec]
+    params = [f"{point.rate_control}={point.value}", "bframes=0", *_keyint_params(point.codec, intra_period), *extra]
+    if point.codec == "x265":
+        params += ["info=0", "log-level=error"]
+        return ["-c:v", codec.encoder, "-preset", point.preset, "-tune", "zerolatency", "-x265-params", ":".join(params)]
+    params += ["threads=1"]
+    return ["-c:v", codec.encoder, "-preset", point.preset, "-tune", "zerolatency", "-x264-params", ":".join(params),
+            "-bsf:v", "filter_units=remove_types=6"]
 
 
 def decode_argv(ffmpeg: str, codec: str, stream: str) -> list[str]:
@@ -311,11 +314,18 @@ def ffmpeg_psnr(ffmpeg: str, reference: np.ndarray, distorted: np.ndarray) -> di
     return {"per_frame": per_frame, "average": average}
 
 
-def describe_settings(intra_period: int) -> dict[str, Any]:
+def describe_settings(intra_period: int, colour: str = "rgb") -> dict[str, Any]:
     """What every baseline result carries about how it was made."""
     structure = ("all intra (keyint=1)" if intra_period == 1 else
                  "low-delay P (bframes=0, -tune zerolatency, scenecut=0, "
                  + ("one I-frame)" if intra_period == -1 else f"an I-frame every {intra_period} frames)"))
+    if colour == "yuv420":
+        from dcvc_bench.eval.baselines_yuv import YUV_COLOUR_PATH, YUV_INTERNAL_BIT_DEPTH, YUV_PIX_FMT, YUV_REFS
+
+        return {"colour_path": YUV_COLOUR_PATH, "pix_fmt": YUV_PIX_FMT, "internal_bit_depth": YUV_INTERNAL_BIT_DEPTH,
+                "refs": YUV_REFS, "intra_period": intra_period, "structure": structure.replace("bframes=0", f"bframes=0, ref={YUV_REFS}"),
+                "bits": "8 x size of the raw Annex-B elementary stream (no container); "
+                        "x265 info SEI off (info=0), x264 SEI NAL units removed (filter_units=remove_types=6)"}
     return {"colour_path": COLOUR_PATH, "pix_fmt": PIX_FMT, "matrix": "bt709", "range": "limited",
             "intra_period": intra_period, "structure": structure,
             "bits": "8 x size of the raw Annex-B elementary stream (no container); "

@@ -120,7 +120,7 @@ def estimate_frames(codec: Any, frames_u8: torch.Tensor, intra_period: int, scor
         record["bpp"] = record["bits"] / pixels
         if coded.kind == "I" and (rates := iframe_rate_bits(codec.iframe, coded.x)) is not None:
             record["rate_bits"] = rates
-        record.update(scorer.frame(coded.x, coded.decoded))
+        record.update(scorer.frame(coded.x, coded.decoded, coded.index))
         records.append(record)
     return records
 
@@ -166,7 +166,7 @@ def learned_estimator(target: Target, ema: bool, intra_period: int, device: torc
     codec = codec if codec is not None else load_codec(target.path, ema=ema, device=str(device))
     meta = checkpoint_meta(target.path)
 
-    def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
+    def run(name: str, frames_u8: torch.Tensor, scorer: Scorer, intra_period: int = intra_period):
         return estimate_frames(codec, frames_u8, intra_period, scorer), 0.0, {}
 
     return Evaluator(target.track, "", "learned", "estimated", _learned_source(target, meta, codec, ema), run,
@@ -184,7 +184,7 @@ def learned_real(target: Target, ema: bool, intra_period: int, device: torch.dev
     codec = codec if codec is not None else video.load_codec(target.path, ema=ema, device=str(device))
     meta = checkpoint_meta(target.path)
 
-    def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
+    def run(name: str, frames_u8: torch.Tensor, scorer: Scorer, intra_period: int = intra_period):
         pixels = frames_u8.shape[-2] * frames_u8.shape[-1]
         try:
             encoded = video.encode_video(codec, frames_u8, intra_period, name=name)
@@ -230,17 +230,29 @@ def _first_mismatch(a: torch.Tensor, b: torch.Tensor) -> Optional[int]:
 
 
 def baseline_evaluator(ffmpeg: str, point: Any, intra_period: int, workdir: Optional[Path] = None) -> Evaluator:
+    """One x265/x264 rate point. A scorer with source planes (YUV 4:2:0 mode) makes it
+    code those planes directly (:func:`~dcvc_bench.eval.baselines_yuv.run_baseline_yuv`),
+    else the RGB frames (:func:`~dcvc_bench.eval.baselines.run_baseline`)."""
     from dcvc_bench.eval import baselines as bl
+    from dcvc_bench.eval import baselines_yuv as yuv
 
-    def run(name: str, frames_u8: torch.Tensor, scorer: Scorer):
+    def run(name: str, frames_u8: torch.Tensor, scorer: Scorer, intra_period: int = intra_period):
         t, _, h, w = frames_u8.shape
         try:
-            result = bl.run_baseline(ffmpeg, point, frames_u8.permute(0, 2, 3, 1).numpy(), intra_period, workdir)
+            if scorer.planes is not None:
+                result: Any = yuv.run_baseline_yuv(ffmpeg, point, scorer.planes, scorer.bit_depth, intra_period, workdir)
+                scored = scorer.planes_clip(result.decoded)
+                what = (f"the clip's first {t} frames as raw {yuv.YUV_PIX_FMT} {w}x{h} "
+                        f"(source planes << {yuv.YUV_INTERNAL_BIT_DEPTH - scorer.bit_depth})")
+            else:
+                result = bl.run_baseline(ffmpeg, point, frames_u8.permute(0, 2, 3, 1).numpy(), intra_period, workdir)
+                decoded = torch.from_numpy(np.ascontiguousarray(result.decoded.transpose(0, 3, 1, 2)))
+                scored = scorer.clip(frames_u8, decoded)
+                what = f"the clip's first {t} frames as raw rgb24 {w}x{h}"
         except RuntimeError as exc:
             raise RuntimeError(f"clip {name}: {exc}") from exc
-        decoded = torch.from_numpy(np.ascontiguousarray(result.decoded.transpose(0, 3, 1, 2)))
         records = []
-        for i, (unit, metrics) in enumerate(zip(result.units, scorer.clip(frames_u8, decoded))):
+        for i, (unit, metrics) in enumerate(zip(result.units, scored)):
             record = {"index": i, "kind": "I" if unit.kind == "I" else "P", "bits": 8.0 * unit.size,
                       "bpp": 8.0 * unit.size / (h * w), "picture_type": unit.kind,
                       "enc_ms": result.enc_seconds * 1000.0 / t, "dec_ms": result.dec_seconds * 1000.0 / t}
@@ -248,11 +260,9 @@ def baseline_evaluator(ffmpeg: str, point: Any, intra_period: int, workdir: Opti
             records.append(record)
         extra = {"stream_bytes": result.stream_bytes, "sha256": result.sha256,
                  "command": result.encode_argv, "command_display": bl.shell_display(result.encode_argv),
-                 "decode_command": result.decode_argv,
-                 "command_input": f"stdin: the clip's first {t} frames as raw rgb24 {w}x{h}"}
+                 "decode_command": result.decode_argv, "command_input": f"stdin: {what}"}
         return records, 0.0, extra
 
     source = {"codec": point.codec, "encoder": bl.CODECS[point.codec].encoder, "preset": point.preset,
               "rate_control": point.rate_control, "value": point.value}
     return Evaluator(point.label, point.codec, "baseline", "real", source, run)
-

@@ -11,6 +11,10 @@ convention is the mean of per-frame PSNR (not PSNR of the mean MSE).
 - :func:`ssim`: pytorch_msssim's single-scale SSIM (11-px Gaussian window, σ 1.5; a
   smaller odd window on frames under 11 px, see :func:`ssim_setting`).
 - :class:`LPIPSMetric`: LPIPS (AlexNet), only from weights already on this machine.
+- :func:`yuv420_metrics`: YUV 4:2:0 scoring (``eval --color yuv420``, DCVC's test
+  conditions): PSNR of each plane at the source's bit depth (peak 2^bits - 1), MS-SSIM
+  of each plane, and the 6:1:1 averages PSNR = (6 PSNR_Y + PSNR_U + PSNR_V) / 8 (MS-SSIM
+  likewise), per frame.
 """
 
 from __future__ import annotations
@@ -261,6 +265,41 @@ class LPIPSMetric:
         return self.model(x, y, normalize=True).flatten(1).mean(dim=1)
 
 
+# --------------------------------------------------------------------------- YUV 4:2:0
+
+PLANES = ("y", "u", "v")
+
+
+def yuv420_metrics(reference: tuple, decoded: tuple, bit_depth: int = 8, chunk: int = 8) -> list[dict[str, float]]:
+    """Per-frame ``psnr_y/u/v``, ``ms_ssim_y/u/v`` and their 6:1:1 averages ``psnr`` and
+    ``ms_ssim`` of two clips given as (Y, U, V) integer arrays, T×H×W and T×(H/2)×(W/2).
+    PSNR uses the peak 2^bit_depth - 1 and the MSE floor of :func:`mse_to_psnr`;
+    MS-SSIM runs on each plane scaled to [0, 1] (:func:`ms_ssim`, reduced scales on
+    small planes)."""
+    import numpy as np
+
+    peak = float(2 ** bit_depth - 1)
+    t = len(reference[0])
+    if any(len(p) != t for p in (*reference, *decoded)):
+        raise ValueError("yuv420_metrics: the planes differ in frame count")
+    out: list[dict[str, float]] = [{} for _ in range(t)]
+    for name, ref, dec in zip(PLANES, reference, decoded):
+        if np.shape(ref) != np.shape(dec):
+            raise ValueError(f"plane {name} differs in shape: {np.shape(ref)} vs {np.shape(dec)}")
+        for start in range(0, t, chunk):
+            x = torch.from_numpy(np.ascontiguousarray(ref[start:start + chunk], dtype=np.float64) / peak)[:, None]
+            y = torch.from_numpy(np.ascontiguousarray(dec[start:start + chunk], dtype=np.float64) / peak)[:, None]
+            psnr_v = mse_to_psnr(mse(x, y))
+            ms_v = ms_ssim(x, y)
+            for i in range(x.shape[0]):
+                out[start + i][f"psnr_{name}"] = float(psnr_v[i])
+                out[start + i][f"ms_ssim_{name}"] = float(ms_v[i])
+    for f in out:
+        f["psnr"] = (6 * f["psnr_y"] + f["psnr_u"] + f["psnr_v"]) / 8
+        f["ms_ssim"] = (6 * f["ms_ssim_y"] + f["ms_ssim_u"] + f["ms_ssim_v"]) / 8
+    return out
+
+
 # --------------------------------------------------------------------------- together
 
 
@@ -283,6 +322,7 @@ __all__ = [
     "MSE_FLOOR",
     "MS_SSIM_WEIGHTS",
     "LPIPSMetric",
+    "PLANES",
     "frame_metrics",
     "lpips_weight_files",
     "ms_ssim",
@@ -292,4 +332,5 @@ __all__ = [
     "psnr",
     "ssim",
     "ssim_setting",
+    "yuv420_metrics",
 ]

@@ -16,9 +16,13 @@ if TYPE_CHECKING:
     from dcvc_bench.eval.evaluators import Evaluator
 
 
-def rd_section(results: Sequence[ResultDoc], anchor: Optional[str], *, require_anchor: bool) -> Optional[RDSection]:
-    """RD curves (one per codec, points sorted by rate) and BD figures against the anchor."""
+def rd_section(results: Sequence[ResultDoc], anchor: Optional[str], *, require_anchor: bool,
+               method: Optional[str] = None) -> Optional[RDSection]:
+    """RD curves (one per codec, points sorted by rate) and BD figures against the anchor
+    (``method``: one of :data:`~dcvc_bench.eval.bdrate.BD_METHODS`, default Akima)."""
     from dcvc_bench.eval.bdrate import BD_METHOD, rd_deltas
+
+    method = method or BD_METHOD
 
     curves: dict[str, RDCurveDoc] = {}
     for r in results:
@@ -34,8 +38,8 @@ def rd_section(results: Sequence[ResultDoc], anchor: Optional[str], *, require_a
         if require_anchor:
             raise UserError(f"--anchor {anchor!r}: no such curve; curves are {', '.join(names)}")
         anchor = None
-    bd = rd_deltas(listed, anchor) if anchor is not None and len(listed) > 1 else []  # type: ignore[arg-type]
-    return {"anchor": anchor, "bd_method": BD_METHOD, "curves": listed, "bd": bd}
+    bd = rd_deltas(listed, anchor, method) if anchor is not None and len(listed) > 1 else []  # type: ignore[arg-type]
+    return {"anchor": anchor, "bd_method": method, "curves": listed, "bd": bd}
 
 
 def ms_ssim_label(clips: Sequence[ClipInfo]) -> str:

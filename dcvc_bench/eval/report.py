@@ -275,7 +275,9 @@ def print_rd(doc: EvalDocument, out: Any) -> None:
     rd = doc.get("rd")
     if not rd or not (len(rd["curves"]) > 1 or any(len(c["points"]) > 1 for c in rd["curves"])):
         return
-    table = Table(title="RD points", title_justify="left")
+    yuv = doc["settings"].get("color") == "yuv420"
+    table = Table(title="RD points" + (" (YUV 4:2:0: PSNR and MS-SSIM are (6·Y + U + V) / 8)" if yuv else ""),
+                  title_justify="left")
     with_fid = any(p.get("fid") is not None for c in rd["curves"] for p in c["points"])
     for col in ("curve", "point", "bits", "BPP", "PSNR dB", "SSIM", "MS-SSIM", "LPIPS", *(["FID"] if with_fid else [])):
         table.add_column(col, justify="left" if col in ("curve", "point", "bits") else "right")
@@ -295,7 +297,8 @@ def print_rd(doc: EvalDocument, out: Any) -> None:
     for col in ("codec", "BD-rate (PSNR)", "BD-PSNR", "BD-rate (MS-SSIM dB)", "note"):
         bd.add_column(col, justify="left" if col in ("codec", "note") else "right")
     for row in rd["bd"]:
-        bd.add_row(row["codec"], _f(row["bd_rate_psnr"], "+.2f", "n/a") + ("%" if row["bd_rate_psnr"] is not None else ""),
+        who = row["codec"] if row["anchor"] == rd["anchor"] else f"{row['codec']} vs {row['anchor']}"
+        bd.add_row(who, _f(row["bd_rate_psnr"], "+.2f", "n/a") + ("%" if row["bd_rate_psnr"] is not None else ""),
                    _f(row["bd_psnr"], "+.3f", "n/a") + (" dB" if row["bd_psnr"] is not None else ""),
                    _f(row["bd_rate_ms_ssim"], "+.2f", "n/a") + ("%" if row["bd_rate_ms_ssim"] is not None else ""),
                    row["note"] or "")

@@ -18,6 +18,15 @@ counts, a stream header does. An I-frame codec's other rates (``rate_bits`` per 
 e.g. a VQ codec's uniform and entropy bits) become ``rates_bpp`` the same way, for the
 clip (when every frame has them) and for its I-frames (``i_frame.rates_bpp``).
 
+YUV 4:2:0 scoring (``eval --color yuv420``): a scorer given the clip's source planes
+(:meth:`Scorer.with_planes`) converts every decoded RGB frame back to YUV 4:2:0 with the
+one colour module (:func:`dcvc_bench.data.colour.rgb_to_yuv420`, BT.709 full range, the
+conversion the frames were made with) and scores it per plane
+(:func:`dcvc_bench.eval.metrics.yuv420_metrics`): ``psnr`` and ``ms_ssim`` are then the
+6:1:1 averages, beside ``psnr_y/u/v`` and ``ms_ssim_y/u/v`` (:data:`PLANE_KEYS`, means
+like PSNR); x265/x264 decoded planes are scored directly (:meth:`Scorer.planes_clip`).
+No SSIM, LPIPS or FID in that mode.
+
 FID is not a mean of anything: one value per RD point over all its decoded frames. The
 :class:`Scorer` a point's evaluator is given (:meth:`Scorer.for_point`) hands every frame
 it scores to the evaluation's :class:`~dcvc_bench.eval.fid.FIDScorer`, so FID sees
@@ -27,7 +36,7 @@ exactly the frames the other metrics see.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 import torch
 
@@ -36,6 +45,8 @@ if TYPE_CHECKING:
 
 #: Frames scored per metric call (bounded memory, batched speed).
 METRIC_CHUNK = 8
+#: Per-plane figures of YUV 4:2:0 scoring, summarised like PSNR when every frame has them.
+PLANE_KEYS = ("psnr_y", "psnr_u", "psnr_v", "ms_ssim_y", "ms_ssim_u", "ms_ssim_v")
 
 
 @dataclass
@@ -49,6 +60,8 @@ class Scorer:
     lpips_reason: Optional[str] = None
     fid: Optional[FIDScorer] = None
     point: Optional[str] = None
+    planes: Optional[tuple] = None     # YUV 4:2:0 scoring: the clip's source (Y, U, V) arrays
+    bit_depth: int = 8
 
     @classmethod
     def create(cls, device: torch.device, fid: Optional[FIDScorer] = None) -> "Scorer":
@@ -62,6 +75,31 @@ class Scorer:
     def for_point(self, point: str) -> "Scorer":
         """This scorer for one RD point's evaluator: the frames it scores are ``point``'s for FID."""
         return replace(self, point=point)
+
+    def with_planes(self, planes: Optional[Sequence[Any]], bit_depth: int = 8) -> "Scorer":
+        """This scorer for one clip scored in YUV 4:2:0 against its source ``planes``."""
+        return replace(self, planes=None if planes is None else tuple(planes), bit_depth=bit_depth)
+
+    def _yuv(self, decoded: torch.Tensor, start: int) -> list[dict[str, Any]]:
+        """Decoded RGB frames (B×3×H×W in [0, 1]) from frame ``start`` on, scored per plane."""
+        import numpy as np
+
+        from dcvc_bench.data.colour import rgb_to_yuv420
+        from dcvc_bench.eval.metrics import yuv420_metrics
+
+        assert self.planes is not None
+        rgb = decoded.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        converted = [rgb_to_yuv420(f, bit_depth=self.bit_depth) for f in rgb]
+        dec = tuple(np.stack([c[k] for c in converted]) for k in range(3))
+        ref = tuple(p[start:start + len(rgb)] for p in self.planes)
+        return yuv420_metrics(ref, dec, self.bit_depth)
+
+    def planes_clip(self, decoded: Sequence[Any]) -> list[dict[str, Any]]:
+        """Per-frame YUV 4:2:0 metrics of decoded (Y, U, V) planes against the source's."""
+        from dcvc_bench.eval.metrics import yuv420_metrics
+
+        assert self.planes is not None
+        return yuv420_metrics(self.planes, tuple(decoded), self.bit_depth)
 
     def originals(self, clip: str, frames_u8: torch.Tensor) -> None:
         """A clip's original frames (T×3×H×W uint8), for FID's reference statistics."""
@@ -84,9 +122,15 @@ class Scorer:
         return self.lpips, None
 
     @torch.no_grad()
-    def frame(self, original: torch.Tensor, decoded: torch.Tensor) -> dict[str, Any]:
-        """Metrics of one frame pair (1×3×H×W floats in [0, 1])."""
+    def frame(self, original: torch.Tensor, decoded: torch.Tensor, index: Optional[int] = None) -> dict[str, Any]:
+        """Metrics of one frame pair (1×3×H×W floats in [0, 1]); ``index``: the frame's
+        place in the clip (needed for YUV 4:2:0 scoring)."""
         from dcvc_bench.eval.metrics import frame_metrics
+
+        if self.planes is not None:
+            if index is None:
+                raise ValueError("YUV 4:2:0 scoring needs the frame's index")
+            return self._yuv(decoded, index)[0]
 
         metric, _ = self.lpips_for(original.shape[-2], original.shape[-1])
         values = frame_metrics(original, decoded, metric)
@@ -101,6 +145,10 @@ class Scorer:
 
         metric, _ = self.lpips_for(original_u8.shape[-2], original_u8.shape[-1])
         out: list[dict[str, Any]] = []
+        if self.planes is not None:
+            for start in range(0, original_u8.shape[0], METRIC_CHUNK):
+                out += self._yuv(decoded_u8[start:start + METRIC_CHUNK].float().div_(255.0), start)
+            return out
         for start in range(0, original_u8.shape[0], METRIC_CHUNK):
             x = original_u8[start:start + METRIC_CHUNK].to(self.device).float().div_(255.0)
             y = decoded_u8[start:start + METRIC_CHUNK].to(self.device).float().div_(255.0)
@@ -184,6 +232,9 @@ def summarize_clip(per_frame: list[dict[str, Any]], pixels: int, header_bits: fl
         "enc_ms_per_frame": mean(f.get("enc_ms") for f in per_frame),
         "dec_ms_per_frame": mean(f.get("dec_ms") for f in per_frame),
     }
+    for key in PLANE_KEYS:
+        if all(key in f for f in per_frame):
+            out[key] = mean(f[key] for f in per_frame)
     if all(f.get("est_bits") is not None for f in per_frame):
         out["bpp_estimate"] = sum(f["est_bits"] for f in per_frame) / (n * pixels)
         out["rate_gap_percent"] = rate_gap(out["bpp"], out["bpp_estimate"])
@@ -235,8 +286,11 @@ def summarize_overall(clips: list[dict[str, Any]]) -> dict[str, Any]:
         "enc_ms_per_frame": timing("enc_ms_per_frame"), "dec_ms_per_frame": timing("dec_ms_per_frame"),
     }
     out["rate_gap_percent"] = rate_gap(out["bpp"], out["bpp_estimate"])
+    for key in PLANE_KEYS:
+        if all(key in c for c in clips):
+            out[key] = avg(key)
     return out
 
 
-__all__ = ["METRIC_CHUNK", "Scorer", "mean", "mean_rates", "rate_gap", "rates_of_clip", "summarize_clip",
+__all__ = ["METRIC_CHUNK", "PLANE_KEYS", "Scorer", "mean", "mean_rates", "rate_gap", "rates_of_clip", "summarize_clip",
            "summarize_overall"]

@@ -53,12 +53,22 @@ class EvalOptions:
 
 @dataclass
 class EvalRequest(EvalOptions):
-    """Everything `dcvc-bench eval` was asked (CLI options, already typed)."""
+    """Everything `dcvc-bench eval` was asked (CLI options, already typed). ``frames`` /
+    ``intra_period`` None: not given (the preset's, the dataset config's or the defaults
+    apply, :mod:`dcvc_bench.eval.conditions`)."""
 
-    intra_period: int = 32
+    frames: Optional[int] = 96         # type: ignore[assignment]
+    intra_period: Optional[int] = 32
     ema: bool = False
     baselines_only: bool = False
     rvq_layers: Optional[str] = None   # "2,4,6,8": one RD point per (track, RVQ depth)
+    conditions: Optional[str] = None   # --preset: dcvc-ctc | dcvc-allframes
+    dataset_config: Optional[Path] = None
+    color: str = "rgb"                 # rgb | yuv420
+    anchor_json: Optional[Path] = None
+    anchor_name: Optional[str] = None
+    anchor_metric: str = "psnr"
+    bd_method: Optional[str] = None    # None: akima, or pchip with --anchor-json
 
 
 @dataclass
@@ -72,8 +82,18 @@ class Target:
 
 @dataclass
 class Clip:
+    """A clip to evaluate. ``frames`` / ``all_frames`` / ``intra_period`` set: this clip's
+    own test condition (a dataset config or preset), else the request's; ``dataset``:
+    its class in a dataset config (results in DCVC's format are grouped by it)."""
+
     name: str
     path: Path
+    dataset: Optional[str] = None
+    frames: Optional[int] = None
+    all_frames: bool = False
+    intra_period: Optional[int] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -257,6 +277,52 @@ def frames_available(clips: Sequence[Clip], frames: int) -> int:
     from dcvc_bench.data.sources import open_source
 
     return sum(open_source(clip.path).frames_up_to(frames) for clip in clips)
+
+
+@dataclass
+class LoadedClip:
+    """A clip's frames as the codecs see them (T×3×H×W uint8 RGB) and, for YUV 4:2:0
+    scoring, its source planes (Y T×H×W, U/V T×H/2×W/2) at ``bit_depth``."""
+
+    frames_u8: torch.Tensor
+    planes: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+    bit_depth: int = 8
+
+
+def _own(clip: Clip, frames: Optional[int]) -> Optional[int]:
+    """The frames asked of ``clip``: its own condition first (None: all)."""
+    if clip.frames is not None or clip.all_frames:
+        return None if clip.all_frames else clip.frames
+    return frames
+
+
+def clip_frame_count(clip: Clip, frames: Optional[int]) -> int:
+    """How many frames :func:`load_source` gives of ``clip`` (``frames`` None: all)."""
+    from dcvc_bench.data.sources import open_source
+
+    src = open_source(clip.path, width=clip.width, height=clip.height)
+    frames = _own(clip, frames)
+    return src.num_frames if frames is None else src.frames_up_to(frames)
+
+
+def load_source(clip: Clip, frames: Optional[int], color: str = "rgb") -> LoadedClip:
+    """The first ``frames`` frames of a clip (all with ``frames`` None or the clip's own
+    condition; fewer when it is shorter) through :func:`dcvc_bench.data.sources.open_source`
+    (BT.709 full range, the documented colour conversion) as 8-bit RGB, and with
+    ``color`` "yuv420" its source planes too."""
+    from dcvc_bench.data.sources import open_source
+
+    src = open_source(clip.path, width=clip.width, height=clip.height)
+    frames = _own(clip, frames)
+    rgb = src.read_first_rgb8(src.num_frames if frames is None else frames)
+    if len(rgb) == 0:
+        raise UserError(f"cannot evaluate {clip.path}: no frame decodes")
+    frames_u8 = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)))
+    if color != "yuv420":
+        return LoadedClip(frames_u8)
+    yuv = [src.read_yuv(i) for i in range(len(rgb))]
+    planes = tuple(np.stack([f[k] for f in yuv]) for k in range(3))
+    return LoadedClip(frames_u8, planes, int(src.bit_depth) if src.kind == "yuv" else 8)  # type: ignore[arg-type]
 
 
 def load_clip(clip: Clip, frames: int) -> torch.Tensor:

@@ -138,6 +138,9 @@ class ClipInfo(TypedDict):
     ssim: str                         # its SSIM variant, "SSIM" or "SSIM (win 5)"
     lpips: str                        # "LPIPS (alex)" or "unavailable: why"
     colour_roundtrip_psnr: NotRequired[Optional[float]]   # with baselines: the colour path alone
+    dataset: NotRequired[str]         # --dataset-config: the sequence's class (UVG, HEVC_B, ...)
+    intra_period: NotRequired[int]    # the clip's own intra period (dataset config / preset)
+    bit_depth: NotRequired[int]       # --color yuv420: the source planes' bit depth
 
 
 RDPointDoc = TypedDict("RDPointDoc", {

@@ -66,3 +66,16 @@ def test_rd_deltas_against_an_anchor_curve_names_each_codec():
 def test_ms_ssim_db_scale():
     assert ms_ssim_db(0.99) == pytest.approx(20.0)
     assert ms_ssim_db(0.9) == pytest.approx(10.0)
+
+
+def test_pchip_method_is_bd_metrics_and_needs_three_points():
+    """--bd-method pchip: bd-metric's BD_RATE(..., piecewise=1), as compare_bd_rate.py calls it."""
+    from bd_metric.bjontegaard_metric import BD_RATE
+
+    test = [(0.055, 30.5), (0.11, 32.6), (0.19, 35.3), (0.42, 37.0)]
+    got = bd_delta(ANCHOR, test, method="pchip")
+    expected = BD_RATE([r for r, _ in ANCHOR], [q for _, q in ANCHOR], [r for r, _ in test], [q for _, q in test], 1)
+    assert got["bd_rate"] == pytest.approx(expected, abs=1e-12)
+    assert bd_delta(ANCHOR, [(rate * 0.9, psnr) for rate, psnr in ANCHOR], method="pchip")["bd_rate"] == \
+        pytest.approx(-10.0, abs=1e-9)
+    assert "needs at least 3" in bd_delta(ANCHOR, ANCHOR[:2], method="pchip")["note"]

@@ -1,0 +1,120 @@
+"""x265 / x264 in YUV 4:2:0 mode (``eval --color yuv420``), as traditional codecs are run
+for DCVC's YUV420 tables: the source's own 4:2:0 planes go to the encoder, no colour
+conversion at all.
+
+- Internal bit depth 10 (:data:`YUV_INTERNAL_BIT_DEPTH`; ``-pix_fmt yuv420p10le``: x265
+  Main10, x264 High10). 8-bit planes are shifted left by 2 here (exactly, as the reference
+  encoders' ``InputBitDepth=8`` with a 10-bit internal depth do; not by swscale, which
+  replicates bits), and the 10-bit decoder output is brought back to 8 bits by rounding,
+  ``(v + 2) >> 2`` (as HM/VTM write an 8-bit output file; swscale would dither).
+- 4 reference frames (``ref=4``), low delay (``bframes=0``, zerolatency, keyint as the
+  intra period), the ``--baseline-preset`` (``veryslow`` for anchors); the rest of the
+  encoder settings, the bits and the SEI handling are :mod:`dcvc_bench.eval.baselines`'.
+- The decoded planes are scored per plane against the source
+  (:func:`dcvc_bench.eval.metrics.yuv420_metrics`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcvc_bench.eval.annexb import AccessUnit, split_access_units
+from dcvc_bench.eval.baselines import CODECS, FRAME_RATE, BaselinePoint, _codec_args, _run
+
+YUV_INTERNAL_BIT_DEPTH = 10
+YUV_PIX_FMT = "yuv420p10le"
+YUV_REFS = 4
+YUV_COLOUR_PATH = ("yuv420p source planes (8-bit shifted to 10) -> encoder (10-bit internal) -> decoder -> "
+                   "yuv420p10le -> rounded to the source's bit depth; metrics per plane (Y, U, V)")
+
+
+def encode_yuv_argv(ffmpeg: str, point: BaselinePoint, width: int, height: int, frames: int,
+                    intra_period: int, output: str) -> list[str]:
+    """ffmpeg argv (YUV 4:2:0 mode): raw yuv420p10le planes on stdin -> the encoder at
+    10-bit internal depth, 4 reference frames, low delay -> raw elementary stream."""
+    return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", YUV_PIX_FMT, "-s", f"{width}x{height}", "-framerate", str(FRAME_RATE),
+            "-i", "pipe:0", "-frames:v", str(frames), "-pix_fmt", YUV_PIX_FMT,
+            *_codec_args(point, intra_period, [f"ref={YUV_REFS}"]), "-f", CODECS[point.codec].muxer, "-y", output]
+
+
+def decode_yuv_argv(ffmpeg: str, codec: str, stream: str) -> list[str]:
+    """ffmpeg argv (YUV 4:2:0 mode): elementary stream -> the decoder's yuv420p10le planes on stdout."""
+    return [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error", "-f", CODECS[codec].muxer, "-i", stream,
+            "-pix_fmt", YUV_PIX_FMT, "-f", "rawvideo", "pipe:1"]
+
+
+def to_internal(plane: np.ndarray, bit_depth: int) -> np.ndarray:
+    """A source plane at the 10-bit internal depth: shifted left (exact)."""
+    return (np.asarray(plane).astype(np.uint16) << (YUV_INTERNAL_BIT_DEPTH - bit_depth)).astype("<u2")
+
+
+def from_internal(plane: np.ndarray, bit_depth: int) -> np.ndarray:
+    """A 10-bit decoded plane at the source's depth: rounded, (v + 2) >> 2 for 8 bits."""
+    shift = YUV_INTERNAL_BIT_DEPTH - bit_depth
+    if shift == 0:
+        return np.asarray(plane).astype(np.uint16)
+    out = np.minimum((np.asarray(plane).astype(np.int32) + (1 << (shift - 1))) >> shift, 2 ** bit_depth - 1)
+    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+@dataclass
+class BaselineYUVResult:
+    decoded: tuple[np.ndarray, np.ndarray, np.ndarray]   # Y, U, V at the source's bit depth, T×H×W / T×H/2×W/2
+    stream_bytes: int
+    sha256: str
+    units: list[AccessUnit]
+    encode_argv: list[str]
+    decode_argv: list[str]
+    enc_seconds: float
+    dec_seconds: float
+
+
+def run_baseline_yuv(ffmpeg: str, point: BaselinePoint, planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     bit_depth: int, intra_period: int,
+                     workdir: str | os.PathLike[str] | None = None) -> BaselineYUVResult:
+    """Encode a clip's YUV 4:2:0 planes (Y T×H×W, U/V T×H/2×W/2, integers at
+    ``bit_depth`` 8 or 10) with one baseline point at 10-bit internal depth, decode it
+    back to the source's bit depth and measure the stream."""
+    y, u, v = planes
+    t, h, w = np.shape(y)
+    if bit_depth not in (8, 10):
+        raise ValueError(f"YUV baselines take 8- or 10-bit sources, not {bit_depth}-bit")
+    if h % 2 or w % 2 or np.shape(u) != (t, h // 2, w // 2) or np.shape(v) != (t, h // 2, w // 2):
+        raise ValueError(f"not 4:2:0 planes: Y {np.shape(y)}, U {np.shape(u)}, V {np.shape(v)}")
+    frames = b"".join(to_internal(p[i], bit_depth).tobytes() for i in range(t) for p in (y, u, v))
+    codec = CODECS[point.codec]
+    with tempfile.TemporaryDirectory(prefix="dcvc-bench-baseline-", dir=workdir) as tmp:
+        folder = Path(tmp)
+        name = f"stream{codec.suffix}"
+        enc = encode_yuv_argv(ffmpeg, point, w, h, t, intra_period, name)
+        start = time.perf_counter()
+        _run(enc, f"{point.label} encode", stdin=frames, cwd=folder)
+        enc_seconds = time.perf_counter() - start
+        data = (folder / name).read_bytes()
+        dec = decode_yuv_argv(ffmpeg, point.codec, name)
+        start = time.perf_counter()
+        raw = _run(dec, f"{point.label} decode", cwd=folder)
+        dec_seconds = time.perf_counter() - start
+    luma, chroma = h * w, (h // 2) * (w // 2)
+    if len(raw) != t * 2 * (luma + 2 * chroma):
+        raise RuntimeError(f"{point.label} decode: ffmpeg returned {len(raw)} bytes, expected {t} frames of "
+                           f"{w}x{h} yuv420p10le")
+    out = np.frombuffer(raw, "<u2").reshape(t, luma + 2 * chroma)
+    decoded = (from_internal(out[:, :luma].reshape(t, h, w), bit_depth),
+               from_internal(out[:, luma:luma + chroma].reshape(t, h // 2, w // 2), bit_depth),
+               from_internal(out[:, luma + chroma:].reshape(t, h // 2, w // 2), bit_depth))
+    units = split_access_units(data, codec.muxer)
+    if sum(un.size for un in units) != len(data) or len(units) != t:
+        raise RuntimeError(f"{point.label}: the stream splits into {len(units)} frames of "
+                           f"{sum(un.size for un in units)} bytes, expected {t} frames of {len(data)} bytes")
+    return BaselineYUVResult(decoded=decoded, stream_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                             units=units, encode_argv=enc, decode_argv=dec, enc_seconds=enc_seconds,
+                             dec_seconds=dec_seconds)
