@@ -40,7 +40,7 @@ def test_help_has_no_bool_placeholder_no_brace_metavar_and_describes_every_optio
     usage = next(line for line in out.splitlines() if "Usage:" in line)
     for param in cmd.params:
         if param.param_type_name == "argument":
-            assert param.name.upper() in usage, usage
+            assert (param.metavar or param.name.upper()) in usage, usage
         if param.param_type_name == "option" and not getattr(param, "hidden", False):
             assert (param.help or "").strip(), f"{' '.join(path)} {param.opts[0]} has no help text"
     # Help texts are literal: a bracketed word is not swallowed as Rich markup.
