@@ -312,3 +312,57 @@ def print_rd(doc: EvalDocument, out: Any) -> None:
 
 __all__ = ["console", "copy_file", "footnotes", "plot_title", "print_document", "print_rd", "write_csv"]
 
+
+def provenance_lines(doc: EvalDocument) -> list[str]:
+    """What was evaluated: the checkpoint(s) and the clip set (paths relative to the run
+    folder when inside it, else to the current folder when inside it)."""
+    import os
+
+    from dcvc_bench.evaldoc import index_entry
+
+    entry = index_entry(doc, "", None)
+    here = os.getcwd()
+
+    def shown(path: str) -> str:
+        if not os.path.isabs(path):
+            path = os.path.join(doc["run"], path) if doc.get("run") else path
+        rel = os.path.relpath(path, here)
+        return path if rel.startswith("..") else rel
+
+    lines = []
+    if entry["checkpoints"]:
+        lines.append("checkpoints: " + ", ".join(shown(c) for c in entry["checkpoints"]))
+    clips = [shown(c) for c in entry["clips"]]
+    folders = sorted({os.path.dirname(c) or "." for c in clips})
+    frames = sorted({c["frames"] for c in doc["clips"]})
+    each = f"{frames[0]} frames each" if len(frames) == 1 else f"{frames[0]}-{frames[-1]} frames"
+    if len(folders) == 1:
+        names = ", ".join(os.path.basename(c) for c in clips)
+        lines.append(f"clips: {len(clips)} in {folders[0]}/ ({names}), {each}")
+    else:
+        lines.append(f"clips: {len(clips)} ({', '.join(clips)}), {each}")
+    return lines
+
+
+def print_anchor(doc: EvalDocument, console) -> None:
+    """The ``--anchor-json`` table: BD-rate per class and averaged, per curve."""
+    section = doc.get("anchor_json")  # type: ignore[misc]
+    if not section:
+        return
+    from rich.table import Table
+
+    classes = list(dict.fromkeys(c for row in section["comparisons"] for c in row["classes"]))
+    table = Table(title=f"BD-rate vs {section['name']} ({section['metric']}, {section['method']}, per class)",
+                  title_justify="left")
+    table.add_column("curve")
+    for c in classes:
+        table.add_column(c, justify="right")
+    table.add_column("average", justify="right")
+
+    def pct(v):
+        return "n/a" if v is None else f"{v:+.2f} %"
+
+    for row in section["comparisons"]:
+        table.add_row(row["test"], *[pct(row["classes"].get(c, {}).get("bd_rate")) for c in classes],
+                      pct(row["average"]))
+    console.print(table)

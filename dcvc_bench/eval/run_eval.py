@@ -38,7 +38,7 @@ from dcvc_bench.evaldoc import (ClipInfo, EvalDocument, ResultDoc, eval_document
 if TYPE_CHECKING:
     from dcvc_bench.eval.fid import FIDScorer
 
-__all__ = ["eval_command", "evaluate", "fid_scorer", "provenance_lines", "run_eval", "update_index", "write_outputs"]
+__all__ = ["eval_command", "evaluate", "fid_scorer", "run_eval", "write_outputs"]
 
 
 def fid_scorer(req: EvalOptions, device: torch.device, clips: Sequence[Clip], color: str = "rgb") -> FIDScorer:
@@ -302,7 +302,7 @@ def _unique(folder: Path, stem: str, suffix: str) -> Path:
 def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional[Path],
                   plot_out: Optional[Path], write_run: bool, *, linear_bpp: bool = False) -> dict[str, str]:
     """Write the result document where asked and into the run folder's ``eval/``
-    (then its ``index.json``, see :func:`update_index`). The PNGs' BPP axis is logarithmic
+    (then its ``index.json``, see :func:`dcvc_bench.evaldoc.index.update_index`). The PNGs' BPP axis is logarithmic
     unless ``linear_bpp``. Returns {what: path} of everything written."""
     from dcvc_bench.checkpoints import atomic_write_json, json_safe
     from dcvc_bench.eval import report
@@ -335,6 +335,8 @@ def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional
         written["run"] = str(main)
         written["latest"] = str(folder / "latest.json")
         rd_file = main.with_name(main.stem + "-rd.json")
+        from dcvc_bench.evaldoc.index import update_index
+
         written["index"] = str(update_index(folder, doc, main.name, rd_file.name if plottable else None))
     if plot_out is not None:
         if not plottable:
@@ -353,123 +355,12 @@ def write_outputs(doc: EvalDocument, req_json: Optional[Path], req_csv: Optional
     return written
 
 
-def _index_entries(folder: Path) -> Optional[list]:
-    """The entries of ``folder/index.json``, or None when it is missing or unreadable."""
-    import json
-
-    from dcvc_bench.evaldoc import INDEX_KIND
-
-    try:
-        data = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != INDEX_KIND or not isinstance(data.get("evals"), list):
-        return None
-    return [e for e in data["evals"] if isinstance(e, dict) and isinstance(e.get("file"), str)]
-
-
-def _entries_from_documents(folder: Path) -> list:
-    """Index entries for the eval documents already in ``folder`` (a folder from before the
-    index, or one whose index was lost), oldest first (by the time each records, else by name)."""
-    import json
-
-    from dcvc_bench.evaldoc import EVAL_KIND, index_entry
-    from dcvc_bench.evaldoc.schema import is_eval_document_name
-
-    entries = []
-    for path in folder.glob("*.json"):
-        if not is_eval_document_name(path.name):
-            continue
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if doc.get("format") != EVAL_KIND:
-                continue
-            rd_file = path.with_name(path.stem + "-rd.json")
-            stamp = doc.get("created_unix")
-            entry = index_entry(doc, path.name, rd_file.name if rd_file.is_file() else None)
-            entries.append((stamp if isinstance(stamp, (int, float)) else 0.0, path.name, entry))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # not an eval document this version can read: left out of the index, left on disk
-    return [entry for _, _, entry in sorted(entries, key=lambda e: (e[0], e[1]))]
-
-
-def update_index(folder: Path, doc: EvalDocument, file: str, rd_file: Optional[str]) -> Path:
-    """Add the document just written as ``folder/file`` to ``folder/index.json`` (rewritten
-    atomically; rebuilt from the documents on disk when missing or unreadable)."""
-    from dcvc_bench.checkpoints import atomic_write_json
-    from dcvc_bench.evaldoc import eval_index, index_entry
-
-    entries = _index_entries(folder)
-    if entries is None:
-        entries = _entries_from_documents(folder)
-    entries = [e for e in entries if e.get("file") != file]
-    entries.append(index_entry(doc, file, rd_file))
-    path = folder / "index.json"
-    atomic_write_json(path, eval_index(entries))
-    return path
-
-
-def provenance_lines(doc: EvalDocument) -> list[str]:
-    """What was evaluated: the checkpoint(s) and the clip set (paths relative to the run
-    folder when inside it, else to the current folder when inside it)."""
-    import os
-
-    from dcvc_bench.evaldoc import index_entry
-
-    entry = index_entry(doc, "", None)
-    here = os.getcwd()
-
-    def shown(path: str) -> str:
-        if not os.path.isabs(path):
-            path = os.path.join(doc["run"], path) if doc.get("run") else path
-        rel = os.path.relpath(path, here)
-        return path if rel.startswith("..") else rel
-
-    lines = []
-    if entry["checkpoints"]:
-        lines.append("checkpoints: " + ", ".join(shown(c) for c in entry["checkpoints"]))
-    clips = [shown(c) for c in entry["clips"]]
-    folders = sorted({os.path.dirname(c) or "." for c in clips})
-    frames = sorted({c["frames"] for c in doc["clips"]})
-    each = f"{frames[0]} frames each" if len(frames) == 1 else f"{frames[0]}-{frames[-1]} frames"
-    if len(folders) == 1:
-        names = ", ".join(os.path.basename(c) for c in clips)
-        lines.append(f"clips: {len(clips)} in {folders[0]}/ ({names}), {each}")
-    else:
-        lines.append(f"clips: {len(clips)} ({', '.join(clips)}), {each}")
-    return lines
-
-
 def write_dcvc_beside(doc: EvalDocument, main: Path) -> dict[str, str]:
     """Each curve's results in microsoft/DCVC's JSON format beside ``main``
     (``<stem>-<curve>.dcvc.json``, :mod:`dcvc_bench.eval.dcvc_json`)."""
     from dcvc_bench.eval.dcvc_json import write_beside
 
     return write_beside(doc, main)  # type: ignore[arg-type]
-
-
-def print_anchor(doc: EvalDocument, console) -> None:
-    """The ``--anchor-json`` table: BD-rate per class and averaged, per curve."""
-    section = doc.get("anchor_json")  # type: ignore[misc]
-    if not section:
-        return
-    from rich.table import Table
-
-    classes = list(dict.fromkeys(c for row in section["comparisons"] for c in row["classes"]))
-    table = Table(title=f"BD-rate vs {section['name']} ({section['metric']}, {section['method']}, per class)",
-                  title_justify="left")
-    table.add_column("curve")
-    for c in classes:
-        table.add_column(c, justify="right")
-    table.add_column("average", justify="right")
-
-    def pct(v):
-        return "n/a" if v is None else f"{v:+.2f} %"
-
-    for row in section["comparisons"]:
-        table.add_row(row["test"], *[pct(row["classes"].get(c, {}).get("bd_rate")) for c in classes],
-                      pct(row["average"]))
-    console.print(table)
 
 
 def eval_command(req: EvalRequest) -> int:
@@ -481,8 +372,8 @@ def eval_command(req: EvalRequest) -> int:
     written = write_outputs(doc, req.json_out, req.csv_out, req.plot_out, req.write_run,
                             linear_bpp=req.linear_bpp)
     report.print_document(doc, console)
-    print_anchor(doc, console)
-    for line in provenance_lines(doc):
+    report.print_anchor(doc, console)
+    for line in report.provenance_lines(doc):
         console.print(line, highlight=False, markup=False)
     for what, path in written.items():
         console.print(f"wrote {path}", highlight=False)
