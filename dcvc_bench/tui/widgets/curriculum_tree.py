@@ -70,10 +70,11 @@ def _step_label(row: StepRow, theme: dict[str, str]) -> Text:
     glyph, style = state_style(theme, row.state)
     step = row.step
     name = step.id.removeprefix(f"{step.track}-")
-    active = row.state not in ("done", "pending")  # its state says more than how it starts
+    # The glyph (and its colour) is the state, the last word how the step starts (legend on
+    # `?`): both fit the 80-column tree, where a state word such as "will re-run" did not.
     return Text.assemble((f"{glyph} ", style), (f"{name:<8}", "bold" if row.state == "running" else ""),
                          f" {row.epochs_done}/{step.epochs} ",
-                         (row.state, style) if active else (start_short(row.start), "dim"))
+                         ("skip", style) if row.state == "skipped" else (start_short(row.start), "dim"))
 
 
 def _group_label(name: str, rows: list[StepRow], theme: dict[str, str]) -> Text:
