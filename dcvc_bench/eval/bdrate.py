@@ -140,7 +140,7 @@ def rd_deltas(curves: Sequence[dict[str, Any]], anchor: str, method: str = BD_ME
 
         ms = bd_delta([(p["bpp"], msdb(p)) for p in base["points"]],
                       [(p["bpp"], msdb(p)) for p in curve["points"]], anchor, curve["name"], method)
-        notes = [f"{what}: {n}" for what, n in (("PSNR", psnr["note"]), ("MS-SSIM", ms["note"])) if n]
+        notes = [f"{what}: {n}" for what, n in (("PSNR", psnr["note"]), ("MS-SSIM dB", ms["note"])) if n]
         out.append({"codec": curve["name"], "anchor": anchor, "bd_rate_psnr": psnr["bd_rate"],
                     "bd_psnr": psnr["bd_quality"], "bd_rate_ms_ssim": ms["bd_rate"],
                     "overlap_psnr": psnr["overlap"], "method": method,
