@@ -499,7 +499,10 @@ def bench_codec(
     max_ref_positions: int = typer.Option(10000, "--max-ref-positions",
                                           help="Time the per-position coder on at most this many latent positions; "
                                                "beyond, extrapolate (and say so)."),
-    repeats: int = typer.Option(3, "--repeats", help="Time each autoregressive coder this many times, keep the fastest."),
+    repeats: int = typer.Option(3, "--repeats", help="Time each autoregressive coder this many times (alternating); print the median and the min."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Coding threads (default: the codec's, min(CPUs, 8))."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as a JSON record to this file."),
+    compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="A record written by --json: print each figure's ratio against it."),
 ) -> None:
     """Real coding: encode/decode frames/s, wavefront vs per-position autoregressive
     coding (same bytes, speed-up), real vs estimated rate."""
@@ -510,7 +513,9 @@ def bench_codec(
 
         run_codec_benchmark(preset=preset, size=parse_size(size), frames=frames,
                             checkpoint=str(checkpoint) if checkpoint else None,
-                            max_ref_positions=max_ref_positions, repeats=repeats, echo=typer.echo)
+                            max_ref_positions=max_ref_positions, repeats=repeats, echo=typer.echo,
+                            threads=threads, json_path=str(json_out) if json_out else None,
+                            compare_to=str(compare_to) if compare_to else None)
         return 0
 
     _guard(body)

@@ -15,17 +15,28 @@ timed on the whole latent when it has at most ``max_ref_positions`` positions; o
 on a full-width crop of the top rows, and its time for the whole latent is extrapolated
 linearly in positions (its cost per position does not depend on where it is) and printed
 as such.
+
+Each coder is timed ``repeats`` times, the coders alternating round by round (so a
+change in the machine's load hits them alike); every figure is printed as the median
+and the minimum of its runs, with the thread count and the load average before and
+after. ``json_path`` keeps the record (:data:`RECORD_FORMAT`); ``compare_to`` prints each
+figure's ratio against such a record.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
-from typing import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from dcvc_bench.checkpoints import atomic_write_bytes
 from dcvc_bench.codec.ar import (
     ContextCoder,
     coding_settings,
@@ -37,60 +48,132 @@ from dcvc_bench.codec.ar import (
 from dcvc_bench.codec.video import Codec, decode_video, encode_video, load_codec
 from dcvc_bench.errors import UserError
 
-__all__ = ["run_codec_benchmark"]
+__all__ = ["RECORD_FORMAT", "run_codec_benchmark"]
+
+#: The ``format`` field of a ``--json`` record (version 1).
+RECORD_FORMAT = "dcvc-bench-bench-codec"
 
 
-def _timed(fn: Callable[[], object], repeats: int) -> tuple[object, float]:
-    """``fn()`` and its fastest time over ``repeats`` runs: the least disturbed by other
-    work on the machine."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, best
+def _stats(samples: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(samples), "min": min(samples), "runs": samples}
+
+
+def _fmt(stats: dict[str, Any]) -> str:
+    return f"{stats['median']:8.3f} s (min {stats['min']:7.3f})"
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def _load_text(load: list[float] | None) -> str:
+    return "unknown" if load is None else "/".join(f"{x:.2f}" for x in load) + " (1/5/15 min)"
+
+
+def _timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
 
 
 def _ar_comparison(name: str, coder: ContextCoder, one_row: ContextCoder, y: torch.Tensor, hyper: torch.Tensor,
-                   max_ref_positions: int, repeats: int, echo: Callable[[str], None]) -> None:
+                   max_ref_positions: int, repeats: int, echo: Callable[[str], None]) -> dict[str, Any]:
     """Time one latent's wavefront coding against per-position coding, both with the same
     arithmetic (same bytes, checked) and with one-row matmuls (the fastest sequential
-    arithmetic, whose rounding, hence bytes, may differ)."""
+    arithmetic, whose rounding, hence bytes, may differ); the record of it."""
     channels, height, width = y.shape[1:]
     waves = wave_schedule(height, width, coder.slope)
-    (data, _), wave_enc = _timed(lambda: latent_to_bytes(coder, y, hyper, waves), repeats)
-    _, wave_dec = _timed(lambda: latent_from_bytes(coder, data, hyper, (height, width), waves), repeats)
-
     rows = height if height * width <= max_ref_positions else max(1, max_ref_positions // width)
     y_ref, hyper_ref = y[:, :, :rows], hyper[:, :, :rows]
     crop_waves = wave_schedule(rows, width, coder.slope)
     singles = [p.view(1) for p in torch.cat(crop_waves)]
     scale = height / rows
     how = "measured" if rows == height else f"extrapolated ×{scale:.2f} from a {rows}×{width} crop"
-
+    coders = {"wavefront": (coder, y, hyper, waves, waves, (height, width), 1.0),
+              "reference": (coder, y_ref, hyper_ref, raster_schedule(rows, width), singles, (rows, width), scale),
+              "one_row": (one_row, y_ref, hyper_ref, raster_schedule(rows, width), singles, (rows, width), scale)}
+    times: dict[str, dict[str, list[float]]] = {key: {"encode": [], "decode": []} for key in coders}
+    data: dict[str, bytes] = {}
+    exact = True
+    for _ in range(repeats):  # round by round, the coders alternating
+        for key, (c, y_in, hyper_in, enc_schedule, dec_schedule, shape, factor) in coders.items():
+            (data[key], y_hat), enc = _timed(lambda: latent_to_bytes(c, y_in, hyper_in, enc_schedule))
+            decoded, dec = _timed(lambda: latent_from_bytes(c, data[key], hyper_in, shape, dec_schedule))
+            exact = exact and torch.equal(decoded, y_hat)
+            times[key]["encode"].append(enc * factor)
+            times[key]["decode"].append(dec * factor)
+    crop_bytes = data["wavefront"] if rows == height else latent_to_bytes(coder, y_ref, hyper_ref, crop_waves)[0]
+    same = data["reference"] == crop_bytes
+    record: dict[str, Any] = {
+        "shape": [channels, height, width], "positions": height * width, "waves": len(waves),
+        "bytes": len(data["wavefront"]), "decoded_exactly": exact, "reference_rows": rows,
+        "reference_extrapolation": scale, "reference_same_bytes": same,
+        **{key: {op: _stats(samples) for op, samples in ops.items()} for key, ops in times.items()}}
     echo(f"  latent {name}: {channels}×{height}×{width} ({height * width} positions, {len(waves)} waves), "
-         f"{len(data)} bytes")
-    echo(f"    wavefront ({coder.row_block}-row matmul blocks)   encode {wave_enc:8.3f} s   decode {wave_dec:8.3f} s")
-    for label, per_position in (("per-position, same arithmetic", coder), ("per-position, one-row matmuls", one_row)):
-        (ref_data, _), ref_enc = _timed(lambda: latent_to_bytes(per_position, y_ref, hyper_ref,
-                                                                raster_schedule(rows, width)), repeats)
-        _, ref_dec = _timed(lambda: latent_from_bytes(per_position, ref_data, hyper_ref, (rows, width), singles),
-                            repeats)
-        if per_position is coder:
-            same = ref_data == (data if rows == height else latent_to_bytes(coder, y_ref, hyper_ref, crop_waves)[0])
-            bytes_note = f"same bytes: {'yes' if same else 'NO'}"
-        else:
-            bytes_note = "bytes not comparable (other rounding)"
-        echo(f"    {label:33s} encode {ref_enc * scale:8.3f} s   decode {ref_dec * scale:8.3f} s   "
-             f"({how}); wavefront is {ref_enc * scale / wave_enc:.1f}× / {ref_dec * scale / wave_dec:.1f}× "
-             f"faster; {bytes_note}")
+         f"{len(data['wavefront'])} bytes; decodes exactly: {'yes' if exact else 'NO'}")
+    wave = record["wavefront"]
+    echo(f"    {'wavefront':33s} encode {_fmt(wave['encode'])}   decode {_fmt(wave['decode'])}")
+    for key, label in (("reference", "per-position, same arithmetic"), ("one_row", "per-position, one-row matmuls")):
+        ref = record[key]
+        ratio = {op: ref[op]["median"] / wave[op]["median"] for op in ("encode", "decode")}
+        record[key]["ratio"] = ratio
+        note = f"same bytes: {'yes' if same else 'NO'}" if key == "reference" else "bytes not comparable (other rounding)"
+        echo(f"    {label:33s} encode {_fmt(ref['encode'])}   decode {_fmt(ref['decode'])}   ({how})")
+        echo(f"      wavefront is {ratio['encode']:.1f}× / {ratio['decode']:.1f}× faster (encode / decode, medians; "
+             f"mins {ref['encode']['min'] / wave['encode']['min']:.1f}× / "
+             f"{ref['decode']['min'] / wave['decode']['min']:.1f}×); {note}")
+    return record
+
+
+def _figures(record: dict[str, Any]) -> dict[str, float]:
+    """A record's comparable figures (median seconds), by name."""
+    out = {f"P-frame {op}": record["pframe"][op]["median"] for op in ("encode", "decode")}
+    for name, latent in record.get("latents", {}).items():
+        for key in ("wavefront", "reference", "one_row"):
+            for op in ("encode", "decode"):
+                out[f"latent {name} {key} {op}"] = latent[key][op]["median"]
+    return out
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A ``--json`` record, or a one-line :class:`UserError` naming the file."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"--compare-to: {path} does not exist; give a file written by `bench codec --json`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"--compare-to: {path} is not a JSON record ({type(exc).__name__}); "
+                        "give a file written by `bench codec --json`") from None
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise UserError(f"--compare-to: {path} is not a `bench codec --json` record (format is not {RECORD_FORMAT!r})")
+    try:
+        _figures(record)
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"--compare-to: {path} lacks the figure {exc}; give a file written by `bench codec --json`") from None
+    return record
+
+
+def _compare(record: dict[str, Any], saved: dict[str, Any], path: str, echo: Callable[[str], None]) -> None:
+    echo(f"  against {path} (measured {saved.get('created', '?')}, threads: {saved.get('threads', '?')}, "
+         f"load {_load_text(saved.get('load_before'))}): saved median / this median, > 1 is faster now")
+    if (saved.get("size"), saved.get("preset")) != (record["size"], record["preset"]):
+        echo(f"    note: that record is {saved.get('size')} {saved.get('preset')}, this one {record['size']} "
+             f"{record['preset']}")
+    now, then = _figures(record), _figures(saved)
+    for key, value in now.items():
+        if key in then and value > 0:
+            echo(f"    {key:36s} {then[key]:8.3f} s -> {value:8.3f} s   {then[key] / value:6.2f}×")
 
 
 def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: int,
                         checkpoint: str | None, max_ref_positions: int, repeats: int,
-                        echo: Callable[[str], None]) -> None:
+                        echo: Callable[[str], None], threads: int | None = None,
+                        json_path: str | None = None, compare_to: str | None = None) -> dict[str, Any]:
     """Encode and decode ``frames`` synthetic frames of ``size`` (W, H) with one I-frame,
-    then compare the autoregressive coders on the first P-frame's latents."""
+    then compare the autoregressive coders on the first P-frame's latents; the record."""
     from dcvc_bench.data.synth import clip_frames
     from dcvc_bench.curriculum.iframe_spec import weightless_spec
     from dcvc_bench.models.iframe import build_iframe_codec
@@ -101,6 +184,9 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
         raise UserError("--frames must be >= 2 (one I-frame, then P-frames)")
     if max_ref_positions < 1 or repeats < 1:
         raise UserError("--max-ref-positions and --repeats must be >= 1")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: give at least 1")
+    saved = read_record(compare_to) if compare_to else None  # a bad file is refused before minutes of work
     if checkpoint:
         codec = load_codec(checkpoint)
         weights = f"checkpoint {checkpoint}"
@@ -111,22 +197,24 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
         iframe = build_iframe_codec(weightless_spec())
         codec = Codec(DCVC(preset or "tiny"), iframe)
         weights = f"random weights, {iframe.name} I-frames: timings only, rates are not meaningful"
+    if threads is not None:
+        codec.threads = threads
     clip = np.stack(list(clip_frames(frames, (width, height), np.random.default_rng(0))))
     clip = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
 
+    load_before, created = _load(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
     echo(f"codec benchmark: preset {codec.preset} ({weights})")
-    echo(f"  {width}x{height}, {frames} frames (1 I + {frames - 1} P), {codec.threads} coding threads, "
-         f"device {codec.device}")
+    echo(f"  {width}x{height}, {frames} frames (1 I + {frames - 1} P), coding threads: {codec.threads}, "
+         f"device {codec.device}, {os.cpu_count()} CPUs, load average {_load_text(load_before)}")
     enc = encode_video(codec, clip, -1, name="synthetic")
     dec = decode_video(codec, enc.stream, name="synthetic", max_pixels=None)  # its own stream: no limit
     exact = torch.equal(dec.frames, enc.decoded)
 
     p_frames = [f for f in enc.frames if f.kind == "P"]
-    p_enc = statistics.median(f.enc_seconds for f in p_frames)
-    p_dec = statistics.median(dec.dec_seconds[1:])
-    echo(f"  encode: P-frame {p_enc:.3f} s ({1 / p_enc:.2f} frames/s, median), "
+    p_enc, p_dec = _stats([f.enc_seconds for f in p_frames]), _stats(list(dec.dec_seconds[1:]))
+    echo(f"  encode: P-frame {_fmt(p_enc)} over {len(p_frames)} P-frames ({1 / p_enc['median']:.3g} frames/s), "
          f"I-frame {enc.frames[0].enc_seconds:.3f} s")
-    echo(f"  decode: P-frame {p_dec:.3f} s ({1 / p_dec:.2f} frames/s, median), I-frame {dec.dec_seconds[0]:.3f} s; "
+    echo(f"  decode: P-frame {_fmt(p_dec)} ({1 / p_dec['median']:.3g} frames/s), I-frame {dec.dec_seconds[0]:.3f} s; "
          f"output identical to the encoder's reconstruction: {'yes' if exact else 'NO'}")
     pixels = width * height
     real = sum(f.bits for f in p_frames) / len(p_frames)
@@ -135,16 +223,33 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
     echo(f"  rate, P-frames: real {real / pixels:.5f} bpp, estimate {est / pixels:.5f} bpp, "
          f"gap {100 * (real / est - 1):+.2f}% ({real - est:+.0f} bits/frame, of which {real - payload:.0f} "
          f"container framing and up to 64 the rANS final state)")
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT, "version": 1,
+        "created": created,
+        "preset": codec.preset, "weights": "checkpoint" if checkpoint else "random", "size": f"{width}x{height}",
+        "frames": frames, "threads": codec.threads, "cpus": os.cpu_count(), "device": str(codec.device),
+        "torch": torch.__version__, "repeats": repeats, "max_ref_positions": max_ref_positions,
+        "load_before": load_before, "pframe": {"encode": p_enc, "decode": p_dec, "identical": exact},
+        "rate_bpp": {"real": real / pixels, "estimate": est / pixels}, "latents": {}}
 
     # The latents of the first P-frame, as the encoder coded them.
     with coding_settings(codec.threads):
         ref = enc.decoded[:1].to(codec.device).float() / 255.0
         latents = codec.pframe.encode(ref, clip[1:2].to(codec.device).float() / 255.0).latents
-        echo(f"  autoregressive coding (first P-frame's latents; fastest of {repeats} runs each):")
+        echo(f"  autoregressive coding (first P-frame's latents; median and min of {repeats} runs each, "
+             "the coders alternating):")
         net = codec.net
         layers = {"mv_y": (net.auto_regressive_mv, net.entropy_parameters_mv, net.gaussian_conditional_mv),
                   "y": (net.auto_regressive, net.entropy_parameters, net.gaussian_conditional)}
         for name, modules in layers.items():
             y, hyper = latents[name]
-            _ar_comparison(name, ContextCoder(*modules), ContextCoder(*modules, row_block=1), y, hyper,
-                           max_ref_positions, repeats, echo)
+            record["latents"][name] = _ar_comparison(name, ContextCoder(*modules), ContextCoder(*modules, row_block=1),
+                                                     y, hyper, max_ref_positions, repeats, echo)
+    record["load_after"] = _load()
+    echo(f"  load average after: {_load_text(record['load_after'])}")
+    if saved is not None:
+        _compare(record, saved, str(compare_to), echo)
+    if json_path:
+        atomic_write_bytes(json_path, (json.dumps(record, indent=1) + "\n").encode())
+        echo(f"  record written to {json_path}")
+    return record

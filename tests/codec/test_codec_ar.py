@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dcvc_bench.codec.ar import (
+    ROW_BLOCK,
     ContextCoder,
     coding_settings,
     latent_from_bytes,
@@ -42,7 +43,9 @@ def _latent(coder: ContextCoder, height: int, width: int, seed: int, spread: flo
     return y, hyper
 
 
-@pytest.mark.parametrize("height,width,seed", [(1, 1, 0), (1, 9, 1), (7, 1, 2), (5, 8, 3), (9, 4, 4), (13, 6, 5)])
+# (20, 60) and (19, 51) have waves of more than ROW_BLOCK positions (one matmul of 17-20 rows).
+@pytest.mark.parametrize("height,width,seed", [(1, 1, 0), (1, 9, 1), (7, 1, 2), (5, 8, 3), (9, 4, 4), (13, 6, 5),
+                                               (1, 45, 6), (45, 1, 7), (20, 60, 8), (19, 51, 9)])
 @pytest.mark.parametrize("which", ["mv_y", "y"])
 def test_wavefront_gives_the_per_position_bytes_and_decodes_exactly(net, which, height, width, seed):
     coder = _coders(net)[which]
@@ -58,6 +61,37 @@ def test_wavefront_gives_the_per_position_bytes_and_decodes_exactly(net, which, 
         assert torch.equal(latent_from_bytes(coder, data, hyper, (height, width), singles), y_hat)
     # y_hat is the quantised latent: each value is a whole number of steps from its mean.
     assert (y_hat - y).abs().max() <= 0.5 + 1e-4
+
+
+@pytest.mark.parametrize("which", ["mv_y", "y"])
+def test_one_matmul_per_wave_computes_what_16_row_blocks_did(net, which):
+    """The stream format's arithmetic: (means, scales) of every position as the coder
+    computed them before waves got one matmul per layer (exactly ROW_BLOCK rows per
+    matmul), rebuilt here from y_hat; the symbols, CDF indexes and y_hat must follow from
+    them bit for bit, or streams written before would not decode."""
+    coder = _coders(net)[which]
+    height, width = 37, 64
+    y, hyper = _latent(coder, height, width, seed=11)
+    with coding_settings(2):
+        symbols, indexes, y_hat = coder.symbols(y, hyper, wave_schedule(height, width, coder.slope))
+        padded = F.pad(y_hat, (coder.pad_x,) * 2 + (coder.pad_y,) * 2)
+        patches = torch.stack([padded[0, :, dy:dy + height, dx:dx + width] for dy, dx in coder.taps])
+        patches = patches.permute(2, 3, 0, 1).reshape(height * width, -1)  # raster, tap-major
+        hyper_rows = hyper[0].permute(1, 2, 0).reshape(height * width, -1)
+        blocks = []
+        for start in range(0, height * width, ROW_BLOCK):
+            rows = torch.arange(start, start + ROW_BLOCK).clamp(max=height * width - 1)
+            h = torch.cat((hyper_rows[rows], F.linear(patches[rows], coder.ctx_weight, coder.ctx_bias)), dim=1)
+            for layer in coder.layers:
+                h = F.linear(h, *layer) if isinstance(layer, tuple) else layer(h)
+            blocks.append(h[: min(ROW_BLOCK, height * width - start)])
+        means, scales = torch.cat(blocks).chunk(2, dim=1)
+        expected_symbols = torch.round(y[0].permute(1, 2, 0).reshape(height * width, -1) - means).int()
+        expected_indexes = net.gaussian_conditional.build_indexes(scales).int()
+    order = torch.cat(wave_schedule(height, width, coder.slope))
+    assert torch.equal(symbols, expected_symbols[order])
+    assert torch.equal(indexes, expected_indexes[order])
+    assert torch.equal(y_hat[0].permute(1, 2, 0).reshape(height * width, -1), expected_symbols.float() + means)
 
 
 def test_slope_and_waves_follow_the_mask(net):
