@@ -9,6 +9,8 @@ batches and reports:
 
 - ``frames_per_s``: frames of GOP crops delivered per second after the first batch
   (steady state; worker start-up is ``startup_s``);
+- ``build_s``: building the dataset (probing; with the frame cache, decoding every clip
+  once when its entry is missing);
 - ``rss_mib_*``: resident memory of this process plus its worker processes, sampled
   every few batches (psutil when installed, else ``/proc/<pid>/statm``). Workers share
   pages copy-on-write, so the sum over-counts; its *growth* over the epoch
@@ -81,7 +83,9 @@ def measure_loader(folder: str | os.PathLike[str], *, workers: int, gop: int, cr
     from dcvc_bench.train.recipe import PREFETCH_FACTOR
 
     options = {"frame_cache": frame_cache} if frame_cache else {}
+    t_build = time.perf_counter()
     dataset = VideoGOPDataset(folder, gop, crop, samples_per_epoch=batch * batches, seed=seed, **options)
+    build_s = time.perf_counter() - t_build  # probing the clips; with frame_cache, decoding them once
     loader = DataLoader(dataset, batch_size=batch, shuffle=False, drop_last=True, num_workers=workers,
                         persistent_workers=False, prefetch_factor=PREFETCH_FACTOR if workers > 0 else None)
     every = max(1, batches // 20)
@@ -102,7 +106,7 @@ def measure_loader(folder: str | os.PathLike[str], *, workers: int, gop: int, cr
     tenth = samples[max(1, len(samples) // 10)] if len(samples) > 1 else samples[0]
     return {"workers": workers, "batches": count, "gop": gop, "crop": crop, "batch": batch,
             "frames_per_s": timed * batch * gop / steady, "gops_per_s": timed * batch / steady,
-            "startup_s": t_first - t0, "epoch_s": t_end - t0,
+            "startup_s": t_first - t0, "epoch_s": t_end - t0, "build_s": build_s,
             "rss_mib_start": samples[0], "rss_mib_max": max(samples), "rss_mib_end": samples[-1],
             "rss_growth_mib": samples[-1] - tenth, "frame_cache": bool(frame_cache)}
 
@@ -149,7 +153,8 @@ def run_data_benchmark(*, folder: Optional[str], workers: Iterable[int], gop: in
                 margin = f", {row['frames_per_s'] / consumption:.1f}x the trainer's {consumption:.1f} frames/s" \
                     if consumption else ""
                 echo(f"  workers {w}{' (frame cache)' if cache else ''}: {row['frames_per_s']:.1f} frames/s "
-                     f"({row['gops_per_s']:.1f} GOPs/s){margin}; start-up {row['startup_s']:.2f} s; RSS "
+                     f"({row['gops_per_s']:.1f} GOPs/s){margin}; start-up {row['startup_s']:.2f} s "
+                     f"(dataset built in {row['build_s']:.1f} s); RSS "
                      f"{row['rss_mib_start']:.0f} -> max {row['rss_mib_max']:.0f} -> end {row['rss_mib_end']:.0f} MiB "
                      f"(growth {row['rss_growth_mib']:+.0f} MiB)")
     return {"kind": "data", "source": what, "load": load_figure(), "consumption_frames_per_s": consumption,

@@ -13,8 +13,10 @@ its peak GPU memory (``torch.cuda.max_memory_allocated`` since the row started):
   apart. Beside each: % of the bf16 ceiling (below) and the frames/s the loader must give.
 - ``infer``: estimation forward of one P-frame at 1080p (ms, median), fp32 and bf16.
 - ``codec``: real encode and decode of one 1080p P-frame (s; :mod:`dcvc_bench.codec.video`).
-- ``data``: the training loader's frames/s with 1 and N workers on 720p MP4s
-  (:mod:`dcvc_bench.train.data_bench`) beside the fastest GOP-2 training row's need.
+- ``data``: the training loader's frames/s with 1 and N workers on 720p MP4s, and with 1
+  worker through the decoded-frame cache (:mod:`dcvc_bench.data.frame_cache`; building it
+  is outside the timing), beside the fastest GOP-2 training row's need
+  (:mod:`dcvc_bench.train.data_bench`).
 
 The ceiling: an H200 does about 790 TFLOP/s in bf16 (dense); one 256² P-frame costs about
 444 GFLOP forward + backward (the issue's count for the ``dcvc`` preset), so
@@ -201,6 +203,8 @@ def run_gpu_benchmark(options: GpuBenchOptions, echo: Callable[[str], None] = pr
             clips = os.path.join(tmp, "clips")
             for w in sorted({1, o.workers}):
                 rows.run("data", f"workers {w}", lambda w=w: _data_row(o, clips, w, need))
+            cache = os.path.join(tmp, "frame-cache")
+            rows.run("data", "workers 1, frame cache", lambda: _data_row(o, clips, 1, need, cache))
     record["seconds"] = time.monotonic() - started
     _print_table(record, echo)
     return record
@@ -316,12 +320,14 @@ def _codec_row(o: GpuBenchOptions) -> dict[str, Any]:
                        f"{'identical' if exact else 'DIFFERS'})"}
 
 
-def _data_row(o: GpuBenchOptions, clips: str, workers: int, need: Optional[float]) -> dict[str, Any]:
+def _data_row(o: GpuBenchOptions, clips: str, workers: int, need: Optional[float],
+              frame_cache: Optional[str] = None) -> dict[str, Any]:
     from dcvc_bench.train.data_bench import measure_loader, synthetic_clips
 
     if not os.path.isdir(clips):
         synthetic_clips(clips, clips=4, frames=o.clip_frames, size=o.clip_size)
-    row = measure_loader(clips, workers=workers, gop=2, crop=o.crop, batch=o.batches[0], batches=o.loader_batches)
+    row = measure_loader(clips, workers=workers, gop=2, crop=o.crop, batch=o.batches[0], batches=o.loader_batches,
+                         frame_cache=frame_cache)
     row["trainer_frames_per_s"] = need
     row["ratio"] = row["frames_per_s"] / need if need else None
     beside = f", {row['ratio']:.2f}x the trainer's {need:.1f} frames/s" if need else ""

@@ -48,8 +48,9 @@ def test_allow_cpu_runs_every_part_and_writes_the_record(tmp_path):
     assert infer["bf16"] is False and infer["ms"] > 0 and infer["bits_dtype"] == "float32"
     [codec] = record["codec"]
     assert codec["encode_s"] > 0 and codec["decode_s"] > 0 and codec["decoded_equal"] is True
-    [data] = record["data"]
-    assert data["workers"] == 1 and data["frames_per_s"] > 0
+    data, cached = record["data"]
+    assert data["workers"] == 1 and data["frames_per_s"] > 0 and data["frame_cache"] is False
+    assert cached["name"] == "workers 1, frame cache" and cached["frame_cache"] is True and cached["frames_per_s"] > 0
     assert data["trainer_frames_per_s"] == train[0]["frames_per_s"]
     assert data["rss_mib_max"] >= data["rss_mib_start"] > 0
     assert "P-frames/s" in res.stdout and "part " in res.stdout  # the table
@@ -61,7 +62,7 @@ def test_a_spent_budget_skips_rows_and_says_so(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     record = json.loads(out.read_text())
     assert record["train"] == [] and record["data"] == []
-    assert "train: b2 GOP 2" in record["skipped"] and "data: workers 1" in record["skipped"]
+    assert "train: b2 GOP 2" in record["skipped"] and "data: workers 1, frame cache" in record["skipped"]
     assert "skipped (--budget spent)" in res.stdout
 
 
@@ -75,10 +76,10 @@ def test_ceiling_arithmetic():
 def test_bench_data_rows_per_worker_count(tmp_path):
     out = tmp_path / "data.json"
     res = _cli("data", "--workers", "0,1", "--size", "320x180", "--clips", "2", "--frames", "8", "--gop", "2",
-               "--crop", "64", "--batch", "2", "--batches", "4", "--consumption", "10", "--json", str(out))
+               "--crop", "64", "--batch", "2", "--batches", "4", "--consumption", "10", "--frame-cache", "--json", str(out))
     assert res.returncode == 0, res.stderr[-3000:]
     record = json.loads(out.read_text())
-    assert [r["workers"] for r in record["rows"]] == [0, 1]
+    assert [(r["workers"], r["frame_cache"]) for r in record["rows"]] == [(0, False), (1, False), (0, True), (1, True)]
     for row in record["rows"]:
         assert row["batches"] == 4 and row["frames_per_s"] > 0 and row["rss_mib_end"] > 0
     assert "x the trainer's 10.0 frames/s" in res.stdout and "load " in res.stdout
