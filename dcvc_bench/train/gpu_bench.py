@@ -123,6 +123,10 @@ class GpuBenchOptions:
             clip_frames=8 if cpu else 60,
             parts=parts, budget=float(budget),
         )
+        from dcvc_bench.models.video_net import PRESETS
+
+        if values.preset not in PRESETS:
+            raise UserError(f"--preset: one of {', '.join(PRESETS)}, got {values.preset}")
         if values.crop < 16 or values.iters < 1 or values.workers < 0 or min(values.batches) < 1:
             raise UserError("--crop >= 16, --iters >= 1, --batches >= 1 and --workers >= 0, please")
         return values
@@ -196,7 +200,9 @@ def run_gpu_benchmark(options: GpuBenchOptions, echo: Callable[[str], None] = pr
                 rows.run("infer", f"{'bf16' if bf16 else 'fp32'}", lambda bf16=bf16: _infer_row(o, bf16))
         if "codec" in o.parts:
             echo(f"codec (real rANS coding, one P-frame, {o.infer_size[0]}x{o.infer_size[1]}):")
-            rows.run("codec", "encode+decode", lambda: _codec_row(o))
+            row = rows.run("codec", "encode+decode", lambda: _codec_row(o, o.device))
+            if row is None and o.device == "cuda" and _failed(record, "codec: encode+decode"):
+                rows.run("codec", "encode+decode (cpu: cuda failed)", lambda: _codec_row(o, "cpu"))
         if "data" in o.parts:
             need = max((r["frames_per_s"] for r in record["train"] if r["gop"] == 2), default=None)
             echo(f"data (GOP 2 crops {o.crop}², batch {o.batches[0]}, from {o.clip_size[0]}x{o.clip_size[1]} MP4s):")
@@ -216,7 +222,7 @@ def _train_rows(rows: _Rows, o: GpuBenchOptions, tmp: str, *, batch: int, gop: i
     name = f"b{batch} GOP {gop}{' opt' if gop_opt else ''}"
     row = rows.run("train", name, lambda: _train_row(o, tmp, batch=batch, gop=gop, gop_opt=gop_opt,
                                                      compiled=o.compile))
-    if row is None and o.compile and rows.record["errors"] and rows.record["errors"][-1].startswith(f"train: {name}:"):
+    if row is None and o.compile and _failed(rows.record, f"train: {name}"):
         rows.run("train", name + " (eager: compile failed)",
                  lambda: _train_row(o, tmp, batch=batch, gop=gop, gop_opt=gop_opt, compiled=False))
 
@@ -297,7 +303,12 @@ def _infer_row(o: GpuBenchOptions, bf16: bool) -> dict[str, Any]:
             "summary": f"{ms:.1f} ms per P-frame (median of {len(times)}; rates in {bits_dtype})"}
 
 
-def _codec_row(o: GpuBenchOptions) -> dict[str, Any]:
+def _failed(record: dict[str, Any], row: str) -> bool:
+    """Whether the last recorded error is row ``row``'s (not skipped: failed)."""
+    return bool(record["errors"]) and record["errors"][-1].startswith(f"{row}:")
+
+
+def _codec_row(o: GpuBenchOptions, device: str) -> dict[str, Any]:
     import numpy as np
 
     from dcvc_bench.codec.video import Codec, decode_video, encode_video
@@ -307,14 +318,14 @@ def _codec_row(o: GpuBenchOptions) -> dict[str, Any]:
     from dcvc_bench.models.video_net import DCVC
 
     torch.manual_seed(0)
-    codec = Codec(DCVC(o.preset), build_iframe_codec(weightless_spec(), device=o.device), device=o.device)
+    codec = Codec(DCVC(o.preset), build_iframe_codec(weightless_spec(), device=device), device=device)
     clip = np.stack(list(clip_frames(2, o.infer_size, np.random.default_rng(0))))
     clip = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
     enc = encode_video(codec, clip, -1, name="synthetic")
     dec = decode_video(codec, enc.stream, name="synthetic", max_pixels=None)
     enc_s, dec_s = enc.frames[1].enc_seconds, dec.dec_seconds[1]
     exact = bool(torch.equal(dec.frames, enc.decoded))
-    return {"width": o.infer_size[0], "height": o.infer_size[1], "encode_s": enc_s, "decode_s": dec_s,
+    return {"device": device, "width": o.infer_size[0], "height": o.infer_size[1], "encode_s": enc_s, "decode_s": dec_s,
             "p_frame_bytes": enc.frames[1].bits // 8, "decoded_equal": exact, "threads": codec.threads,
             "summary": f"P-frame encode {enc_s:.2f} s, decode {dec_s:.2f} s (random weights; decode "
                        f"{'identical' if exact else 'DIFFERS'})"}

@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from dcvc_bench.train.gpu_bench import CEILING_256, ceiling
+from dcvc_bench.models.video_net import DCVC
+from dcvc_bench.train.gpu_bench import CEILING_256, _Rows, ceiling
 
 ENV = {**os.environ, "ACCELERATE_USE_CPU": "true"}
 
@@ -83,3 +84,23 @@ def test_bench_data_rows_per_worker_count(tmp_path):
     for row in record["rows"]:
         assert row["batches"] == 4 and row["frames_per_s"] > 0 and row["rss_mib_end"] > 0
     assert "x the trainer's 10.0 frames/s" in res.stdout and "load " in res.stdout
+
+
+def test_a_failed_row_is_one_recorded_line_and_the_next_row_runs():
+    record = {"infer": [], "errors": [], "skipped": []}
+    lines: list[str] = []
+    rows = _Rows(record, budget=60, echo=lines.append)
+    assert rows.run("infer", "bad preset", lambda: {"net": DCVC("nosuch"), "summary": ""}) is None
+    row = rows.run("infer", "good", lambda: {"ms": 1.0, "summary": "1 ms"})
+    assert record["errors"] == [record["errors"][0]] and record["errors"][0].startswith(
+        "infer: bad preset: failed: UserError: unknown model preset 'nosuch'")
+    assert record["infer"] == [row] and row["name"] == "good" and "peak_mib" in row
+    assert any("failed:" in line for line in lines) and lines[-1].startswith("  good: 1 ms")
+
+
+def test_bad_options_are_one_line():
+    res = _cli("gpu", "--allow-cpu", "--preset", "huge")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "error: --preset: one of dcvc, tiny, got huge"], res.stderr
+    res = _cli("gpu", "--allow-cpu", "--only", "train,gpu")
+    assert res.returncode == 2 and "--only" in res.stderr and len(res.stderr.strip().splitlines()) == 1
