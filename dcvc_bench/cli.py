@@ -548,6 +548,76 @@ def bench_iframe(
     _guard(body)
 
 
+@bench_app.command("data", epilog="Example: dcvc-bench bench data --workers 0,1,2 --gop 2 --crop 256 --batch 4 --batches 60")
+def bench_data(
+    folder: Optional[Path] = typer.Option(None, "--folder", help="A training folder of clips (default: synthetic 720p MP4s)."),
+    workers: str = typer.Option("0,1,2", "--workers", help="Comma-separated DataLoader worker counts, one row each."),
+    gop: int = typer.Option(2, "--gop", help="GOP size (frames per sample)."),
+    crop: int = typer.Option(256, "--crop", help="Crop size (px)."),
+    batch: int = typer.Option(4, "--batch", help="Batch size."),
+    batches: int = typer.Option(40, "--batches", help="Batches per epoch (the first is start-up, not timed)."),
+    clips: int = typer.Option(4, "--clips", help="Synthetic clips (without --folder)."),
+    frames: int = typer.Option(60, "--frames", help="Frames per synthetic clip."),
+    size: str = typer.Option("1280x720", "--size", help="WIDTHxHEIGHT of the synthetic clips."),
+    frame_cache: bool = typer.Option(False, "--frame-cache", help="Also measure through the decoded-frame cache."),
+    consumption: Optional[float] = typer.Option(None, "--consumption", help="Frames/s the trainer takes (adds the margin)."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
+) -> None:
+    """The training loader's frames/s per worker count and its memory (RSS) over an epoch."""
+
+    def body() -> int:
+        from dcvc_bench.data.synth import parse_size
+        from dcvc_bench.train.data_bench import run_data_benchmark
+        from dcvc_bench.train.gpu_bench import parse_ints, write_json
+
+        record = run_data_benchmark(folder=str(folder) if folder else None, workers=parse_ints("--workers", workers),
+                                    gop=gop, crop=crop, batch=batch, batches=batches, clips=clips, frames=frames,
+                                    size=parse_size(size), frame_cache=frame_cache, consumption=consumption,
+                                    echo=typer.echo)
+        if json_file is not None:
+            write_json(json_file, record)
+        return 0
+
+    _guard(body)
+
+
+@bench_app.command("gpu", epilog="Example (one short GPU visit, < 8 min on an H200): dcvc-bench bench gpu --json bench-gpu.json\n\n"
+                   "CPU rehearsal (tiny sizes): dcvc-bench bench gpu --allow-cpu --no-compile --json /tmp/gpu.json")
+def bench_gpu(
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Write the record to this JSON file."),
+    allow_cpu: bool = typer.Option(False, "--allow-cpu", help="Run on CPU at tiny sizes (tests, CI) instead of refusing."),
+    preset: Optional[str] = typer.Option(None, help="Model preset (default dcvc on CUDA, tiny with --allow-cpu)."),
+    crop: Optional[int] = typer.Option(None, help="Training crop (default 256 on CUDA, 64 on CPU)."),
+    batches: Optional[str] = typer.Option(None, "--batches", help="Comma-separated training batch sizes (default 8,16; CPU 2)."),
+    iters: Optional[int] = typer.Option(None, help="Timed iterations per training row (default 10; CPU 1)."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast (entropy models and rates stay fp32)."),
+    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="channels_last weights."),
+    compile_: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile the P-frame network."),
+    i_frame: Optional[str] = typer.Option(None, "--i-frame", help="cheng2020 (random weights, on the GPU; CUDA default) or jpeg."),
+    infer_size: Optional[str] = typer.Option(None, "--infer-size", help="WIDTHxHEIGHT of inference and coding (default 1920x1080; CPU 128x128)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Loader workers (default min(8, CPUs); CPU 1)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated parts: train, infer, codec, data (default all)."),
+    budget: float = typer.Option(450.0, "--budget", help="Seconds; rows not started by then are skipped (and say so)."),
+) -> None:
+    """The GPU visit's one script: training P-frames/s (bf16, channels_last, compiled) vs the
+    H200 ceiling, 1080p inference and real coding, peak GPU memory, loader vs trainer."""
+
+    def body() -> int:
+        from dcvc_bench.train.gpu_bench import GpuBenchOptions, run_gpu_benchmark, write_json
+
+        options = GpuBenchOptions.resolve(allow_cpu=allow_cpu, preset=preset, crop=crop, batches=batches,
+                                          iters=iters, bf16=bf16, channels_last=channels_last, compile_=compile_,
+                                          i_frame=i_frame, infer_size=infer_size, workers=workers, only=only,
+                                          budget=budget)
+        record = run_gpu_benchmark(options, echo=typer.echo)
+        if json_file is not None:
+            write_json(json_file, record)
+            typer.echo(f"wrote {json_file}")
+        return 0
+
+    _guard(body)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

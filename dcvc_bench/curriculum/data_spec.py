@@ -59,6 +59,9 @@ class DataSpec(_Model):
     train_dir: Optional[PathText] = None
     val_dir: Optional[PathText] = None
     synthetic: Optional[SyntheticData] = None
+    #: The decoded-frame cache folder (the trainer's ``--frame_cache``): not hashed, it
+    #: leaves the samples alone.
+    frame_cache: Optional[PathText] = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:

@@ -27,7 +27,7 @@ from dcvc_bench.errors import UserError
 
 CONFIG_HASH_VERSION = 1
 # Flags that change speed, not the numbers a step produces: editing them keeps finished steps.
-COSMETIC_FLAGS = frozenset({"num_workers"})
+COSMETIC_FLAGS = frozenset({"num_workers", "frame_cache"})
 DATA_DIR_FLAGS = ("train_video_dir", "val_video_dir")
 IFRAME_FLAGS = frozenset({TYPE_FLAG, *I_FRAME_FLAGS})
 
@@ -121,6 +121,7 @@ def _train_flags(cur: Curriculum, track: Track, stage: int, gop: int, epochs: in
         "learning_rate": opts.learning_rate,
         "crop_size": opts.crop_size,
         "num_workers": opts.num_workers,
+        "frame_cache": cur.data.frame_cache,
         "steps_per_epoch": opts.steps_per_epoch,
         "eval_freq": opts.eval_freq,
         "eval_max_frames": opts.eval_max_frames,
@@ -172,7 +173,7 @@ def step_config_hash(cur: Curriculum, step: Step, inputs: Optional[Mapping[str, 
     (``num_processes`` changes the effective batch; ``mixed_precision`` is already a
     trainer flag); and how the step starts on a fresh folder (which stage's best it loads,
     the reset LR it forces). Not hashed, because they leave the numbers alone: the run name
-    and output folder, the synthetic data's location, ``num_workers``, CPU threads, GPU ids,
+    and output folder, the synthetic data's location, ``num_workers``, ``frame_cache``, CPU threads, GPU ids,
     ``device``, the failure policy.
     """
     if step.is_iframe:  # its own codec's flags, the config as written (not where it was found)

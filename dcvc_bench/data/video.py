@@ -21,6 +21,9 @@ Training samples (:class:`VideoGOPDataset`)
     - A sample is a uniformly random usable clip, a random start in
       ``[0, frames - gop_size]``, ``gop_size`` consecutive frames and one random
       ``crop_size`` x ``crop_size`` window shared by all of them.
+    - With ``frame_cache`` (a folder; the trainer's ``--frame_cache``), every usable clip
+      is decoded once when the dataset is built, to a uint8 file read by offset
+      (:mod:`dcvc_bench.data.frame_cache`); samples are identical, only faster.
     - Samples are ``uint8`` tensors ``T x 3 x H x W`` (RGB; a 10-bit ``.yuv`` is converted
       to RGB in float and rounded to 8 bits, like every other source). They stay uint8 through the
       DataLoader (4x less to copy); the training loop converts to float / 255 on device.
@@ -50,6 +53,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dcvc_bench.clips import list_videos
+from dcvc_bench.data.frame_cache import CachedClip, ensure_cached
 from dcvc_bench.data.mp4 import ShortClipError, VideoInfo, probe_cached, probe_video, read_frames
 from dcvc_bench.data.sources import FrameSource, open_source
 from dcvc_bench.errors import UserError
@@ -86,6 +90,7 @@ class VideoGOPDataset(Dataset):
         *,
         what: str = "--train_video_dir",
         source_options: Optional[Mapping[str, Any]] = None,
+        frame_cache: str | os.PathLike[str] | None = None,
     ):
         _require_int("--gop_size", gop_size, minimum=1)
         _require_int("--crop_size", crop_size, minimum=1)
@@ -122,6 +127,18 @@ class VideoGOPDataset(Dataset):
         self.infos: list[VideoInfo] = [info for _, info in usable]  # corrected in place if a clip ends early
         self.skipped: tuple[Path, ...] = tuple(clip for clip, _ in short)
         self.samples_per_epoch = samples_per_epoch
+        # The decoded-frame cache (dcvc_bench.data.frame_cache): every usable clip decoded
+        # once, here, before any worker starts; samples then read frames by offset.
+        self.cached: tuple[CachedClip, ...] | None = None
+        if frame_cache is not None:
+            self.cached = tuple(ensure_cached(clip, self._source(i), info.frames, Path(frame_cache))
+                                for i, (clip, info) in enumerate(zip(self.clips, self.infos)))
+            self.infos = [VideoInfo(info.width, info.height, entry.frames) for info, entry in zip(self.infos, self.cached)]
+            for clip, entry in zip(self.clips, self.cached):
+                if entry.frames < gop_size:
+                    raise UserError(f"cannot use {clip}: it decodes only {entry.frames} frames, fewer than "
+                                    f"--gop_size {gop_size}; it is damaged: restore or remove it and restart")
+            self._sources.clear()
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose samples ``__getitem__`` draws (part of the RNG seed)."""
@@ -138,10 +155,13 @@ class VideoGOPDataset(Dataset):
         clip_index = int(rng.integers(len(self.clips)))
         path, info = self.clips[clip_index], self.infos[clip_index]
         start = int(rng.integers(info.frames - self.gop_size + 1))
-        try:
-            frames = self._source(clip_index).read_rgb8(start, self.gop_size)
-        except ShortClipError as exc:
-            frames = self._read_after_short(clip_index, exc, rng)
+        if self.cached is not None:
+            frames = self.cached[clip_index].read(start, self.gop_size)
+        else:
+            try:
+                frames = self._source(clip_index).read_rgb8(start, self.gop_size)
+            except ShortClipError as exc:
+                frames = self._read_after_short(clip_index, exc, rng)
         frames = _resize_to_cover(frames, self.crop_size)
         height, width = frames.shape[1:3]
         top = int(rng.integers(height - self.crop_size + 1))

@@ -113,8 +113,23 @@ def _bits_per_sample(likelihoods: Tensor) -> Tensor:
     """Estimated code length of each sample, in bits: -log2 of the likelihoods, summed.
 
     CompressAI's entropy models bound likelihoods below (1e-9), so this stays finite.
+    Always fp32, also under bf16/fp16 autocast (a sum of -log2 over a latent in bf16
+    loses the low bits of the rate).
     """
-    return -torch.log2(likelihoods).flatten(1).sum(dim=1)
+    with _fp32_region(likelihoods):
+        return -torch.log2(likelihoods.float()).flatten(1).sum(dim=1)
+
+
+def _fp32_region(like: Tensor):
+    """A region where autocast is off (no-op when it is not on): the entropy models,
+    their likelihoods and the rate terms run in fp32 under ``--mixed_precision bf16``."""
+    return torch.autocast(device_type=like.device.type, enabled=False)
+
+
+def _entropy_fp32(module: nn.Module, *tensors: Tensor, **kw: Tensor) -> tuple[Tensor, Tensor]:
+    """``module(*tensors, **kw)`` (an EntropyBottleneck or GaussianConditional) in fp32."""
+    with _fp32_region(tensors[0]):
+        return module(*(t.float() for t in tensors), **{k: v.float() for k, v in kw.items()})
 
 
 def _hyper_analysis(channels_in: int, channels_n: int) -> nn.Sequential:
@@ -335,7 +350,7 @@ class DCVC(CompressionModel):
         y_ctx = gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
         params = entropy_parameters(torch.cat((hyper_params, context_prediction(y_ctx)), dim=1))
         means_hat, scales_hat = params.chunk(2, dim=1)
-        y_hat, y_likelihoods = gaussian_conditional(y, scales_hat, means=means_hat)
+        y_hat, y_likelihoods = _entropy_fp32(gaussian_conditional, y, scales_hat, means=means_hat)
         return y_hat, y_likelihoods
 
     def forward(self, ref: Tensor, x: Tensor) -> dict:
@@ -353,7 +368,7 @@ class DCVC(CompressionModel):
         # Motion: estimate, code, decode, refine.
         mv = self.opticFlow(x, ref)
         mv_y = self.mvEncoder(mv)
-        mv_z_hat, mv_z_likelihoods = self.bitEstimator_z_mv(self.mvpriorEncoder(mv_y))
+        mv_z_hat, mv_z_likelihoods = _entropy_fp32(self.bitEstimator_z_mv, self.mvpriorEncoder(mv_y))
         mv_y_hat, mv_y_likelihoods = self._code_latent(
             mv_y,
             self.mvpriorDecoder(mv_z_hat),
@@ -370,7 +385,7 @@ class DCVC(CompressionModel):
 
         # Contextual coding of the frame.
         y = self.contextualEncoder(torch.cat((x, context), dim=1))
-        z_hat, z_likelihoods = self.bitEstimator_z(self.priorEncoder(y))
+        z_hat, z_likelihoods = _entropy_fp32(self.bitEstimator_z, self.priorEncoder(y))
         priors = torch.cat((self.temporalPriorEncoder(context), self.priorDecoder(z_hat)), dim=1)
         y_hat, y_likelihoods = self._code_latent(
             y, priors, self.auto_regressive, self.entropy_parameters, self.gaussian_conditional

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val_video_dir", default=None, help="folder of .mp4 validation clips")
     g.add_argument("--crop_size", type=int, default=256)
     g.add_argument("--num_workers", type=int, default=4)
+    g.add_argument("--frame_cache", default=None, metavar="DIR",
+                   help="decode each training clip once into DIR and read GOPs from there (faster loader)")
     g.add_argument("--steps_per_epoch", type=int, default=None,
                    help="cap an epoch at N iterations (quick runs)")
 

@@ -87,7 +87,8 @@ class Trainer(EpochLoop):
         args = self.args
         self.train_set = VideoGOPDataset(args.train_video_dir, args.gop_size, args.crop_size,
                                          samples_per_epoch=samples_per_epoch(args, self.accelerator),
-                                         seed=args.seed + self.accelerator.process_index)
+                                         seed=args.seed + self.accelerator.process_index,
+                                         frame_cache=getattr(args, "frame_cache", None))
         self.val_set = None
         if args.val_video_dir and not args.skip_eval:
             self.val_set = VideoValidationDataset(args.val_video_dir, args.eval_max_frames, min_frames=2)
