@@ -153,7 +153,7 @@ class VideoGOPDataset(Dataset):
             raise IndexError(f"sample {index} out of range for {len(self)} samples")
         rng = np.random.default_rng((self.seed, self.epoch, index))
         clip_index = int(rng.integers(len(self.clips)))
-        path, info = self.clips[clip_index], self.infos[clip_index]
+        info = self.infos[clip_index]
         start = int(rng.integers(info.frames - self.gop_size + 1))
         if self.cached is not None:
             frames = self.cached[clip_index].read(start, self.gop_size)
@@ -223,7 +223,6 @@ class VideoValidationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"clip {index} out of range for {len(self)} clips")
-        path = self.clips[index]
         try:
             frames = self.sources[index].read_rgb8(0, self.infos[index].frames)
         except ShortClipError as exc:  # changed on disk since init: evaluate what is there
