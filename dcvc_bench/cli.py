@@ -150,8 +150,9 @@ def bench_train(
     gop_opt: bool = typer.Option(False, "--gop-opt", help="pframe: stage-4 GOP-level optimisation."),
     runs: int = typer.Option(3, help="pframe: timed runs of --iters iterations each; median and min are printed."),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: what torch uses)."),
-    plain: bool = typer.Option(False, "--plain", help="pframe: today's eager NCHW path instead of the "
-                               "default channels_last one (the yardstick)."),
+    plain: bool = typer.Option(False, "--plain", help="pframe: today's eager NCHW path (the yardstick)."),
+    memory_format: Optional[str] = typer.Option(None, "--memory-format", help="pframe: channels_last or "
+                                                "contiguous (default: the trainer's --memory_format default)."),
     json_path: Optional[str] = typer.Option(None, "--json", help="pframe: write the record (runs, median, min, "
                                             "threads, load) to this file."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="pframe: print the ratio against a "
@@ -172,7 +173,8 @@ def bench_train(
 
         run_train_benchmark(preset=preset, crop=crop, batch=batch, gop=gop, stage=stage,
                             iters=iters, device=device, gop_opt=gop_opt, runs=runs, threads=threads,
-                            plain=plain, json_path=json_path, compare_to=compare_to, echo=typer.echo)
+                            plain=plain, memory_format=memory_format, json_path=json_path,
+                            compare_to=compare_to, echo=typer.echo)
         return 0
 
     _guard(body)
@@ -188,6 +190,7 @@ def bench_infer(
     runs: int = typer.Option(3, help="Timed runs (after one warm-up P-frame); median and min are printed."),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: what torch uses)."),
     plain: bool = typer.Option(False, "--plain", help="Today's eager NCHW path instead of the default channels_last one."),
+    memory_format: Optional[str] = typer.Option(None, "--memory-format", help="channels_last (default) or contiguous."),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the record to this file."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Print the ratio against a record saved with --json."),
 ) -> None:
@@ -198,7 +201,7 @@ def bench_infer(
         from dcvc_bench.codec.infer_bench import run_infer_benchmark
 
         run_infer_benchmark(preset=preset, size=parse_size(size), frames=frames, runs=runs, threads=threads,
-                            plain=plain, json_path=json_path, compare_to=compare_to, echo=typer.echo)
+                            plain=plain, memory_format=memory_format, json_path=json_path, compare_to=compare_to, echo=typer.echo)
         return 0
 
     _guard(body)

@@ -7,8 +7,8 @@ input is a synthetic clip (:func:`dcvc_bench.data.synth.clip_frames`: a panning
 background with moving objects), so any size works without data; weights are random
 (timings are representative: the same arithmetic runs; rates are not).
 
-The default path is channels_last (:mod:`dcvc_bench.models.fastpath`); ``plain`` runs
-today's eager NCHW path. Figures are printed, never asserted.
+The default layout is channels_last (:data:`~dcvc_bench.models.fastpath.INFER_DEFAULT`);
+``plain`` runs today's eager NCHW path. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from dcvc_bench.models.fastpath import FAST, PLAIN, prepare_input, prepare_model
+from dcvc_bench.models.fastpath import INFER_DEFAULT, PLAIN, check_memory_format, prepare_input, prepare_model
 from dcvc_bench.models.video_net import DCVC
 
 
 def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs: int,
-                        threads: int | None = None, plain: bool = False,
+                        threads: int | None = None, plain: bool = False, memory_format: str | None = None,
                         json_path: str | None = None, compare_to: str | None = None,
                         echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Time ``runs`` runs of ``frames`` P-frame forwards each, after one warm-up forward.
@@ -45,7 +45,7 @@ def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs
     if threads is not None:
         torch.set_num_threads(threads)
     load_start = machine_load()
-    memory_format = PLAIN if plain else FAST
+    memory_format = PLAIN if plain else check_memory_format(memory_format or INFER_DEFAULT)
 
     torch.manual_seed(0)
     net = DCVC(preset)
@@ -73,7 +73,7 @@ def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs
          f"{frames} P-frame(s) per run, {memory_format}, bpp {float(out['bpp']):.3f} (random weights)")
     echo(f"{med * 1000:.0f} ms/P-frame at the median ({1 / med:.2f} P-frames/s)")
     config = {"preset": preset, "width": width, "height": height, "frames": frames}
-    record = make_record(bench="infer", config=config, path="plain" if plain else "fast",
+    record = make_record(bench="infer", config=config, path="plain" if memory_format == PLAIN else memory_format,
                          unit="ms/P-frame", runs=[t * 1000 for t in times],
                          threads=torch.get_num_threads(), load_start=load_start,
                          torch_version=torch.__version__, extra={"memory_format": memory_format})

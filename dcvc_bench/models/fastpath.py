@@ -4,7 +4,7 @@ The network is the same whatever the format (same modules, parameter names, shap
 arithmetic up to float rounding); only the strides of its weights and activations
 differ. ``channels_last`` (NHWC) runs the convolutions on oneDNN's NHWC kernels;
 ``contiguous`` is PyTorch's default NCHW, the "plain" path (``--plain`` on the benches,
-``--memory_format contiguous`` on the trainer). Whatever ran, a checkpoint holds
+``--memory_format contiguous`` on the trainer, its default: see TRAIN_DEFAULT). Whatever ran, a checkpoint holds
 contiguous tensors (:func:`contiguous_tensors`), so it reads the same into a plain model.
 """
 
@@ -15,18 +15,32 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-#: Trainer default first; "contiguous" is today's eager channels-first path.
 MEMORY_FORMATS = ("channels_last", "contiguous")
-FAST = MEMORY_FORMATS[0]
+FAST = "channels_last"
+#: Today's eager channels-first path, the yardstick (``--plain``).
 PLAIN = "contiguous"
+#: The defaults, by measurement on the project's 2-core AVX2 CPU (README "Speed"):
+#: channels_last speeds the forward's convolutions up but slows oneDNN's backward more
+#: (training 0.64-0.78x of NCHW), so training stays NCHW; inference runs channels_last.
+TRAIN_DEFAULT = PLAIN
+INFER_DEFAULT = FAST
 
-__all__ = ["FAST", "MEMORY_FORMATS", "PLAIN", "contiguous_tensors", "prepare_input", "prepare_model"]
+__all__ = ["FAST", "INFER_DEFAULT", "MEMORY_FORMATS", "PLAIN", "TRAIN_DEFAULT", "check_memory_format", "contiguous_tensors", "prepare_input", "prepare_model"]
 
 
 def _torch_format(memory_format: str) -> torch.memory_format:
     if memory_format not in MEMORY_FORMATS:
         raise ValueError(f"memory format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
     return torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+
+
+def check_memory_format(memory_format: str) -> str:
+    """``memory_format`` if it is one of :data:`MEMORY_FORMATS`, else a one-line UserError."""
+    from dcvc_bench.errors import UserError
+
+    if memory_format not in MEMORY_FORMATS:
+        raise UserError(f"--memory-format: must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format}")
+    return memory_format
 
 
 def prepare_model(net: nn.Module, memory_format: str) -> nn.Module:

@@ -4,7 +4,7 @@ It builds the real training step (same Trainer, data pipeline, I-frame codec and
 optimizers) on synthetic clips in a temporary folder and times ``iters`` iterations after
 one warm-up, ``runs`` times: median and min, threads and load, ``--json`` and
 ``--compare-to`` (:mod:`dcvc_bench.bench_record`). Figures are printed, never asserted.
-``--plain`` times today's eager NCHW path instead of the default channels_last one. ``--kind pframe`` (the default) times
+``--plain`` times today's eager NCHW path; ``--memory-format channels_last`` the NHWC one. ``--kind pframe`` (the default) times
 the P-frame step; ``--kind iframe`` the I-frame step (``--type vqgan|rvq|compressai``),
 with the discriminator on from the first iteration (its full cost) and the LPIPS term
 on when its weights are on this machine.
@@ -24,17 +24,18 @@ import torch
 
 def run_train_benchmark(*, preset: str, crop: int, batch: int, gop: int, stage: int,
                         iters: int, device: str = "auto", gop_opt: bool = False, runs: int = 1,
-                        threads: int | None = None, plain: bool = False, json_path: str | None = None,
-                        compare_to: str | None = None,
+                        threads: int | None = None, plain: bool = False, memory_format: str | None = None,
+                        json_path: str | None = None, compare_to: str | None = None,
                         echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Time ``runs`` runs of ``iters`` P-frame iterations each (after one warm-up) on the
-    default (channels_last) path, or today's eager NCHW path with ``plain``. Prints and
-    returns the record of :mod:`dcvc_bench.bench_record` (ms per iteration per run)."""
+    """Time ``runs`` runs of ``iters`` P-frame iterations each (after one warm-up) in
+    ``memory_format`` (default: the trainer's, models/fastpath.TRAIN_DEFAULT), or today's
+    eager NCHW path with ``plain``. Prints and returns the record of
+    :mod:`dcvc_bench.bench_record` (ms per iteration per run)."""
     from dcvc_bench.bench_record import finish, load_record, machine_load, make_record
     from dcvc_bench.curriculum.command import render_flags
     from dcvc_bench.curriculum.iframe_spec import weightless_spec
     from dcvc_bench.data.synth import write_synthetic_clips
-    from dcvc_bench.models.fastpath import FAST, PLAIN
+    from dcvc_bench.models.fastpath import PLAIN, TRAIN_DEFAULT, check_memory_format
     from dcvc_bench.train.args import parse_args
     from dcvc_bench.train.loop import Trainer
 
@@ -43,7 +44,7 @@ def run_train_benchmark(*, preset: str, crop: int, batch: int, gop: int, stage: 
         load_record(compare_to)   # a bad file fails before minutes of timing
     set_threads(threads)
     load_start = machine_load()
-    memory_format = PLAIN if plain else FAST
+    memory_format = PLAIN if plain else check_memory_format(memory_format or TRAIN_DEFAULT)
     with tempfile.TemporaryDirectory(prefix="dcvc-bench-") as tmp:
         side = crop + 16
         write_synthetic_clips(tmp, videos=2, frames=gop + 2, size=(side, side), seed=0)
@@ -81,7 +82,7 @@ def run_train_benchmark(*, preset: str, crop: int, batch: int, gop: int, stage: 
     echo(f"{peak_what}: {peak:.0f} MiB")
     config = {"preset": preset, "crop": crop, "batch": batch, "gop": gop, "stage": stage,
               "gop_opt": gop_opt, "iters": iters, "device": str(trainer.device)}
-    record = make_record(bench="train", config=config, path="plain" if plain else "fast",
+    record = make_record(bench="train", config=config, path="plain" if memory_format == PLAIN else memory_format,
                          unit="ms/iteration", runs=[t * 1000 for t in times],
                          threads=torch.get_num_threads(), load_start=load_start,
                          torch_version=torch.__version__,
