@@ -148,6 +148,15 @@ def bench_train(
     iters: int = typer.Option(5, help="Timed iterations (after one warm-up)."),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
     gop_opt: bool = typer.Option(False, "--gop-opt", help="pframe: stage-4 GOP-level optimisation."),
+    runs: int = typer.Option(3, help="pframe: timed runs of --iters iterations each; median and min are printed."),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: what torch uses)."),
+    plain: bool = typer.Option(False, "--plain", help="pframe: today's eager NCHW path (the yardstick)."),
+    memory_format: Optional[str] = typer.Option(None, "--memory-format", help="pframe: channels_last or "
+                                                "contiguous (default: the trainer's --memory_format default)."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="pframe: write the record (runs, median, min, "
+                                            "threads, load) to this file."),
+    compare_to: Optional[str] = typer.Option(None, "--compare-to", help="pframe: print the ratio against a "
+                                             "record saved with --json."),
 ) -> None:
     """Training throughput: frames/s (pframe) or images/s (iframe) and peak memory for one configuration."""
 
@@ -163,7 +172,36 @@ def bench_train(
         from dcvc_bench.train.bench import run_train_benchmark
 
         run_train_benchmark(preset=preset, crop=crop, batch=batch, gop=gop, stage=stage,
-                            iters=iters, device=device, gop_opt=gop_opt, echo=typer.echo)
+                            iters=iters, device=device, gop_opt=gop_opt, runs=runs, threads=threads,
+                            plain=plain, memory_format=memory_format, json_path=json_path,
+                            compare_to=compare_to, echo=typer.echo)
+        return 0
+
+    _guard(body)
+
+
+@bench_app.command("infer", epilog="Examples: dcvc-bench bench infer --preset dcvc --size 832x448 --runs 3\n\n"
+                   "dcvc-bench bench infer --size 832x448 --plain --json plain.json; "
+                   "dcvc-bench bench infer --size 832x448 --compare-to plain.json")
+def bench_infer(
+    preset: str = typer.Option("dcvc", help="Model preset, dcvc (paper widths) or tiny."),
+    size: str = typer.Option("832x448", help="Frame size WIDTHxHEIGHT."),
+    frames: int = typer.Option(1, help="P-frames per timed run."),
+    runs: int = typer.Option(3, help="Timed runs (after one warm-up P-frame); median and min are printed."),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: what torch uses)."),
+    plain: bool = typer.Option(False, "--plain", help="Today's eager NCHW path instead of the default channels_last one."),
+    memory_format: Optional[str] = typer.Option(None, "--memory-format", help="channels_last (default) or contiguous."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write the record to this file."),
+    compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Print the ratio against a record saved with --json."),
+) -> None:
+    """Estimation inference: ms per P-frame (the P-frame network's forward, estimated rate, no bytes)."""
+
+    def body() -> int:
+        from dcvc_bench.data.synth import parse_size
+        from dcvc_bench.codec.infer_bench import run_infer_benchmark
+
+        run_infer_benchmark(preset=preset, size=parse_size(size), frames=frames, runs=runs, threads=threads,
+                            plain=plain, memory_format=memory_format, json_path=json_path, compare_to=compare_to, echo=typer.echo)
         return 0
 
     _guard(body)

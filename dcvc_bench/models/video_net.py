@@ -347,6 +347,7 @@ class DCVC(CompressionModel):
         from the symbols, so estimation and real coding decode the same latent.
         Returns (y_hat for the decoder, likelihoods).
         """
+        y = y.contiguous()  # uniform noise is drawn in NCHW order whatever the layout (models/fastpath.py)
         y_ctx = gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
         params = entropy_parameters(torch.cat((hyper_params, context_prediction(y_ctx)), dim=1))
         means_hat, scales_hat = params.chunk(2, dim=1)

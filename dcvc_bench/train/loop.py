@@ -33,6 +33,7 @@ from dcvc_bench.codec.gop import code_frames
 from dcvc_bench.data.video import VideoGOPDataset, VideoValidationDataset
 from dcvc_bench.errors import UserError
 from dcvc_bench.eval.estimate import TRAIN_RATE, evaluate_clips
+from dcvc_bench.models.fastpath import contiguous_tensors, prepare_input, prepare_model
 from dcvc_bench.models.iframe import build_iframe_codec
 from dcvc_bench.models.stages import apply_stage_freeze, reconstruction, stage_loss
 from dcvc_bench.models.video_net import DCVC
@@ -107,6 +108,9 @@ class Trainer(EpochLoop):
             self._load_weights(model_weights(ck), self.start.source)
         apply_stage_freeze(self.net, args.stage)
         self.net.to(self.device)
+        # The layout only (models/fastpath.py); the checkpoint written is the same either way.
+        self.memory_format = getattr(args, "memory_format", "contiguous")
+        prepare_model(self.net, self.memory_format)
 
     def _setup_optimizers(self) -> None:
         """Adam (main and aux); a carried optimizer when the step continues its stage; the
@@ -206,13 +210,14 @@ class Trainer(EpochLoop):
         a = self.args
         return {
             "epoch": self.epoch, "epochs": a.epochs,
-            "model_state_dict": self.net.state_dict(),
-            "optimizer_state_dict": self.optimizer.state_dict(),
-            "aux_optimizer_state_dict": self.aux_optimizer.state_dict(),
+            # Contiguous whatever --memory_format ran: a checkpoint does not depend on it.
+            "model_state_dict": contiguous_tensors(self.net.state_dict()),
+            "optimizer_state_dict": contiguous_tensors(self.optimizer.state_dict()),
+            "aux_optimizer_state_dict": contiguous_tensors(self.aux_optimizer.state_dict()),
             "loss": loss, "best_loss": self.best_loss, "best_ema_loss": self.best_ema_loss,
             "global_best_loss": self.global_best_loss,
             "stage": a.stage, "quality_index": a.quality_index, "lambda_value": a.lambda_value,
-            "ema_state_dict": self.ema.state_dict() if self.ema else None,
+            "ema_state_dict": contiguous_tensors(self.ema.state_dict()) if self.ema else None,
             "scheduler_state_dict": self.scheduler.state_dict() if self.scheduler else None,
             "is_finetuning": bool(a.stage4_gop_opt), "gop_size": a.gop_size,
             "step_id": self.phase, "rng_state": rng_state(), "finished": finished,
@@ -229,7 +234,7 @@ class Trainer(EpochLoop):
         a = self.args
         state = self._state(loss, finished, kind)
         if weights is not None:
-            state["model_state_dict"] = weights
+            state["model_state_dict"] = contiguous_tensors(weights)
         state.update(extra or {})
         path = checkpoint_path(a.checkpoint_dir, a.lambda_value, a.quality_index, a.stage, kind)
         save_checkpoint(path, state)
@@ -279,7 +284,7 @@ class Trainer(EpochLoop):
                 stack.enter_context(self.accelerator.accumulate(self.model))
                 open_contexts.append(stack)
             with self.accelerator.autocast():
-                return self.model(ref, x)
+                return self.model(prepare_input(ref, self.memory_format), prepare_input(x, self.memory_format))
 
         def close_contexts() -> None:
             while open_contexts:
