@@ -491,8 +491,8 @@ def import_checkpoint_command(
     dst: Path = typer.Argument(..., metavar="OUT", help="The dcvc-bench checkpoint to write (with its .pth.json sidecar)."),
     source: str = typer.Option(..., "--from", help="The source layout: opendcvcs (the seed protocol's DCVC_net) or "
                                "dcvc-official (microsoft/DCVC's released DCVC weights)."),
-    i_frame: str = typer.Option("compressai", "--i-frame", help="The I-frame codec type to pair the P-frame model "
-                                "with (default: CompressAI cheng2020-anchor q6, zoo weights)."),
+    i_frame: Optional[str] = typer.Option(None, "--i-frame", help="The I-frame codec type to pair the P-frame model "
+                                          "with (default: CompressAI cheng2020-anchor q6, zoo weights)."),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE of the I-frame type, e.g. "
                                                  "--set quality=3 or --set checkpoint=cheng.pth; repeatable."),
     lambda_value: Optional[float] = typer.Option(None, "--lambda", help="λ to record (default: the source's, if any)."),
@@ -503,7 +503,7 @@ def import_checkpoint_command(
     eval, encode/decode, TUI) and print what was changed and what cannot be kept."""
 
     def body() -> int:
-        from dcvc_bench.curriculum.iframe_spec import spec_from_options
+        from dcvc_bench.curriculum.iframe_spec import COMPRESSAI_TYPE, spec_from_options
         from dcvc_bench.models.imports import import_checkpoint
 
         pairs = {}
@@ -513,7 +513,7 @@ def import_checkpoint_command(
                 raise UserError(f"--set {item}: expected FIELD=VALUE")
             pairs[key.strip()] = value.strip()
         try:
-            spec = spec_from_options(i_frame, {}, pairs)
+            spec = spec_from_options(i_frame or COMPRESSAI_TYPE, {}, pairs)
         except UserError as exc:  # its messages name eval-iframe's --type
             raise UserError(str(exc).replace("--type", "--i-frame")) from None
         report = import_checkpoint(source, src, dst, i_frame=spec, lambda_value=lambda_value,

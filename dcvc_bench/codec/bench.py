@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from dcvc_bench.bench_record import machine_load
 from dcvc_bench.checkpoints import atomic_write_bytes
 from dcvc_bench.codec.ar import (
     ContextCoder,
@@ -60,13 +61,6 @@ def _stats(samples: list[float]) -> dict[str, Any]:
 
 def _fmt(stats: dict[str, Any]) -> str:
     return f"{stats['median']:8.3f} s (min {stats['min']:7.3f})"
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
 
 
 def _load_text(load: list[float] | None) -> str:
@@ -202,7 +196,7 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
     clip = np.stack(list(clip_frames(frames, (width, height), np.random.default_rng(0))))
     clip = torch.from_numpy(np.ascontiguousarray(clip.transpose(0, 3, 1, 2)))
 
-    load_before, created = _load(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
+    load_before, created = machine_load(), datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
     echo(f"codec benchmark: preset {codec.preset} ({weights})")
     echo(f"  {width}x{height}, {frames} frames (1 I + {frames - 1} P), coding threads: {codec.threads}, "
          f"device {codec.device}, {os.cpu_count()} CPUs, load average {_load_text(load_before)}")
@@ -245,7 +239,7 @@ def run_codec_benchmark(*, preset: str | None, size: tuple[int, int], frames: in
             y, hyper = latents[name]
             record["latents"][name] = _ar_comparison(name, ContextCoder(*modules), ContextCoder(*modules, row_block=1),
                                                      y, hyper, max_ref_positions, repeats, echo)
-    record["load_after"] = _load()
+    record["load_after"] = machine_load()
     echo(f"  load average after: {_load_text(record['load_after'])}")
     if saved is not None:
         _compare(record, saved, str(compare_to), echo)
