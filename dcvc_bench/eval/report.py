@@ -225,7 +225,11 @@ def _print_iframes(results: list[dict[str, Any]], out: Any) -> None:
 
 def footnotes(doc: EvalDocument) -> list[str]:
     """What a reader must know to read the numbers right."""
-    lines = ["PSNR: RGB, mean of per-frame PSNR (DCVC convention). BPP: bits over original pixels."]
+    if doc["settings"].get("color") == "yuv420":  # type: ignore[typeddict-item]
+        lines = ["PSNR: YUV 4:2:0, per plane, PSNR_avg = (6·Y + U + V) / 8 of per-frame PSNRs (DCVC convention); "
+                 "learned codecs' RGB output converted back to 4:2:0 with the matrix the source was read with (BT.709 full range by default). BPP: bits over original pixels."]
+    else:
+        lines = ["PSNR: RGB, mean of per-frame PSNR (DCVC convention). BPP: bits over original pixels."]
     kinds = {(r["kind"], r["bits"]) for r in doc["results"]}
     if ("learned", "real") in kinds:
         lines.append("learned codecs: every frame really coded; the stream was decoded again and reproduced the "

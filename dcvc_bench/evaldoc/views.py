@@ -75,6 +75,7 @@ class EvalResults:
     results: tuple[EvalResult, ...] = ()
     notes: tuple[str, ...] = ()
     fid_reason: str = ""          # '' when FID was computed (or the document predates FID)
+    color: str = "rgb"            # rgb | yuv420 (PSNR/MS-SSIM per plane, 6:1:1)
 
     @property
     def ms_ssim_reduced(self) -> list[EvalClip]:
@@ -189,7 +190,8 @@ def read_eval_results(path: Path, doc: dict[str, Any] | None, *, missing: bool =
     return EvalResults(path, False, "", _str(doc.get("created")), _str(doc.get("mode")),
                        as_int(settings.get("frames")), as_int(settings.get("intra_period")), _str(settings.get("device")),
                        clips, reason, tuple(results), tuple(n for n in _list(doc.get("notes")) if isinstance(n, str)),
-                       "" if not fid or fid.get("available") is True else _str(fid.get("reason"), "FID unavailable"))
+                       "" if not fid or fid.get("available") is True else _str(fid.get("reason"), "FID unavailable"),
+                       _str(settings.get("color"), "rgb"))
 
 
 def read_rd_view(path: Path, doc: dict[str, Any] | None, *, missing: bool = True,

@@ -162,8 +162,9 @@ def _clip_cells(f: Figures) -> list[Text]:
 
 
 def _notes(results: EvalResults) -> Content:
-    lines = ["PSNR: RGB, mean of per-frame PSNR · BPP: bits over the original pixels · "
-             "gap: (real − estimated) / estimated BPP · ms per frame"]
+    psnr = ("PSNR: YUV 4:2:0, (6·Y + U + V) / 8 of per-frame PSNRs" if results.color == "yuv420"
+            else "PSNR: RGB, mean of per-frame PSNR")
+    lines = [f"{psnr} · BPP: bits over the original pixels · gap: (real − estimated) / estimated BPP · ms per frame"]
     for clip in results.ms_ssim_reduced:
         lines.append(f"* {clip.ms_ssim}: {clip.name} ({clip.width}×{clip.height}) is too small for 5 scales")
     if results.lpips_reason:
