@@ -51,7 +51,7 @@ def make_source(kind: str, clip: Path, root: Path) -> tuple[Path, list[str]]:
 def test_each_source_kind_trains_a_step_and_evaluates(kind, synthetic_clips, tmp_path):
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # tests/conftest.py gives the next test its count back
     source, names = make_source(kind, synthetic_clips / "synth_000.mp4", tmp_path / "src")
     argv = step_argv(source, tmp_path / "ck", tmp_path / "events.jsonl", stage=1, gop=2, eval_=True)
     assert run_in_process(argv) == 0

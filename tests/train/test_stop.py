@@ -25,7 +25,10 @@ ENV.pop(RUNNER_PID_ENV, None)
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dcvc_bench.train", *argv], env=ENV,
+    # Same thread count as the in-process halves: a float sum split over 1 thread and over
+    # 2 differs in the last bit, and the comparison is bit-exact.
+    env = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    return subprocess.Popen([sys.executable, "-m", "dcvc_bench.train", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
