@@ -50,7 +50,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -241,32 +241,60 @@ def _raw_to_frames(raw: bytes, shape: tuple[int, int, int], what: str) -> np.nda
     return np.frombuffer(raw, np.uint8).reshape(t, h, w, 3)
 
 
+@dataclass
+class CodedStream:
+    """One encode and decode of a baseline point: the stream, the decoder's raw output and
+    what it took. Shared by the RGB and the YUV 4:2:0 paths, which differ only in the
+    argvs and in how the raw frames are fed and read back."""
+
+    data: bytes
+    raw: bytes
+    units: list[AccessUnit]
+    encode_argv: list[str]
+    decode_argv: list[str]
+    enc_seconds: float
+    dec_seconds: float
+
+
+def code_stream(ffmpeg: str, point: BaselinePoint, frames: int, stdin: Any,
+                encode: Callable[[str], list[str]], decode: Callable[[str], list[str]],
+                workdir: str | os.PathLike[str] | None = None) -> CodedStream:
+    """Run ``encode(stream name)`` with ``stdin`` in a temporary folder, then
+    ``decode(stream name)``, timing each; check that the stream splits into ``frames``
+    access units that cover every byte."""
+    codec = CODECS[point.codec]
+    with tempfile.TemporaryDirectory(prefix="dcvc-bench-baseline-", dir=workdir) as tmp:
+        folder = Path(tmp)
+        name = f"stream{codec.suffix}"
+        enc = encode(name)
+        start = time.perf_counter()
+        _run(enc, f"{point.label} encode", stdin=stdin, cwd=folder)
+        enc_seconds = time.perf_counter() - start
+        data = (folder / name).read_bytes()
+        dec = decode(name)
+        start = time.perf_counter()
+        raw = _run(dec, f"{point.label} decode", cwd=folder)
+        dec_seconds = time.perf_counter() - start
+    units = split_access_units(data, codec.muxer)
+    if sum(u.size for u in units) != len(data) or len(units) != frames:
+        raise RuntimeError(f"{point.label}: the stream splits into {len(units)} frames of "
+                           f"{sum(u.size for u in units)} bytes, expected {frames} frames of {len(data)} bytes")
+    return CodedStream(data, raw, units, enc, dec, enc_seconds, dec_seconds)
+
+
 def run_baseline(ffmpeg: str, point: BaselinePoint, frames: np.ndarray, intra_period: int,
                  workdir: str | os.PathLike[str] | None = None) -> BaselineResult:
     """Encode ``frames`` (T×H×W×3 uint8 RGB) with one baseline point, decode it back and
     measure the stream. ``intra_period``: an I-frame every N frames, -1 only the first."""
     t, h, w = _check_frames(frames)
-    codec = CODECS[point.codec]
-    with tempfile.TemporaryDirectory(prefix="dcvc-bench-baseline-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        name = f"stream{codec.suffix}"
-        enc = encode_argv(ffmpeg, point, w, h, t, intra_period, name)
-        start = time.perf_counter()
-        _run(enc, f"{point.label} encode", stdin=_as_stdin(frames), cwd=folder)
-        enc_seconds = time.perf_counter() - start
-        data = (folder / name).read_bytes()
-        dec = decode_argv(ffmpeg, point.codec, name)
-        start = time.perf_counter()
-        raw = _run(dec, f"{point.label} decode", cwd=folder)
-        dec_seconds = time.perf_counter() - start
-    decoded = _raw_to_frames(raw, (t, h, w), f"{point.label} decode")
-    units = split_access_units(data, codec.muxer)
-    if sum(u.size for u in units) != len(data) or len(units) != t:
-        raise RuntimeError(f"{point.label}: the stream splits into {len(units)} frames of "
-                           f"{sum(u.size for u in units)} bytes, expected {t} frames of {len(data)} bytes")
-    return BaselineResult(decoded=decoded, stream_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                          units=units, encode_argv=enc, decode_argv=dec,
-                          enc_seconds=enc_seconds, dec_seconds=dec_seconds)
+    coded = code_stream(ffmpeg, point, t, _as_stdin(frames),
+                        lambda name: encode_argv(ffmpeg, point, w, h, t, intra_period, name),
+                        lambda name: decode_argv(ffmpeg, point.codec, name), workdir)
+    decoded = _raw_to_frames(coded.raw, (t, h, w), f"{point.label} decode")
+    return BaselineResult(decoded=decoded, stream_bytes=len(coded.data),
+                          sha256=hashlib.sha256(coded.data).hexdigest(), units=coded.units,
+                          encode_argv=coded.encode_argv, decode_argv=coded.decode_argv,
+                          enc_seconds=coded.enc_seconds, dec_seconds=coded.dec_seconds)
 
 
 def colour_roundtrip(ffmpeg: str, frames: np.ndarray) -> np.ndarray:

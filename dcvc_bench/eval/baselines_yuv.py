@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from dcvc_bench.eval.annexb import AccessUnit, split_access_units
-from dcvc_bench.eval.baselines import CODECS, FRAME_RATE, BaselinePoint, _codec_args, _run
+from dcvc_bench.eval.annexb import AccessUnit
+from dcvc_bench.eval.baselines import CODECS, FRAME_RATE, BaselinePoint, _codec_args, code_stream
 
 YUV_INTERNAL_BIT_DEPTH = 10
 YUV_PIX_FMT = "yuv420p10le"
@@ -90,19 +87,10 @@ def run_baseline_yuv(ffmpeg: str, point: BaselinePoint, planes: tuple[np.ndarray
     if h % 2 or w % 2 or np.shape(u) != (t, h // 2, w // 2) or np.shape(v) != (t, h // 2, w // 2):
         raise ValueError(f"not 4:2:0 planes: Y {np.shape(y)}, U {np.shape(u)}, V {np.shape(v)}")
     frames = b"".join(to_internal(p[i], bit_depth).tobytes() for i in range(t) for p in (y, u, v))
-    codec = CODECS[point.codec]
-    with tempfile.TemporaryDirectory(prefix="dcvc-bench-baseline-", dir=workdir) as tmp:
-        folder = Path(tmp)
-        name = f"stream{codec.suffix}"
-        enc = encode_yuv_argv(ffmpeg, point, w, h, t, intra_period, name)
-        start = time.perf_counter()
-        _run(enc, f"{point.label} encode", stdin=frames, cwd=folder)
-        enc_seconds = time.perf_counter() - start
-        data = (folder / name).read_bytes()
-        dec = decode_yuv_argv(ffmpeg, point.codec, name)
-        start = time.perf_counter()
-        raw = _run(dec, f"{point.label} decode", cwd=folder)
-        dec_seconds = time.perf_counter() - start
+    coded = code_stream(ffmpeg, point, t, frames,
+                        lambda name: encode_yuv_argv(ffmpeg, point, w, h, t, intra_period, name),
+                        lambda name: decode_yuv_argv(ffmpeg, point.codec, name), workdir)
+    raw = coded.raw
     luma, chroma = h * w, (h // 2) * (w // 2)
     if len(raw) != t * 2 * (luma + 2 * chroma):
         raise RuntimeError(f"{point.label} decode: ffmpeg returned {len(raw)} bytes, expected {t} frames of "
@@ -111,10 +99,7 @@ def run_baseline_yuv(ffmpeg: str, point: BaselinePoint, planes: tuple[np.ndarray
     decoded = (from_internal(out[:, :luma].reshape(t, h, w), bit_depth),
                from_internal(out[:, luma:luma + chroma].reshape(t, h // 2, w // 2), bit_depth),
                from_internal(out[:, luma + chroma:].reshape(t, h // 2, w // 2), bit_depth))
-    units = split_access_units(data, codec.muxer)
-    if sum(un.size for un in units) != len(data) or len(units) != t:
-        raise RuntimeError(f"{point.label}: the stream splits into {len(units)} frames of "
-                           f"{sum(un.size for un in units)} bytes, expected {t} frames of {len(data)} bytes")
-    return BaselineYUVResult(decoded=decoded, stream_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                             units=units, encode_argv=enc, decode_argv=dec, enc_seconds=enc_seconds,
-                             dec_seconds=dec_seconds)
+    return BaselineYUVResult(decoded=decoded, stream_bytes=len(coded.data),
+                             sha256=hashlib.sha256(coded.data).hexdigest(), units=coded.units,
+                             encode_argv=coded.encode_argv, decode_argv=coded.decode_argv,
+                             enc_seconds=coded.enc_seconds, dec_seconds=coded.dec_seconds)
