@@ -10,7 +10,7 @@ from the layer's mask, not assumed.
 Bit-exactness is the design constraint. Encoder and decoder must compute the same
 (means, scales) to the last bit, or the decoder reads other CDFs than the encoder wrote
 and the frame decodes to garbage. Both sides therefore run the same function,
-:meth:`ContextCoder._params`, on a gathered ``[n_positions, taps·C]`` matrix (only the
+:meth:`ContextCoder._steps`, on a gathered ``[n_positions, taps·C]`` matrix (only the
 mask's 12 causal taps are gathered: a masked-out tap adds nothing but time), one matmul
 per layer for all of a step's positions. A BLAS picks other kernels (gemv, small-M
 paths) for a few rows, which round differently, so a step of fewer than
@@ -18,17 +18,26 @@ paths) for a few rows, which round differently, so a step of fewer than
 MKL's sgemm rounds each row the same whatever the row count (checked on this machine for
 4 to 1024 rows; ``test_one_matmul_per_wave_computes_what_16_row_blocks_did`` checks it
 against the earlier arithmetic, blocks of exactly 16 rows, whose streams therefore still
-decode). The per-position reference calls the same function with one position (16
-rows), so it computes bit-identical parameters and therefore produces the same symbols,
-CDF indexes and bytes (tested). Everything a step indexes is gathered once per latent
-(:meth:`ContextCoder._plan`); the encoder computes the CDF indexes once, after the loop.
+decode; rechecked 2026-12-01: every row of 4 to 2000-row matmuls equals its 16-row
+result, 1 to 3 rows differ). The per-position reference runs the same loop with one
+position per step (16 rows), so it computes bit-identical parameters and therefore
+produces the same symbols, CDF indexes and bytes (tested). Everything a step indexes is
+gathered once per latent into rows the loop writes into (:meth:`ContextCoder._plan`:
+no allocation, concatenation or Python-side indexing per step); the encoder computes
+the CDF indexes once, after the loop.
 
-Why the wavefront is 11–14×, not 25× (the steps' ratio at 1080p), faster than that
-reference on a CPU (``bench codec`` on 68×120 latents, README): the matmuls dominate
-both and are compute-bound from 4 rows up (one-row gemv is ~7× cheaper per row than
-16-row sgemm, but rounds differently), so the reference pays 16 rows per position and
-the wavefront about 1.09 (the small waves' padding), at ~15 % better per-row throughput
-in the larger matmuls: ~16·1.15/1.09 ≈ 17× at most, whatever the per-step overhead.
+Why the wavefront is about 12–16×, not 25× (the steps' ratio at 1080p), faster than
+that reference on this CPU (``bench codec`` on 68×120 latents, README): the matmuls
+are most of both, compute-bound from 4 rows up, and the reference must pay 16 rows per
+position where the wavefront pays 1.09 (the small waves' padding). Measured on this
+2-core AVX2 EPYC, 1 thread, the four layers of ``y`` (best of 40 interleaved runs):
+16 rows 277 µs (17.3 µs a row), 40 rows 581 µs (14.5), 64 rows 866 µs (13.5); summed
+over the 321 waves of a 68×120 latent about 139 ms against 8160 × 277 µs = 2.26 s for
+the reference: 16.3× for the matmuls, and 20× only if every wave had 64 rows or more.
+The rest — the one rANS call of the encoder (about 40 ms of CompressAI's C++ and list
+conversion for 783k symbols), the decoder's per-symbol rANS and list work — costs the
+two coders the same, so it lowers the ratio; only the per-step dispatch (about 25× as
+many steps for the reference) raises it.
 
 The coders write into and read from a rANS stream they are given, so one stream can carry
 several tensors (a P-frame's four share one: one final-state flush instead of four). A
