@@ -119,6 +119,49 @@ def test_indexes_equal_build_indexes(net):
     assert torch.equal(coder._indexes(scales), net.gaussian_conditional.build_indexes(scales))
 
 
+def test_indexes_of_many_scales_equal_build_indexes(net):
+    """From _LOOKUP_MIN values on, _indexes reads a bucket table instead of searching:
+    the same indexes, at the table's entries, a float step either side, and between."""
+    from dcvc_bench.codec.ar import _LOOKUP_MIN
+
+    coder = _coders(net)["y"]
+    assert coder._buckets is not None  # DCVC's scale table fits the bucket scheme
+    table = net.gaussian_conditional.scale_table
+    up, down = torch.nextafter(table, torch.tensor(float("inf"))), torch.nextafter(table, torch.tensor(0.0))
+    gen = torch.Generator().manual_seed(3)
+    scales = torch.cat((table, up, down, torch.rand(20_000, generator=gen) * 300, torch.tensor([0.0, 0.05, 1e9, -1.0])))
+    assert scales.numel() >= _LOOKUP_MIN
+    assert torch.equal(coder._indexes(scales).long(), net.gaussian_conditional.build_indexes(scales).long())
+    grid = scales.reshape(-1)[:20_000].reshape(200, 100)[:, ::2]  # a strided view, as the coder's scales are
+    assert torch.equal(coder._indexes(grid).long(), net.gaussian_conditional.build_indexes(grid).long())
+
+
+@pytest.mark.parametrize("spread", [False, True])
+def test_rans_decode_hands_over_only_the_tables_it_needs_and_reads_the_same_symbols(net, spread):
+    """RansTables.decode renumbers the tables it hands CompressAI: the span from the least
+    to the greatest index, or, when that span holds too many table integers (the least
+    and the greatest table at once), exactly the used tables."""
+    from compressai.ans import BufferedRansEncoder, RansDecoder
+
+    from dcvc_bench.codec.rans import _SPAN_BUDGET
+
+    tables = _coders(net)["y"].tables
+    gen = torch.Generator().manual_seed(4)
+    n_tables = len(tables.cdfs)
+    if spread:
+        indexes = torch.tensor([0, n_tables - 1], dtype=torch.int32)[torch.randint(0, 2, (3, 500), generator=gen)]
+        assert sum(tables.lengths) > _SPAN_BUDGET
+    else:
+        indexes = torch.randint(3, 9, (3, 500), generator=gen, dtype=torch.int32)
+    symbols = torch.randint(-12, 13, (3, 500), generator=gen, dtype=torch.int32)
+    encoder = BufferedRansEncoder()
+    tables.encode(encoder, symbols, indexes)
+    decoder = RansDecoder()
+    decoder.set_stream(encoder.flush())
+    decoded = torch.cat([tables.decode(decoder, indexes[i]) for i in range(3)]).reshape(3, 500)
+    assert decoded.dtype == torch.int32 and torch.equal(decoded, symbols)
+
+
 def test_rans_bytes_are_close_to_the_ideal_code_length():
     """The bytes cost what the Gaussian model says the symbols cost (rANS, 16-bit CDFs).
     The last entropy-parameters layer is scaled so the scales (about 2) fit the latent."""
