@@ -144,8 +144,19 @@ def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object]
         argv.append("--cpu")
     elif acc.num_processes > 1:
         argv.append("--multi_gpu")
-    argv += ["-m", step.module, *render_flags(step.train_flags), *render_flags(run_flags)]
+    argv += ["-m", step.module, *render_flags(step.train_flags), *render_flags(run_flags),
+             *render_flags(tracker_flags(cur, step))]
     return argv
+
+
+def tracker_flags(cur: Curriculum, step: Step) -> dict[str, object]:
+    """``[logging] trackers`` as the P-frame trainer's flags: the trackers, their folder
+    (the run folder), the project (the curriculum's name), the run (the step id) and its
+    group (the track). Not in the step's config hash: a tracker never re-runs a step."""
+    if not cur.logging.trackers or step.module != PFRAME_MODULE:
+        return {}
+    return {"trackers": ",".join(cur.logging.trackers), "tracker_dir": str(cur.run_dir),
+            "tracker_project": cur.name, "tracker_run": step.id, "tracker_group": step.track}
 
 
 def available_cpus() -> int:

@@ -37,6 +37,7 @@ from dcvc_bench.curriculum.bounds import (
 )
 from dcvc_bench.curriculum.base import CurriculumModel
 from dcvc_bench.curriculum.data_spec import DataSpec, SyntheticData  # noqa: F401 (re-exported)
+from dcvc_bench.curriculum.logging_spec import LoggingSpec
 from dcvc_bench.curriculum.messages import one_line, rule as _rule, show as _show
 from dcvc_bench.curriculum.textfile import parse_toml, read_text
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
@@ -229,6 +230,7 @@ class Curriculum(_Model):
     gop_opt: Optional[GopOptSpec] = None
     accelerate: AccelerateSpec = Field(default_factory=AccelerateSpec)
     failure: FailurePolicy = Field(default_factory=FailurePolicy)
+    logging: LoggingSpec = Field(default_factory=LoggingSpec)  # [logging] trackers
 
     _source_text: str = PrivateAttr("")
     _source: str = PrivateAttr("<string>")

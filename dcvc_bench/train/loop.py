@@ -44,7 +44,6 @@ from dcvc_bench.train.recipe import (
     EXIT_DONE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    CheckedEvents,
     EpochLoop,
     finite,
     load_optimizer_state,
@@ -56,6 +55,7 @@ from dcvc_bench.train.recipe import (
     samples_per_epoch,
 )
 from dcvc_bench.train.start import decide_start
+from dcvc_bench.train.trackers import TrackedEvents, finish_trackers, start_trackers, tracker_instances
 from dcvc_bench.train.stopping import StopRequested
 
 __all__ = ["EXIT_DIVERGED", "EXIT_DONE", "EXIT_FAILED", "EXIT_INTERRUPTED", "Trainer", "main"]
@@ -78,10 +78,11 @@ class Trainer(EpochLoop):
         self._setup_prepared()
 
     def _setup_accelerator(self) -> None:
-        self.accelerator = make_accelerator(self.args)
+        self.accelerator = make_accelerator(self.args, tracker_instances(self.args, self.tracker_run))
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
-        self.events = CheckedEvents(self.args.events_file if self.is_main else None)
+        start_trackers(self.accelerator, self.args)
+        self.events = TrackedEvents(self.args.events_file if self.is_main else None, self.accelerator)
         self.progress = Progress(enabled=self.is_main)
 
     def _setup_data(self) -> None:
@@ -168,6 +169,17 @@ class Trainer(EpochLoop):
     @property
     def step_label(self) -> str:
         return self.phase
+
+    @property
+    def tracker_run(self) -> str:
+        """The step's run name in the trackers (``--tracker_run``, else its phase id)."""
+        return getattr(self.args, "tracker_run", None) or self.phase
+
+    def run(self) -> int:
+        try:
+            return super().run()
+        finally:
+            finish_trackers(self.accelerator)
 
     @property
     def carries_optimizer(self) -> bool:

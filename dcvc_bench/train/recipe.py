@@ -72,10 +72,11 @@ def _as_tuple(value: Any) -> Any:
 
 
 # -- set-up ---------------------------------------------------------------------------
-def make_accelerator(args: Any) -> Any:
+def make_accelerator(args: Any, log_with: list[Any] | None = None) -> Any:
     """The step's Accelerator (``--mixed_precision``, ``--gradient_accumulation_steps``
     when the recipe has it), seeded per process with ``--seed``. Unused parameters are
-    allowed under DDP: frozen or loss-free parameters get no gradient in some steps."""
+    allowed under DDP: frozen or loss-free parameters get no gradient in some steps.
+    ``log_with``: accelerate tracker objects (:mod:`dcvc_bench.train.trackers`)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
@@ -83,6 +84,7 @@ def make_accelerator(args: Any) -> Any:
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=getattr(args, "gradient_accumulation_steps", 1),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        log_with=log_with or None,
     )
     set_seed(args.seed, device_specific=True)
     return accelerator
