@@ -19,6 +19,7 @@ from dcvc_bench.tracking import TRACKERS, missing_message, missing_packages, unk
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PRESETS = ("dcvc", "tiny")
+CHECK_RANKS = ("epoch", "step", "off")  # --check_ranks (dcvc_bench/train/ranks.py)
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -127,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gradient_accumulation_steps", type=int, default=1)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--compile", action="store_true")
+    g.add_argument("--force_cpu", action="store_true",
+                   help="train on the CPU even where a GPU is; several processes connect over gloo")
+    g.add_argument("--check_ranks", choices=CHECK_RANKS, default="epoch",
+                   help="with several processes: compare every rank's weights (a digest) at each epoch's "
+                        "end, after every optimizer step, or never; a mismatch ends the step failed")
     g.add_argument("--memory_format", choices=("channels_last", "contiguous"), default="contiguous",
                    help="how the P-frame network's weights and frames are laid out: contiguous "
                         "(NCHW, the plain path; faster for training on the 2-core AVX2 CPU measured) "
