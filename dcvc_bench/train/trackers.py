@@ -8,7 +8,8 @@ used through accelerate: its tracker classes in ``Accelerator(log_with=...)``,
 Where each one writes, under ``--tracker_dir`` (the run folder when the runner launches):
 TensorBoard ``tb/<run>/``; W&B ``wandb/`` in offline mode unless ``WANDB_MODE`` is set
 (``wandb sync`` uploads it later); MLflow a file store ``mlruns/`` unless
-``MLFLOW_TRACKING_URI`` is set; Aim the repository ``aim/``. ``<run>`` is
+``MLFLOW_TRACKING_URI`` is set (``MLFLOW_ALLOW_FILE_STORE=true`` unless set: MLflow 3
+refuses a file store without it); Aim the repository ``aim/``. ``<run>`` is
 ``--tracker_run`` (the runner: the step id, ``<track>-s<stage>g<gop>``); the project
 (W&B project, MLflow experiment, Aim experiment) is ``--tracker_project`` (the
 curriculum's name) and the group (W&B group, MLflow/Aim tag ``track``) ``--tracker_group``.
@@ -20,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dcvc_bench.errors import UserError
 from dcvc_bench.events import EVENT_FIELDS
 from dcvc_bench.tracking import ScalarMap, hyperparameters
 from dcvc_bench.train.recipe import CheckedEvents
@@ -48,6 +50,7 @@ def tracker_instances(args: Any, run_name: str) -> list[Any]:
             made.append(WandBTracker(project, name=run_name, group=group, dir=str(root)))
         elif name == "mlflow":
             os.environ.setdefault("MLFLOW_TRACKING_URI", (root / "mlruns").resolve().as_uri())
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks before using one
             made.append(MLflowTracker(experiment_name=project, run_name=run_name, tags={"track": group}))
         elif name == "aim":
             made.append(AimTracker(run_name, str(root / "aim"), experiment=project))
@@ -59,7 +62,12 @@ def start_trackers(accelerator: Any, args: Any) -> None:
     if not accelerator.log_with:
         return
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    accelerator.init_trackers(args.tracker_project, config=hyperparameters(config))
+    try:
+        accelerator.init_trackers(args.tracker_project, config=hyperparameters(config))
+    except Exception as exc:  # a tracker's own refusal (a store, a login): one line, exit 2
+        package = type(exc).__module__.split(".")[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise UserError(f"--trackers: a tracker did not start ({package}: {first})") from None
 
 
 def finish_trackers(accelerator: Any) -> None:
