@@ -108,3 +108,27 @@ def test_a_two_process_cpu_step_trains_evaluates_and_checkpoints_once_with_ident
     assert sorted(p.name for p in Path(ckpt_dir).iterdir()) == sorted(paths | {f"{p}.json" for p in paths})
     meta = json.loads((Path(ckpt_dir) / f"{next(iter(paths))}.json").read_text())
     assert meta["step_id"] == "s1g2"
+
+
+def test_the_weight_digest_sees_one_ulp_of_one_weight_and_the_ema():
+    import copy
+
+    import torch
+
+    from dcvc_bench.models.video_net import DCVC
+    from dcvc_bench.train.ema import EMA
+    from dcvc_bench.train.ranks import weights_digest
+
+    torch.manual_seed(0)
+    net = DCVC("tiny")
+    twin = copy.deepcopy(net)
+    assert weights_digest(net) == weights_digest(twin)
+    ema, ema_twin = EMA(net, 0.9), EMA(twin, 0.9)
+    assert weights_digest(net, ema) == weights_digest(twin, ema_twin) != weights_digest(net)
+    with torch.no_grad():
+        p = next(twin.parameters())
+        p.view(-1)[0] = torch.nextafter(p.view(-1)[0], torch.tensor(float("inf")))
+    assert weights_digest(net) != weights_digest(twin)
+    with torch.no_grad():
+        next(iter(ema_twin.shadow.values())).view(-1)[0] += 1.0
+    assert weights_digest(twin, ema) != weights_digest(twin, ema_twin)
