@@ -35,6 +35,8 @@ data_app = App(help="Datasets: synthetic clips for quick runs and tests; MP4 ↔
 bench_app = App(help="Benchmarks (printed figures, never timed assertions).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
+export_app = App(help="Export a run's curves for other tools (TensorBoard).", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 
 def _version() -> str:
@@ -245,6 +247,21 @@ def status(run_dir: Path = typer.Argument(..., help="A run folder, such as runs/
         from dcvc_bench.runner.commands import status_command
 
         return status_command(run_dir)
+
+    _guard(body)
+
+
+@export_app.command("tensorboard", epilog="Example: dcvc-bench export tensorboard runs/smoke")
+def export_tensorboard(
+    run_dir: Path = typer.Argument(..., help="A run folder, such as runs/smoke."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default RUN_DIR/tb-export); one TensorBoard run per step."),
+) -> None:
+    """TensorBoard event files from a run's events.jsonl (the scalars the tensorboard tracker logs), for runs trained without it."""
+
+    def body() -> int:
+        from dcvc_bench.runner.export_tb import export_tensorboard_command
+
+        return export_tensorboard_command(run_dir, out)
 
     _guard(body)
 

@@ -29,6 +29,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
              "ema"),
     "checkpoint": ("step", "kind", "path", "epoch", "loss"),
     "step_end": ("step", "status", "epoch", "best_loss", "message"),
+    # several processes only: every rank's weight digest (dcvc_bench/train/ranks.py)
+    "ranks": ("step", "epoch", "iter", "optimizer_step", "digests", "consistent"),
 }
 
 #: The I-frame training step's events (``python -m dcvc_bench.train.iframe``): the same

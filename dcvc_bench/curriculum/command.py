@@ -140,12 +140,29 @@ def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object]
              "--num_cpu_threads_per_process", str(threads)]
     if gpus:
         argv += ["--gpu_ids", ",".join(str(g) for g in gpus)]
-    if acc.device == "cpu":
+    cpu_processes = acc.device == "cpu" and acc.num_processes > 1
+    if acc.device == "cpu" and not cpu_processes:
         argv.append("--cpu")
     elif acc.num_processes > 1:
+        # accelerate's --cpu starts ONE process (its multi-CPU launch is mpirun's); its
+        # torchrun launcher (--multi_gpu) starts them all, and the trainer's --force_cpu
+        # connects them over gloo. Port 0: a free one, so parallel tracks never collide.
         argv.append("--multi_gpu")
-    argv += ["-m", step.module, *render_flags(step.train_flags), *render_flags(run_flags)]
+        if cpu_processes:
+            argv += ["--main_process_port", "0"]
+    argv += ["-m", step.module, *render_flags(step.train_flags), *render_flags(run_flags),
+             *render_flags(tracker_flags(cur, step)), *(["--force_cpu"] if cpu_processes else [])]
     return argv
+
+
+def tracker_flags(cur: Curriculum, step: Step) -> dict[str, object]:
+    """``[logging] trackers`` as the P-frame trainer's flags: the trackers, their folder
+    (the run folder), the project (the curriculum's name), the run (the step id) and its
+    group (the track). Not in the step's config hash: a tracker never re-runs a step."""
+    if not cur.logging.trackers or step.module != PFRAME_MODULE:
+        return {}
+    return {"trackers": ",".join(cur.logging.trackers), "tracker_dir": str(cur.run_dir),
+            "tracker_project": cur.name, "tracker_run": step.id, "tracker_group": step.track}
 
 
 def available_cpus() -> int:

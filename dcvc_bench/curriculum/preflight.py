@@ -16,6 +16,7 @@ Checked, relative to the current directory (the runner launches steps from it):
   shipped with dcvc-bench), except the checkpoint of a codec ``[iframe_training]``
   trains (the runner passes its archive). What `plan` and `run` check about I-frame
   training itself is :mod:`~dcvc_bench.curriculum.iframe_checks`.
+- ``[logging].trackers``: each tracker's package is installed (looked up, not imported).
 
 Not checked here: CompressAI zoo weights in the torch hub cache (finding the cache needs
 torch; the trainer names the missing file), and each step's ``--resume`` /
@@ -31,6 +32,7 @@ from dcvc_bench.curriculum.iframe_training import TRAINED, vq_config_path
 from dcvc_bench.curriculum.schema import Curriculum
 from dcvc_bench.clips import list_videos, yuv_name_info
 from dcvc_bench.errors import UserError
+from dcvc_bench.tracking import missing_message, missing_packages
 
 _DATA_HINT = "point it at a folder of .mp4 clips, or use [data.synthetic]"
 
@@ -63,6 +65,8 @@ def run_input_problems(cur: Curriculum) -> list[str]:
         problem = _file_problem(value)
         if problem is not None:
             problems.append(f"{cur.source}: {key}: {problem}")
+    for tracker, pip_name in missing_packages(cur.logging.trackers):
+        problems.append(f"{cur.source}: [logging].trackers: {missing_message(tracker, pip_name)}")
     return problems
 
 

@@ -37,6 +37,7 @@ from dcvc_bench.curriculum.bounds import (
 )
 from dcvc_bench.curriculum.base import CurriculumModel
 from dcvc_bench.curriculum.data_spec import DataSpec, SyntheticData  # noqa: F401 (re-exported)
+from dcvc_bench.curriculum.logging_spec import LoggingSpec
 from dcvc_bench.curriculum.messages import one_line, rule as _rule, show as _show
 from dcvc_bench.curriculum.textfile import parse_toml, read_text
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
@@ -193,8 +194,7 @@ class AccelerateSpec(_Model):
         if self.device == "cpu":
             if self.gpu_ids is not None:
                 raise _rule('not allowed with device = "cpu"', "gpu_ids")
-            if self.num_processes != 1:
-                raise _rule(f'must be 1 with device = "cpu", got {self.num_processes}', "num_processes")
+            # num_processes > 1 on the CPU: DDP over gloo (curriculum/command.py launches it)
             if self.mixed_precision == "fp16":
                 raise _rule('"fp16" needs a GPU; use "bf16" or "no" with device = "cpu"', "mixed_precision")
         if self.gpu_ids is not None:
@@ -229,6 +229,7 @@ class Curriculum(_Model):
     gop_opt: Optional[GopOptSpec] = None
     accelerate: AccelerateSpec = Field(default_factory=AccelerateSpec)
     failure: FailurePolicy = Field(default_factory=FailurePolicy)
+    logging: LoggingSpec = Field(default_factory=LoggingSpec)  # [logging] trackers
 
     _source_text: str = PrivateAttr("")
     _source: str = PrivateAttr("<string>")

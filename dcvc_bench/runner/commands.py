@@ -6,13 +6,11 @@ UserError guard, so everything a command does is testable without Typer.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dcvc_bench.curriculum import (
     Curriculum,
@@ -32,7 +30,7 @@ from dcvc_bench.errors import UserError
 from dcvc_bench.runner.display import make_display
 from dcvc_bench.runner.launcher import run_groups
 from dcvc_bench.runner.ledger import SKIPPED, STATUSES
-from dcvc_bench.runner.lock import LOCK_FILE, describe_owner, lock_owner, pid_alive
+from dcvc_bench.runner.lock import describe_owner, ledger_lock, lock_holder, pid_alive
 from dcvc_bench.runner.resume import Action, Decision
 from dcvc_bench.runner.run import Runner
 from dcvc_bench.runner.status import RunView, inspect_run, is_run_folder, open_run, plan_statuses, render_status
@@ -146,7 +144,7 @@ def skip_step(run_dir: str | Path, step_id: str, undo: bool = False) -> str:
         raise UserError(f"{run_dir} has no step {step_id!r}{_did_you_mean(step_id, ids)}; its steps are "
                         f"{_some(ids)} (`dcvc-bench status {run_dir}` lists them)")
     _refuse_while_running(run_dir)
-    with _quiet_lock(run_dir):
+    with ledger_lock(run_dir):
         view = open_run(run_dir)  # again, under the lock: what a run that just ended wrote
         ledger = view.ledger
         if ledger.warning:
@@ -190,25 +188,8 @@ def _next_start(view: RunView, step_id: str) -> str:
     return f"next: {nxt.step.id} starts from {nxt.how()}"
 
 
-@contextlib.contextmanager
-def _quiet_lock(run_dir: Path) -> Iterator[None]:
-    """The run folder's lock (:mod:`dcvc_bench.runner.lock`), held while the ledger is
-    changed so that no `run` starts meanwhile, without writing an owner into the lock
-    file: readers (`status`, the TUI) must not take a skip for a run."""
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _refuse_while_running(run_dir)
-            raise UserError(f"{run_dir} is locked by another process; try again in a moment") from None
-        yield
-    finally:
-        os.close(fd)  # releases the flock
-
-
 def _refuse_while_running(run_dir: Path) -> None:
-    owner = lock_owner(run_dir)
+    owner = lock_holder(run_dir)
     if owner is not None:
         raise UserError(f"{run_dir} is being run by {describe_owner(owner)}; stop it first (Ctrl-C in its "
                         "terminal, or `s` in `dcvc-bench tui`), then skip")

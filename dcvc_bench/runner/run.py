@@ -95,7 +95,9 @@ class Runner:
             raise UserError(f"{exc} (`{self.rerun_hint}`; finished steps are kept)") from exc
 
     def _run(self) -> int:
-        with RunLock(self.paths.run_dir):
+        with RunLock(self.paths.run_dir) as lock:
+            if lock.notice:
+                self.display.message(f"warning: {lock.notice}")
             if freeze_curriculum(self.paths.run_dir, self.cur.source_text):
                 self.display.message(f"the curriculum changed since the last run; the previous one "
                                      f"is kept as {self.paths.run_dir / PREVIOUS_CURRICULUM}")

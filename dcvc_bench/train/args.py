@@ -15,9 +15,11 @@ from typing import Sequence
 
 from dcvc_bench.curriculum.iframe_spec import I_FRAME_TYPES, default_spec, flag_help, spec_from_flags
 from dcvc_bench.errors import UserError
+from dcvc_bench.tracking import TRACKERS, missing_message, missing_packages, unknown_tracker
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 PRESETS = ("dcvc", "tiny")
+CHECK_RANKS = ("epoch", "step", "off")  # --check_ranks (dcvc_bench/train/ranks.py)
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -126,12 +128,34 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gradient_accumulation_steps", type=int, default=1)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--compile", action="store_true")
+    g.add_argument("--force_cpu", action="store_true",
+                   help="train on the CPU even where a GPU is; several processes connect over gloo")
+    g.add_argument("--check_ranks", choices=CHECK_RANKS, default="epoch",
+                   help="with several processes: compare every rank's weights (a digest) at each epoch's "
+                        "end, after every optimizer step, or never; a mismatch ends the step failed")
     g.add_argument("--memory_format", choices=("channels_last", "contiguous"), default="contiguous",
                    help="how the P-frame network's weights and frames are laid out: contiguous "
                         "(NCHW, the plain path; faster for training on the 2-core AVX2 CPU measured) "
                         "or channels_last (NHWC); the network and its checkpoints are the same either way")
     g.add_argument("--events_file", default=None, help="append events (JSON lines) here")
+
+    g = p.add_argument_group("experiment trackers (the events' scalars, through accelerate)")
+    g.add_argument("--trackers", type=_tracker_list, default=[], metavar="NAME[,NAME]",
+                   help=f"log to these trackers too: {', '.join(TRACKERS)}")
+    g.add_argument("--tracker_dir", default=".", metavar="DIR",
+                   help="their files: DIR/tb/RUN, DIR/wandb (offline), DIR/mlruns, DIR/aim")
+    g.add_argument("--tracker_project", default="dcvc-bench", help="W&B project, MLflow/Aim experiment")
+    g.add_argument("--tracker_run", default=None, help="the run's name (default: the step's phase, e.g. s1g2)")
+    g.add_argument("--tracker_group", default=None, help="W&B group, MLflow/Aim tag 'track'")
     return p
+
+
+def _tracker_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if (problem := unknown_tracker(name)) is not None:
+            raise argparse.ArgumentTypeError(problem)
+    return list(dict.fromkeys(names))
 
 
 def _check_file(flag: str, value: str | None) -> None:
@@ -169,6 +193,8 @@ def validate(args: argparse.Namespace) -> argparse.Namespace:
         raise UserError(f"--eval_intra_period: must be >= 1 or -1, got {args.eval_intra_period}")
     for flag in ("resume", "load_pretrained", "i_frame_checkpoint", "spynet_checkpoint"):
         _check_file(f"--{flag}", getattr(args, flag))
+    for tracker, pip_name in missing_packages(args.trackers):
+        raise UserError(f"--trackers: {missing_message(tracker, pip_name)}")
     args.i_frame_spec = spec_from_flags(args)  # the I-frame codec: the one thing the trainer reads
     return args
 

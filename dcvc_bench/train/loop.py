@@ -44,7 +44,6 @@ from dcvc_bench.train.recipe import (
     EXIT_DONE,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    CheckedEvents,
     EpochLoop,
     finite,
     load_optimizer_state,
@@ -55,7 +54,9 @@ from dcvc_bench.train.recipe import (
     run_main,
     samples_per_epoch,
 )
+from dcvc_bench.train.ranks import RankCheck, RanksDiverged
 from dcvc_bench.train.start import decide_start
+from dcvc_bench.train.trackers import TrackedEvents, finish_trackers, start_trackers, tracker_instances
 from dcvc_bench.train.stopping import StopRequested
 
 __all__ = ["EXIT_DIVERGED", "EXIT_DONE", "EXIT_FAILED", "EXIT_INTERRUPTED", "Trainer", "main"]
@@ -78,17 +79,21 @@ class Trainer(EpochLoop):
         self._setup_prepared()
 
     def _setup_accelerator(self) -> None:
-        self.accelerator = make_accelerator(self.args)
+        self.accelerator = make_accelerator(self.args, tracker_instances(self.args, self.tracker_run))
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
-        self.events = CheckedEvents(self.args.events_file if self.is_main else None)
+        start_trackers(self.accelerator, self.args)
+        self.events = TrackedEvents(self.args.events_file if self.is_main else None, self.accelerator)
+        self.ranks = RankCheck(self.accelerator, getattr(self.args, "check_ranks", "epoch"), self.events, self.phase)
         self.progress = Progress(enabled=self.is_main)
 
     def _setup_data(self) -> None:
         args = self.args
         self.train_set = VideoGOPDataset(args.train_video_dir, args.gop_size, args.crop_size,
                                          samples_per_epoch=samples_per_epoch(args, self.accelerator),
-                                         seed=args.seed + self.accelerator.process_index,
+                                         # one seed: the ranks' shards (accelerate's sampler)
+                                         # are disjoint parts of one epoch's samples
+                                         seed=args.seed,
                                          frame_cache=getattr(args, "frame_cache", None))
         self.val_set = None
         if args.val_video_dir and not args.skip_eval:
@@ -163,11 +168,27 @@ class Trainer(EpochLoop):
         model = torch.compile(self.net) if args.compile else self.net
         self.model, self.optimizer, self.aux_optimizer = self.accelerator.prepare(
             model, self.optimizer, self.aux_optimizer)
+        if self.accelerator.num_processes > 1 and self.ema is not None and not self.start.checkpoint:
+            # DDP gave every rank rank 0's random initialisation: the EMA starts from it too.
+            self.ema = EMA(self.net, args.ema_decay)
         self.loader, self.iters_per_epoch = make_loader(self.accelerator, self.train_set, args)
 
     @property
     def step_label(self) -> str:
         return self.phase
+
+    @property
+    def tracker_run(self) -> str:
+        """The step's run name in the trackers (``--tracker_run``, else its phase id)."""
+        return getattr(self.args, "tracker_run", None) or self.phase
+
+    def run(self) -> int:
+        try:
+            return super().run()
+        except RanksDiverged as exc:  # every rank saw the same digests: all end here
+            return self._end("failed", str(exc), EXIT_FAILED)
+        finally:
+            finish_trackers(self.accelerator)
 
     @property
     def carries_optimizer(self) -> bool:
@@ -261,7 +282,13 @@ class Trainer(EpochLoop):
         """Fit the entropy bottlenecks' quantiles (kept out of the main optimizer)."""
         aux_loss = self.net.aux_loss()
         if aux_loss.requires_grad:
-            aux_loss.backward()
+            # torch.autograd.grad, not backward(): a backward outside DDP's forward would
+            # fire DDP's gradient hooks, marking the quantiles used in the next iteration,
+            # whose reduction then fails on their missing gradients (num_processes > 1).
+            params = [p for group in self.aux_optimizer.param_groups for p in group["params"] if p.requires_grad]
+            for p, grad in zip(params, torch.autograd.grad(aux_loss, params, allow_unused=True)):
+                if grad is not None:
+                    p.grad = grad if p.grad is None else p.grad + grad
             self.aux_optimizer.step()
         self.aux_optimizer.zero_grad(set_to_none=True)
 
@@ -276,6 +303,7 @@ class Trainer(EpochLoop):
         """
         stage, lmbda = self.args.stage, self.args.lambda_value
         gop_opt = self.args.stage4_gop_opt
+        self.ranks.note_batch(frames)
         open_contexts: list[ExitStack] = []
 
         def pframe(ref: torch.Tensor, x: torch.Tensor) -> dict[str, Any]:
@@ -297,8 +325,10 @@ class Trainer(EpochLoop):
             self.accelerator.backward(loss)
             self._optimizer_step()
             self._aux_step()
-            if self.ema is not None and self._optimizer_stepped():
-                self.ema.update(self.net)
+            if self._optimizer_stepped():
+                if self.ema is not None:
+                    self.ema.update(self.net)
+                self.ranks.after_optimizer_step(self.net, self.ema, self.epoch, self.iter_in_epoch + 1)
             return True
 
         terms_list: list[dict[str, torch.Tensor]] = []
@@ -373,6 +403,8 @@ class Trainer(EpochLoop):
         ``best`` is the newest epoch. The value comes from the main process (the only
         one that evaluates) so every rank takes the same scheduler step."""
         a = self.args
+        if self.ranks.mode == "epoch":
+            self.ranks.at_epoch_end(self.net, self.ema, self.epoch - 1, self.iters_per_epoch)
         evaluating = bool(a.val_video_dir) and not a.skip_eval
         due = evaluating and ((self.epoch % a.eval_freq == 0) or self.epoch == a.epochs)
         # Nothing may change state before this returns: a stop abandons it (_finish_epoch).

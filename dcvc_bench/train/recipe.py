@@ -72,18 +72,30 @@ def _as_tuple(value: Any) -> Any:
 
 
 # -- set-up ---------------------------------------------------------------------------
-def make_accelerator(args: Any) -> Any:
+def make_accelerator(args: Any, log_with: list[Any] | None = None) -> Any:
     """The step's Accelerator (``--mixed_precision``, ``--gradient_accumulation_steps``
     when the recipe has it), seeded per process with ``--seed``. Unused parameters are
-    allowed under DDP: frozen or loss-free parameters get no gradient in some steps."""
+    allowed under DDP: frozen or loss-free parameters get no gradient in some steps.
+    ``log_with``: accelerate tracker objects (:mod:`dcvc_bench.train.trackers`)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    # Several processes on a machine without a GPU (or --force_cpu): DDP over gloo. Without
+    # cpu=True accelerate would leave each process alone, every one of them "rank 0".
+    cpu = bool(getattr(args, "force_cpu", False)) or (world > 1 and not torch.cuda.is_available())
     accelerator = Accelerator(
+        cpu=cpu,
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=getattr(args, "gradient_accumulation_steps", 1),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        log_with=log_with or None,
     )
+    if accelerator.num_processes != world:
+        raise UserError(f"launched as {world} processes, but they are not connected (each one sees "
+                        f"{accelerator.num_processes}); on the CPU pass --force_cpu")
     set_seed(args.seed, device_specific=True)
     return accelerator
 

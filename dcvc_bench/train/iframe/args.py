@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--load_pretrained", default=None, help="weights of another I-frame step's final")
     g.add_argument("--mixed_precision", choices=MIXED_PRECISION, default=None)
     g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--force_cpu", action="store_true",
+                   help="train on the CPU even where a GPU is; several processes connect over gloo")
     g.add_argument("--events_file", default=None)
 
     g = p.add_argument_group("VQGAN / RVQ-VQGAN (vqgan, rvq)")
