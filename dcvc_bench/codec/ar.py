@@ -60,7 +60,6 @@ import functools
 from typing import Callable, Iterator, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dcvc_bench.compat import ensure_torchvision

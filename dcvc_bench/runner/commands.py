@@ -6,7 +6,6 @@ UserError guard, so everything a command does is testable without Typer.
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
