@@ -104,8 +104,15 @@ def trained(trained_rvq_f2):
     """tiny_rvq_f2 (8 layers, K=16) trained 300 steps on 32×32 crops of 64×64 synthetic
     frames (the session's one training, tests/conftest.py). f=2 because on a CPU a brief
     run of the f=8/16 networks stays at the mean-colour plateau, where depth cannot show
-    (see the report of issue 11)."""
-    return trained_rvq_f2
+    (see the report of issue 11). The module runs on one thread, as it did when it trained
+    its own: the bit-exact test's other process decodes on one, and the RVQ decoder's
+    floats depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield trained_rvq_f2
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
