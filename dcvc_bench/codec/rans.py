@@ -169,8 +169,12 @@ class RansLog:
     indexes. :meth:`check` re-encodes them: a valid stream is exactly those bytes."""
 
     #: Larger decoded values cannot come from our encoder (CompressAI's bypass coding of
-    #: them would overflow), and re-encoding them could make CompressAI's encoder loop.
-    MAX_SYMBOL = 1 << 28
+    #: them would overflow), and re-encoding them could make CompressAI's encoder loop:
+    #: it counts 4-bit bypass chunks while ``raw_val >> 4n`` is not 0, and ``raw_val`` =
+    #: 2·|symbol − offset| (+1) reaching 2^28 makes the shift 32 bits (masked to 0 on x86):
+    #: an endless loop. A symbol of −253,930,400 (< 2^28) decoded from a forged 16×16
+    #: P payload did that; 2^26 leaves the offsets (a table's length at most) the margin.
+    MAX_SYMBOL = 1 << 26
 
     def __init__(self) -> None:
         self._parts: list[tuple[RansTables, list[Tensor], list[Tensor]]] = []

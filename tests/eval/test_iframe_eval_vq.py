@@ -15,7 +15,6 @@ from dcvc_bench.cli import app
 from dcvc_bench.models.iframe.vq import RVQCodec, VQGANCodec, fit_index_counts, save_vq_checkpoint
 from dcvc_bench.models.iframe.vq_config import CONFIG_DIR
 from dcvc_bench.models.vq_coding import FRAMING_BITS_MAX
-from dcvc_bench.train.vq_brief import train_vq_briefly
 
 runner = CliRunner()
 TINY_RVQ_F2 = CONFIG_DIR / "tiny_rvq_f2.json"
@@ -32,18 +31,11 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def trained_rvq(tmp_path_factory):
+def trained_rvq(trained_rvq_f2):
     """tiny_rvq_f2 (8 layers, K=16) trained 300 steps on 32×32 crops of synthetic frames
-    (f=2: a brief CPU run of the f=8/16 networks stays at the mean-colour plateau, where
-    depth cannot show)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        path = tmp_path_factory.mktemp("rvq") / "rvq.pth"
-        train_vq_briefly(TINY_RVQ_F2, path, iterations=300, crop=32, seed=0)
-        return path
-    finally:
-        torch.set_num_threads(before)
+    (the session's one training, tests/conftest.py; f=2: a brief CPU run of the f=8/16
+    networks stays at the mean-colour plateau, where depth cannot show)."""
+    return trained_rvq_f2
 
 
 def untrained_checkpoint(codec_type, config, path):

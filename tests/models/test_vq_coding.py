@@ -23,7 +23,7 @@ from dcvc_bench.models.vq_coding import (
     raw_bytes,
 )
 from dcvc_bench.models.iframe.vq_config import CONFIG_DIR
-from dcvc_bench.train.vq_brief import synthetic_frames, train_vq_briefly
+from dcvc_bench.train.vq_brief import synthetic_frames
 
 TINY_RVQ = CONFIG_DIR / "tiny_rvq_f2.json"
 
@@ -100,16 +100,17 @@ def test_truncated_padded_and_bit_flipped_payloads_are_one_line_errors():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(trained_rvq_f2):
     """tiny_rvq_f2 (8 layers, K=16) trained 300 steps on 32×32 crops of 64×64 synthetic
-    frames. f=2 because on a CPU a brief run of the f=8/16 networks stays at the
-    mean-colour plateau, where depth cannot show (see the report of issue 11)."""
+    frames (the session's one training, tests/conftest.py). f=2 because on a CPU a brief
+    run of the f=8/16 networks stays at the mean-colour plateau, where depth cannot show
+    (see the report of issue 11). The module runs on one thread, as it did when it trained
+    its own: the bit-exact test's other process decodes on one, and the RVQ decoder's
+    floats depend on the thread count."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        path = tmp_path_factory.mktemp("vq") / "rvq.pth"
-        train_vq_briefly(TINY_RVQ, path, iterations=300, crop=32, seed=0)
-        yield path
+        yield trained_rvq_f2
     finally:
         torch.set_num_threads(before)
 
