@@ -331,7 +331,8 @@ class Runner:
             events, log = self.paths.events_file(step.id), self.paths.stdout_log(step.id)
             offset, log_offset = last_attempt_offset(events), log.stat().st_size if log.exists() else 0
             record = self.ledger.update(step.id, status="running", job_id=job_id)
-            self.display.step_started(step, step.index + 1, len(self.steps), start, max(1, record.attempts))
+            self.display.step_started(step, step.index + 1, len(self.steps), f"as submitted in Slurm job {job_id}",
+                                      max(1, record.attempts))
             self.display.message(f"{where}: re-attaching to its Slurm job {job_id} (left by an earlier run; "
                                  "no second job submitted)")
         else:
