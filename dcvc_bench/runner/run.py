@@ -50,7 +50,7 @@ from dcvc_bench.runner.lock import RunLock
 from dcvc_bench.runner.outcome import classify
 from dcvc_bench.runner.repair import repair_run_folder, repair_track
 from dcvc_bench.runner.setup import close_leftovers, prepare_ledger
-from dcvc_bench.runner.slurm_launch import JobExit, SlurmLauncher, last_attempt_offset, live_jobs, resubmits
+from dcvc_bench.runner.slurm_launch import JobExit, SlurmLauncher, live_jobs, resubmits
 from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprints, probe
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -280,8 +280,10 @@ class Runner:
     def _launch(self, step: Step, decision: Decision, flags: dict[str, Any], gpu: int | None,
                 start: str) -> StepExit:
         """Record the attempt, start the step, follow it to its end."""
-        if self.slurm is not None:
-            return self._launch_job(step, decision, flags, start)
+        if self.slurm is not None:  # re-attach to its live job, else submit one; follow it
+            return self.slurm.launch(step, (step.index + 1, len(self.steps)), start, flags,
+                                     lambda: self._record_attempt(step, decision),
+                                     lambda event: self._on_event(step, event))
         events, offset, log_offset, attempt = self._record_attempt(step, decision)
         log = self.paths.stdout_log(step.id)
         argv = accelerate_argv(self.cur, step, flags, python=self.python,
@@ -321,28 +323,6 @@ class Runner:
                            start_kind=decision.start.value, started_at=time.time(),
                            finished_at=None, pid=None, message="")
         return events, offset, log_offset, attempt
-
-    def _launch_job(self, step: Step, decision: Decision, flags: dict[str, Any], start: str) -> StepExit:
-        """The step as a Slurm job: re-attach to its live job, else submit one; follow it."""
-        assert self.slurm is not None
-        job_id = self.slurm.live_job(step.id)
-        where = f"[{step.index + 1}/{len(self.steps)}] {step.id}"
-        if job_id is not None:
-            events, log = self.paths.events_file(step.id), self.paths.stdout_log(step.id)
-            offset, log_offset = last_attempt_offset(events), log.stat().st_size if log.exists() else 0
-            record = self.ledger.update(step.id, status="running", job_id=job_id)
-            self.display.step_started(step, step.index + 1, len(self.steps), f"as submitted in Slurm job {job_id}",
-                                      max(1, record.attempts))
-            self.display.message(f"{where}: re-attaching to its Slurm job {job_id} (left by an earlier run; "
-                                 "no second job submitted)")
-        else:
-            events, offset, log_offset, attempt = self._record_attempt(step, decision)
-            self.display.step_started(step, step.index + 1, len(self.steps), start, attempt)
-            job_id = self.slurm.submit(step, flags)
-            self.display.message(f"{where}: submitted as Slurm job {job_id}")
-        result = self.slurm.follow(step, job_id, offset, lambda event: self._on_event(step, event))
-        result.log_offset = log_offset
-        return result
 
     def _on_event(self, step: Step, event: dict[str, Any]) -> None:
         """Mirror the trainer's progress into the ledger (once per epoch, not per iteration)."""

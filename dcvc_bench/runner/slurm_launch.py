@@ -67,6 +67,29 @@ class SlurmLauncher:
         except SlurmError:
             return None
 
+    def launch(self, step: Step, position: tuple[int, int], start: str, flags: Mapping[str, Any],
+               record_attempt: Callable[[], tuple[Path, int, int, int]],
+               on_event: Callable[[dict[str, Any]], None]) -> JobExit:
+        """Re-attach to the step's live job, else record a new attempt (``record_attempt``:
+        the runner's, as for a local step) and submit one; follow it to its end."""
+        job_id = self.live_job(step.id)
+        where = f"[{position[0]}/{position[1]}] {step.id}"
+        if job_id is not None:
+            events, log = self.paths.events_file(step.id), self.paths.stdout_log(step.id)
+            offset, log_offset = last_attempt_offset(events), log.stat().st_size if log.exists() else 0
+            record = self.ledger.update(step.id, status="running", job_id=job_id)
+            self.display.step_started(step, *position, f"as submitted in Slurm job {job_id}", max(1, record.attempts))
+            self.display.message(f"{where}: re-attaching to its Slurm job {job_id} (left by an earlier run; "
+                                 "no second job submitted)")
+        else:
+            _, offset, log_offset, attempt = record_attempt()
+            self.display.step_started(step, *position, start, attempt)
+            job_id = self.submit(step, flags)
+            self.display.message(f"{where}: submitted as Slurm job {job_id}")
+        result = self.follow(step, job_id, offset, on_event)
+        result.log_offset = log_offset
+        return result
+
     def submit(self, step: Step, flags: Mapping[str, Any]) -> str:
         job = build_job(self.cur, step, flags, self.paths, python=self.python)
         script = write_script(job, self.paths.step_dir(step.id))

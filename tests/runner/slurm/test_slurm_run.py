@@ -225,3 +225,30 @@ def test_time_limit_shorter_than_a_measured_epoch(tmp_path):
     assert code == 2 and out.strip().count("\n") == 0, out
     assert "[launcher.slurm] time: 5 (300 s) is shorter than one epoch of step l256-s1g2" in out
     assert "400 s" in out
+
+
+def test_a_live_job_whose_id_never_reached_the_ledger_is_found_by_name(tmp_path):
+    """`run` killed between sbatch and the ledger write: the step is recorded as running
+    with no job id. A local run refuses (the job would train twice); `status` of the
+    folder and the launcher find the job by its name."""
+    from dcvc_bench.curriculum import load_curriculum, run_paths
+    from dcvc_bench.runner.slurm_launch import live_jobs
+    from dcvc_bench.runner.slurm_script import job_name
+
+    (tmp_path / "c.toml").write_text(CURRICULUM.replace('name = "sl"', f'name = "sl"\noutput_dir = "{tmp_path}/runs"'))
+    paths = run_paths(load_curriculum(tmp_path / "c.toml"))
+    name = job_name(paths, "l256-s1g2")
+    run = tmp_path / "runs" / "sl"
+    run.mkdir(parents=True)
+    ledger = Ledger(run / "ledger.json")
+    ledger.update("l256-s1g2", track="l256", status="running", attempts=1)
+    job = subprocess.run(["sbatch", "--parsable", f"--job-name={name}", "--cpus-per-task=1", "--output=/dev/null",
+                          "--wrap=sleep 120"], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    try:
+        assert live_jobs(Ledger.load(run / "ledger.json"), paths) == {"l256-s1g2": job}
+        code, out = finish(cli(tmp_path, "run", "c.toml", "--launcher", "local"), timeout=120)
+        assert code == 2, out
+        assert f"error: step l256-s1g2 runs as Slurm job {job}; run with --launcher slurm" in out
+        assert Ledger.load(run / "ledger.json").get("l256-s1g2").status == "running"  # left as it was
+    finally:
+        subprocess.run(["scancel", job], timeout=30)
