@@ -23,7 +23,7 @@ from dcvc_bench.runner.slurm_launch import _job_env
 from dcvc_bench.runner.slurm_script import build_job
 
 #: Words of Slurm's message -> the setting it is about.
-_KEYS = (("partition", "partition"), ("account", "account"), ("qos", "qos"), ("time limit", "time"),
+_KEYS = (("account", "account"), ("qos", "qos"), ("partition", "partition"), ("time limit", "time"),
          ("feature", "constraint"), ("constraint", "constraint"), ("gres", "gpus_per_node"),
          ("memory", "mem"))
 
