@@ -244,7 +244,9 @@ class Runner:
             if outcome == "interrupted" and isinstance(result, JobExit):
                 stalls = 0 if result.saved_latest else stalls + 1
                 if resubmits(self.cur, result, self.stop, stalls):
-                    message += "; resubmitting: it continues from its own latest checkpoint"
+                    message += ("; resubmitting: it continues from its own latest checkpoint" if result.saved_latest
+                                else f"; resubmitting ({stalls} of {policy.retries} attempts in a row that saved no "
+                                     "epoch)")
                     self.ledger.update(step.id, status="interrupted", message=message)
                     self.display.step_ended(step, "interrupted", message)
                     continue

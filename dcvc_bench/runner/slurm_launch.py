@@ -18,6 +18,7 @@ raise), CANCELLED (by a user: interrupted, not resubmitted). A stop asked of the
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,8 @@ def _fate(job_id: str, result: JobExit) -> Optional[dict[str, Any]]:
                                                "raise [launcher.slurm] mem"}
     if state == "CANCELLED":
         return {"status": "interrupted", "message": f"Slurm job {job_id} was cancelled"}
+    if result.returncode == 128 + signal.SIGUSR1:  # before the trainer was there to take it
+        return {"status": "interrupted", "message": f"Slurm's USR1 ended job {job_id} before the trainer started"}
     return None
 
 

@@ -5,12 +5,15 @@ prints (:func:`~dcvc_bench.curriculum.command.accelerate_argv`, the one builder)
 ``srun`` (one task per node), so that Slurm's signals reach it: ``--signal=USR1@S`` and
 ``scancel --signal=USR1`` go to the job steps' processes, not to the batch shell.
 
-USR1: the batch shell sets it to ignored (``trap '' USR1``) before ``srun``, and an ignored
-signal stays ignored across ``exec``, so ``accelerate launch`` (which installs no handler
-for it) does not die of it and leave a half-stopped trainer behind; the trainer installs
-its own handler (``train/stopping.py``) and stops as on SIGTERM: it ends ``interrupted``
-with ``latest`` of its last finished epoch kept. The batch shell is no job step, so it is
-signalled only with ``B:`` / ``scancel --batch``, which the script does not use.
+USR1: slurmstepd starts each task afresh (it does not inherit the batch shell's signal
+dispositions), so each task is ``bash -c "trap '' USR1; exec accelerate launch …"``: an
+ignored signal stays ignored across ``exec``, so ``accelerate launch`` (which installs no
+handler for it) does not die of it (measured before this: ``srun: error: task 0: User
+defined signal 1``, exit 138, with the trainer killed by the step's end while it was
+stopping, or never started); the trainer installs its own handler (``train/stopping.py``)
+and stops as on SIGTERM: it ends ``interrupted`` with ``latest`` of its last finished epoch
+kept. The batch shell ignores USR1 too; it is no job step, so Slurm signals it only with
+``B:`` / ``scancel --batch``, which the script does not use.
 
 A multi-node step: ``--num_machines N --machine_rank "$SLURM_NODEID" --main_process_ip
 "$DCVC_BENCH_MAIN_IP" --main_process_port P``, the address being the first host of
@@ -40,6 +43,8 @@ from dcvc_bench.runner.launcher import RUN_DIR_ENV, STEP_ENV
 #: Argv words that the script writes as shell variables (expanded on each node).
 RANK_WORD, MAIN_IP_WORD = "$SLURM_NODEID", "$DCVC_BENCH_MAIN_IP"
 JOB_SCRIPT = "job.sh"
+#: What each task runs before the launch line (see the module doc).
+TASK_PREFIX = "trap '' USR1; exec "
 
 
 @dataclass(frozen=True)
@@ -104,14 +109,14 @@ def build_job(cur: Curriculum, step: Step, run_flags: Mapping[str, object], path
         'echo "=== $(date \'+%Y-%m-%d %H:%M:%S\') slurm job ${SLURM_JOB_ID} on ${SLURM_JOB_NODELIST}'
         f' (step {step.id})"',
     ]
+    task = shlex.quote(f"{TASK_PREFIX}{render_argv(argv)}")  # one per node; ignores USR1, see above
     if machines is None:
-        body.append(f"srun --ntasks=1 --ntasks-per-node=1 {render_argv(argv)}")
+        body.append(f"srun --ntasks=1 --ntasks-per-node=1 bash -c {task}")
     else:
         body += [
             'DCVC_BENCH_MAIN_IP="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
             "export DCVC_BENCH_MAIN_IP",
-            f"srun --ntasks={s.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c "
-            f"{shlex.quote('exec ' + render_argv(argv))}",
+            f"srun --ntasks={s.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c {task}",
         ]
     body += ["status=$?", 'echo "=== slurm job ${SLURM_JOB_ID}: exit code ${status}"', 'exit "$status"', ""]
     work = Path(cwd) if cwd is not None else Path(os.getcwd())

@@ -68,15 +68,17 @@ def toml_str(text: str) -> str:
 
 
 def _recorders(tmp: Path) -> Path:
-    """``srun`` (writes its argv, one word a line, then runs nothing) and ``scontrol``."""
+    """``srun`` (runs its command, as on one node, after its own options), ``accelerate``
+    (writes the argv it got, NUL-separated) and ``scontrol`` (two host names)."""
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
-    srun = bin_dir / "srun"
-    srun.write_text(f"#!{sys.executable}\nimport sys, os\n"
-                    "open(os.environ['ARGV_OUT'], 'w').write('\\0'.join(sys.argv[1:]))\n")
-    scontrol = bin_dir / "scontrol"
-    scontrol.write_text("#!/bin/sh\necho node-a\necho node-b\n")
-    for f in (srun, scontrol):
+    (bin_dir / "srun").write_text(f"#!{sys.executable}\nimport os, sys\n"
+                                  "args = sys.argv[1:]\nwhile args[0].startswith('--'):\n    args.pop(0)\n"
+                                  "os.execvp(args[0], args)\n")
+    (bin_dir / "accelerate").write_text(f"#!{sys.executable}\nimport os, sys\n"
+                                        "open(os.environ['ARGV_OUT'], 'w').write('\\0'.join(sys.argv[1:]))\n")
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\necho node-b\n")
+    for f in bin_dir.iterdir():
         f.chmod(f.stat().st_mode | stat.S_IXUSR)
     return bin_dir
 
@@ -101,18 +103,11 @@ def test_values_in_paths_are_quoted_and_never_run(tmp_path, nodes):
     done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert not marker.exists()
-    words = out.read_text().split("\0")
-    if nodes == 1:
-        launch = words[words.index("--ntasks-per-node=1") + 1:]
-    else:  # bash -c '<the launch line>': what bash would run, as words
-        assert words[-2] == "-c"
-        launch = shlex.split(words[-1])[1:]  # without "exec"
-        launch = [{'$SLURM_NODEID': "1", "$DCVC_BENCH_MAIN_IP": "node-a"}.get(w, w) for w in launch]
+    launch = ["accelerate", *out.read_text().split("\0")]  # what the launch line ran with
     assert launch[launch.index("--train_video_dir") + 1] == evil_dir
-    expected = list(job.argv)
-    if nodes > 1:
-        expected = [{'$SLURM_NODEID': "1", "$DCVC_BENCH_MAIN_IP": "node-a"}.get(w, w) for w in expected]
+    expected = [{"$SLURM_NODEID": "1", "$DCVC_BENCH_MAIN_IP": "node-a"}.get(w, w) for w in job.argv]
     assert launch == expected
+    assert ("--machine_rank" in launch) == (nodes > 1)
 
 
 def _with_data_dirs(text: str, folder: str) -> str:
@@ -139,6 +134,7 @@ def test_plan_of_a_two_node_curriculum_prints_job_scripts(tmp_path):
         launch = next(line for line in script.splitlines() if line.startswith("srun "))
         assert "--ntasks=2 --ntasks-per-node=1" in launch
         inner = shlex.split(launch)[-1]
+        assert inner.startswith("trap '' USR1; exec ")
         assert ('--num_processes 8 --num_machines 2 --machine_rank "$SLURM_NODEID" --main_process_ip '
                 '"$DCVC_BENCH_MAIN_IP" --main_process_port 29511') in inner
         assert " -m dcvc_bench.train " in inner
