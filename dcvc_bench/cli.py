@@ -213,13 +213,15 @@ def bench_infer(
 def plan(
     curriculum: Path = typer.Argument(..., help="Curriculum TOML file."),
     as_json: bool = typer.Option(False, "--json", help="Print the steps as JSON."),
+    launcher: Optional[str] = typer.Option(None, "--launcher", metavar="local|slurm",
+                                           help="Plan for this launcher (overrides [launcher] kind); slurm prints each job script."),
 ) -> None:
     """The steps in order, how each starts, its exact accelerate command; status and next action if run before."""
 
     def body() -> int:
         from dcvc_bench.runner.commands import plan_command
 
-        return plan_command(curriculum, as_json)
+        return plan_command(curriculum, as_json, launcher)
 
     _guard(body)
 
@@ -228,13 +230,15 @@ def plan(
 def run(
     curriculum: Optional[Path] = typer.Argument(None, help="Curriculum TOML file (default: the embedded smoke curriculum)."),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Run tracks in parallel, one GPU each, e.g. 0,1,2,3."),
+    launcher: Optional[str] = typer.Option(None, "--launcher", metavar="local|slurm",
+                                           help="Where steps run (overrides [launcher] kind): local subprocesses or Slurm jobs."),
 ) -> None:
     """Run or continue a curriculum: done steps are skipped, an interrupted one resumes. Ctrl-C saves and stops."""
 
     def body() -> int:
         from dcvc_bench.runner.commands import run_command
 
-        return run_command(curriculum, gpus)
+        return run_command(curriculum, gpus, launcher)
 
     _guard(body)
 

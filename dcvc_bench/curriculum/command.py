@@ -115,13 +115,16 @@ def previous_step(step: Step, steps: Sequence[Step]) -> Step:
 
 def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object],
                     python: Optional[str] = None, *, gpu_ids: Optional[Sequence[int]] = None,
-                    cpu_threads: Optional[int] = None) -> list[str]:
+                    cpu_threads: Optional[int] = None, machines: Optional[MultiNode] = None) -> list[str]:
     """``accelerate launch <accelerate flags> -m <step.module> <trainer flags>``.
 
     ``python``: launch accelerate as ``python -m accelerate.commands.launch`` with that
     interpreter (accelerate then starts the trainer with the same one) instead of the
     ``accelerate`` found on PATH. ``gpu_ids`` and ``cpu_threads`` override the
     curriculum's settings (tracks run in parallel get one GPU and a share of the CPUs each).
+    ``machines``: a multi-node launch (a Slurm job of several nodes): ``--num_machines``,
+    ``--machine_rank``, ``--main_process_ip`` and ``--main_process_port`` from it, and
+    ``--num_processes`` the total over the nodes (``[accelerate] num_processes`` per node).
 
     Every launcher setting is passed explicitly: accelerate warns about each default it
     fills in, and a bare launch sets ``OMP_NUM_THREADS=1``, which makes CPU training
@@ -135,20 +138,25 @@ def accelerate_argv(cur: Curriculum, step: Step, run_flags: Mapping[str, object]
     threads = cpu_threads or acc.cpu_threads_per_process or max(1, available_cpus() // acc.num_processes)
     gpus = list(gpu_ids) if gpu_ids is not None else acc.gpu_ids
     argv = [python, "-m", "accelerate.commands.launch"] if python else ["accelerate", "launch"]
-    argv += ["--num_processes", str(acc.num_processes), "--num_machines", "1",
-             "--mixed_precision", acc.mixed_precision, "--dynamo_backend", "no",
+    nodes = machines.count if machines is not None else 1
+    argv += ["--num_processes", str(acc.num_processes * nodes), "--num_machines", str(nodes)]
+    if machines is not None:
+        argv += ["--machine_rank", machines.rank, "--main_process_ip", machines.main_ip,
+                 "--main_process_port", str(machines.port)]
+    argv += ["--mixed_precision", acc.mixed_precision, "--dynamo_backend", "no",
              "--num_cpu_threads_per_process", str(threads)]
     if gpus:
         argv += ["--gpu_ids", ",".join(str(g) for g in gpus)]
-    cpu_processes = acc.device == "cpu" and acc.num_processes > 1
+    cpu_processes = acc.device == "cpu" and acc.num_processes * nodes > 1
     if acc.device == "cpu" and not cpu_processes:
         argv.append("--cpu")
-    elif acc.num_processes > 1:
+    elif acc.num_processes * nodes > 1:
         # accelerate's --cpu starts ONE process (its multi-CPU launch is mpirun's); its
         # torchrun launcher (--multi_gpu) starts them all, and the trainer's --force_cpu
-        # connects them over gloo. Port 0: a free one, so parallel tracks never collide.
+        # connects them over gloo. Port 0 on one machine: a free one, so parallel tracks
+        # never collide (several machines share the port the job chose).
         argv.append("--multi_gpu")
-        if cpu_processes:
+        if cpu_processes and machines is None:
             argv += ["--main_process_port", "0"]
     argv += ["-m", step.module, *render_flags(step.train_flags), *render_flags(run_flags),
              *render_flags(tracker_flags(cur, step)), *(["--force_cpu"] if cpu_processes else [])]
@@ -163,6 +171,17 @@ def tracker_flags(cur: Curriculum, step: Step) -> dict[str, object]:
         return {}
     return {"trackers": ",".join(cur.logging.trackers), "tracker_dir": str(cur.run_dir),
             "tracker_project": cur.name, "tracker_run": step.id, "tracker_group": step.track}
+
+
+@dataclass(frozen=True)
+class MultiNode:
+    """The machines of a multi-node launch. ``rank`` and ``main_ip`` are argv words that
+    the job script turns into shell variables (:mod:`dcvc_bench.runner.slurm_script`)."""
+
+    count: int
+    rank: str
+    main_ip: str
+    port: int
 
 
 def available_cpus() -> int:

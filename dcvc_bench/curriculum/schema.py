@@ -42,6 +42,7 @@ from dcvc_bench.curriculum.messages import one_line, rule as _rule, show as _sho
 from dcvc_bench.curriculum.textfile import parse_toml, read_text
 from dcvc_bench.curriculum.iframe_spec import IFrameSpec, default_spec
 from dcvc_bench.curriculum.iframe_training import IFrameTraining, check_curriculum as _check_iframe, fill_i_frame
+from dcvc_bench.curriculum.launcher_spec import LauncherSpec, check_launcher as _check_launcher
 from dcvc_bench.errors import UserError
 
 DEFAULT_CURRICULUM: Path = Path(str(resources.files("dcvc_bench") / "curricula" / "smoke.toml"))
@@ -230,6 +231,7 @@ class Curriculum(_Model):
     accelerate: AccelerateSpec = Field(default_factory=AccelerateSpec)
     failure: FailurePolicy = Field(default_factory=FailurePolicy)
     logging: LoggingSpec = Field(default_factory=LoggingSpec)  # [logging] trackers
+    launcher: LauncherSpec = Field(default_factory=LauncherSpec)  # local subprocesses or Slurm jobs
 
     _source_text: str = PrivateAttr("")
     _source: str = PrivateAttr("<string>")
@@ -281,6 +283,7 @@ class Curriculum(_Model):
         self._check_gop_opt()
         self._check_synthetic_fits()
         _check_iframe(self)
+        _check_launcher(self)
         return self
 
     def _check_tracks_unique(self) -> None:

@@ -23,6 +23,7 @@ from dcvc_bench.curriculum import (
     render_plan_table,
     run_paths,
 )
+from dcvc_bench.curriculum.command import planned_run_flags
 from dcvc_bench.curriculum.iframe_checks import check_iframe_inputs, iframe_warnings
 from dcvc_bench.curriculum.preflight import check_run_inputs, run_input_problems
 from dcvc_bench.errors import UserError
@@ -45,11 +46,11 @@ def _console() -> Any:
     return console if console.is_terminal else Console(width=PIPE_WIDTH)
 
 
-def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
+def plan_command(curriculum: str | Path | None, as_json: bool = False, launcher: str | None = None) -> int:
     """The steps in order, how each starts, and its exact command. When the run folder
     exists, each step's status and what the next `run` does with it (and why), with the
-    commands that `run` would launch."""
-    cur = load_curriculum(curriculum)
+    commands that `run` would launch. With the Slurm launcher, each step's job script."""
+    cur = with_launcher(load_curriculum(curriculum), launcher)
     check_iframe_inputs(cur)  # a codec that cannot be trained as written: refused here too
     for problem in run_input_problems(cur) + iframe_warnings(cur):  # plan only shows; `run` refuses the first
         print(f"warning: {problem}", file=sys.stderr)
@@ -61,6 +62,11 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
         view = inspect_run(cur, paths)
         statuses = plan_statuses(view)
         rows = [_as_decided(cur, row, decision) for row, decision in zip(rows, view.decisions)]
+    if cur.launcher.kind == "slurm":
+        flags = {s.id: planned_run_flags(cur, s, steps) for s in steps}
+        if statuses is not None:
+            flags.update({d.step.id: d.run_flags(paths) for d in view.decisions if d.action is Action.RUN})
+        rows = [_with_job(cur, row, step, flags[step.id]) for row, step in zip(rows, steps)]
     if as_json:
         print(plan_json(rows, statuses))
         return 0
@@ -71,7 +77,21 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False) -> int:
                   soft_wrap=True)
     console.print(render_plan_table(rows, statuses))
     print(render_plan_commands(rows))  # plain: long commands must not be wrapped
+    for row in rows:
+        if "job_script" in row:
+            print(f"\n# ---- {row['id']}: Slurm job script (sbatch {' '.join(row['sbatch_options'])} job.sh)\n"
+                  f"{row['job_script']}", end="")
     return 0
+
+
+def _with_job(cur: Curriculum, row: dict[str, Any], step: Any, flags: dict[str, Any]) -> dict[str, Any]:
+    """A plan row with the step's Slurm job script (for the run flags of the row's start);
+    its ``argv`` and ``command`` become the job's accelerate launch line."""
+    from dcvc_bench.runner.slurm_script import build_job
+
+    job = build_job(cur, step, flags, run_paths(cur))
+    return {**row, "argv": list(job.argv), "command": shlex.join(job.argv), "job_script": job.script,
+            "sbatch_options": list(job.options)}
 
 
 def _as_decided(cur: Curriculum, row: dict[str, Any], decision: Decision) -> dict[str, Any]:
@@ -99,14 +119,29 @@ def parse_gpus(text: str | None) -> list[int] | None:
     return ids
 
 
-def run_command(curriculum: str | Path | None, gpus: str | None = None) -> int:
+def with_launcher(cur: Curriculum, launcher: str | None) -> Curriculum:
+    """The curriculum with ``[launcher] kind`` replaced by ``--launcher`` (when given)."""
+    if launcher is None:
+        return cur
+    if launcher not in ("local", "slurm"):
+        raise UserError(f"--launcher: expected local or slurm, got {launcher!r}")
+    return cur.model_copy(update={"launcher": cur.launcher.model_copy(update={"kind": launcher})})
+
+
+def run_command(curriculum: str | Path | None, gpus: str | None = None, launcher: str | None = None) -> int:
     """Run (or continue) a curriculum; see :mod:`dcvc_bench.runner.run`."""
-    cur = load_curriculum(curriculum)
+    cur = with_launcher(load_curriculum(curriculum), launcher)
     check_run_inputs(cur)  # before the run folder or any process exists
     check_iframe_inputs(cur)
     gpu_ids = parse_gpus(gpus)
+    if cur.launcher.kind == "slurm":
+        if gpu_ids:
+            raise UserError("--gpus: Slurm gives each job its GPUs; use [launcher.slurm] gpus_per_node instead")
+        from dcvc_bench.runner.slurm_checks import check_slurm
+
+        check_slurm(cur, python=sys.executable)  # before anything is submitted
     hint = "dcvc-bench run" + (f" {shlex.quote(str(curriculum))}" if curriculum is not None else "") \
-        + (f" --gpus {gpus}" if gpus else "")
+        + (f" --gpus {gpus}" if gpus else "") + (f" --launcher {launcher}" if launcher else "")
     display = make_display(cur.name, sys.stdout)
     try:
         for line in iframe_warnings(cur):

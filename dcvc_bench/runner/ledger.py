@@ -52,6 +52,10 @@ class StepRecord:
     message: str = ""
     #: The status a skipped step had before it was skipped (what ``--undo`` restores).
     skipped_from: str | None = None
+    #: The step's Slurm job (its last one) and what Slurm last said of it (PENDING, RUNNING,
+    #: COMPLETED, TIMEOUT, ...); None for a local step.
+    job_id: str | None = None
+    scheduler_state: str | None = None
 
     @classmethod
     def from_json(cls, obj: Any) -> StepRecord | None:
@@ -76,13 +80,14 @@ class StepRecord:
 _INVALID = object()
 _INTS = ("attempts", "epochs_done", "epochs", "pid")
 _FLOATS = ("best_loss", "started_at", "finished_at")
-_STRS = ("track", "status", "config_hash", "start_kind", "message", "skipped_from")
+_STRS = ("track", "status", "config_hash", "start_kind", "message", "skipped_from", "job_id", "scheduler_state")
 
 
 def _coerce(name: str, value: Any) -> Any:
     """The value of field ``name`` as its type, None where None is allowed, else _INVALID."""
     if value is None:
-        return None if name in _FLOATS + ("config_hash", "start_kind", "pid", "last_eval", "skipped_from") \
+        return None if name in _FLOATS + ("config_hash", "start_kind", "pid", "last_eval", "skipped_from", "job_id",
+                                          "scheduler_state") \
             else _INVALID
     if name in _INTS:
         return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _INVALID

@@ -50,6 +50,7 @@ from dcvc_bench.runner.lock import RunLock
 from dcvc_bench.runner.outcome import classify
 from dcvc_bench.runner.repair import repair_run_folder, repair_track
 from dcvc_bench.runner.setup import close_leftovers, prepare_ledger
+from dcvc_bench.runner.slurm_launch import JobExit, SlurmLauncher, live_jobs, resubmits
 from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprints, probe
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -86,6 +87,8 @@ class Runner:
         self.fingerprints: dict[str, Fingerprint] = {}
         self.ledger = Ledger(self.paths.run_dir / LEDGER_FILE)
         self.live_groups: dict[str, int] = {}  # step id -> process group of its running attempt
+        self.slurm = SlurmLauncher(cur, self.paths, lambda: self.ledger, display, self.stop, python, stop_grace_s) \
+            if cur.launcher.kind == "slurm" else None  # each step a Slurm job (runner.slurm_launch)
         _check_gpus(cur, gpus)
 
     def run(self) -> int:
@@ -107,7 +110,12 @@ class Runner:
             self.ledger = Ledger.load(self.paths.run_dir / LEDGER_FILE)
             if self.ledger.warning:
                 self.display.message(f"warning: {self.ledger.warning}")
-            close_leftovers(self.ledger, self.steps, self.paths.run_dir, self.display, self.stop_grace_s)
+            jobs = live_jobs(self.ledger, self.paths)  # Slurm jobs a killed runner left: re-attached to
+            if jobs and self.slurm is None:
+                step_id, job = next(iter(jobs.items()))
+                raise UserError(f"step {step_id} runs as Slurm job {job}; run with --launcher slurm to re-attach "
+                                f"to it, or `scancel {job}` first")
+            close_leftovers(self.ledger, self.steps, self.paths.run_dir, self.display, self.stop_grace_s, keep=jobs)
             for line in repair_run_folder(self.paths):
                 self.display.message(line)
             decisions = prepare_ledger(self.steps, self.ledger, self.paths, self.fingerprints, self._record_done,
@@ -201,7 +209,7 @@ class Runner:
 
     def _run_step(self, step: Step, gpu: int | None) -> StepResult:
         policy = self.cur.failure
-        crashes = divergences = 0
+        crashes = divergences = stalls = 0
         force_lr: float | None = None
         position, total = step.index + 1, len(self.steps)
         while True:
@@ -235,6 +243,15 @@ class Runner:
                                   result.step_end)
                 self.display.step_ended(step, "done")
                 return StepResult(step, "done", message)
+            if outcome == "interrupted" and isinstance(result, JobExit):
+                stalls = 0 if result.saved_latest else stalls + 1
+                if resubmits(self.cur, result, self.stop, stalls):
+                    message += ("; resubmitting: it continues from its own latest checkpoint" if result.saved_latest
+                                else f"; resubmitting ({stalls} of {policy.retries} attempts in a row that saved no "
+                                     "epoch)")
+                    self.ledger.update(step.id, status="interrupted", message=message)
+                    self.display.step_ended(step, "interrupted", message)
+                    continue
             if outcome == "interrupted":
                 self.ledger.update(step.id, status="interrupted", pid=None, message=message)
                 self.display.step_ended(step, "interrupted", message)
@@ -267,18 +284,12 @@ class Runner:
     def _launch(self, step: Step, decision: Decision, flags: dict[str, Any], gpu: int | None,
                 start: str) -> StepExit:
         """Record the attempt, start the step, follow it to its end."""
-        fp = self.fingerprints[step.id]
-        record = self.ledger.get(step.id)
-        attempt = (record.attempts if record else 0) + 1
-        events, log = self.paths.events_file(step.id), self.paths.stdout_log(step.id)
-        events.parent.mkdir(parents=True, exist_ok=True)
-        offset = events.stat().st_size if events.exists() else 0  # skip earlier attempts' events
-        log_offset = log.stat().st_size if log.exists() else 0
-        assert decision.start is not None
-        self.ledger.update(step.id, track=step.track, status="running", config_hash=fp.hash,
-                           config=fp.config, attempts=attempt, epochs=step.epochs,
-                           start_kind=decision.start.value, started_at=time.time(),
-                           finished_at=None, pid=None, message="")
+        if self.slurm is not None:  # re-attach to its live job, else submit one; follow it
+            return self.slurm.launch(step, (step.index + 1, len(self.steps)), start, flags,
+                                     lambda: self._record_attempt(step, decision),
+                                     lambda event: self._on_event(step, event))
+        events, offset, log_offset, attempt = self._record_attempt(step, decision)
+        log = self.paths.stdout_log(step.id)
         argv = accelerate_argv(self.cur, step, flags, python=self.python,
                                gpu_ids=[gpu] if gpu is not None else None)
         self.display.step_started(step, step.index + 1, len(self.steps), start, attempt)
@@ -300,6 +311,22 @@ class Runner:
             self.live_groups.pop(step.id, None)
         result.log_offset = log_offset
         return result
+
+    def _record_attempt(self, step: Step, decision: Decision) -> tuple[Path, int, int, int]:
+        """A new attempt in the ledger: (events file, where its events and log start, attempt)."""
+        fp = self.fingerprints[step.id]
+        record = self.ledger.get(step.id)
+        attempt = (record.attempts if record else 0) + 1
+        events, log = self.paths.events_file(step.id), self.paths.stdout_log(step.id)
+        events.parent.mkdir(parents=True, exist_ok=True)
+        offset = events.stat().st_size if events.exists() else 0  # skip earlier attempts' events
+        log_offset = log.stat().st_size if log.exists() else 0
+        assert decision.start is not None
+        self.ledger.update(step.id, track=step.track, status="running", config_hash=fp.hash,
+                           config=fp.config, attempts=attempt, epochs=step.epochs,
+                           start_kind=decision.start.value, started_at=time.time(),
+                           finished_at=None, pid=None, message="")
+        return events, offset, log_offset, attempt
 
     def _on_event(self, step: Step, event: dict[str, Any]) -> None:
         """Mirror the trainer's progress into the ledger (once per epoch, not per iteration)."""

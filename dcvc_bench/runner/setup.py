@@ -6,7 +6,7 @@ archived and recorded. See :mod:`~dcvc_bench.runner.run` for the order of busine
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 from dcvc_bench.curriculum import RunPaths, Step
 from dcvc_bench.errors import UserError
@@ -17,10 +17,11 @@ from dcvc_bench.runner.resume import Decision, Fingerprint, decide
 
 
 def close_leftovers(ledger: Ledger, steps: Sequence[Step], run_dir: Path, display: Display,
-                    stop_grace_s: float) -> None:
+                    stop_grace_s: float, keep: Collection[str] = ()) -> None:
     """A step recorded as running has no runner (we hold the lock): it was killed.
     Its trainer may have outlived the runner (found by the environment tags the runner
-    gives every step, or by the pid in the ledger); stop it so it saves and exits."""
+    gives every step, or by the pid in the ledger); stop it so it saves and exits.
+    ``keep``: steps whose Slurm job is still pending or running (the runner re-attaches)."""
     orphans = run_groups(run_dir)
     modules = sorted({s.module for s in steps})  # the trainers this curriculum launches
     for record in ledger.records.values():
@@ -32,7 +33,7 @@ def close_leftovers(ledger: Ledger, steps: Sequence[Step], run_dir: Path, displa
                         "the runner that started it; asking it to save and stop")
         stop_group(pgid, stop_grace_s)
     for record in list(ledger.records.values()):
-        if record.status == "running":
+        if record.status == "running" and record.id not in keep:
             ledger.update(record.id, status="interrupted", pid=None,
                           message="the runner stopped before the step ended (killed?)")
 

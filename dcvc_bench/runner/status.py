@@ -90,7 +90,16 @@ def step_cells(view: RunView, step: Step) -> dict[str, str]:
         "best loss": f"{record.best_loss:.4f}" if record.best_loss is not None else "-",
         "last eval": (f"ep {last_eval.get('epoch')}: {eval_summary(last_eval)}" if last_eval else "-"),
         "start": _start(step, record.start_kind),
+        "Slurm job": slurm_cell(record),
     }
+
+
+def slurm_cell(record: StepRecord | None) -> str:
+    """``12345 RUNNING``: the step's Slurm job and what Slurm last said of it (the ledger's
+    record; `status` asks no scheduler), ``-`` for a local step."""
+    if record is None or not record.job_id:
+        return "-"
+    return f"{record.job_id} {record.scheduler_state or ''}".strip()
 
 
 def _start(step: Step, kind: str | None) -> str:
@@ -175,12 +184,16 @@ def render_status(view: RunView) -> list[Any]:
         parts.append(Text(f"warning: {view.ledger.warning}"))
 
     steps = Table(title="steps", title_justify="left")
-    for header in ("#", "step", "stage", "GOP", "λ", "status", "epochs", "best loss", "last eval", "start"):
+    slurm = any((r := view.ledger.get(s.id)) is not None and r.job_id for s in view.steps)
+    headers = ("#", "step", "stage", "GOP", "λ", "status", "epochs", "best loss", "last eval", "start") \
+        + (("Slurm job",) if slurm else ())
+    for header in headers:
         steps.add_column(header, justify="right" if header in ("#", "stage", "GOP", "λ") else "left")
     for step in view.steps:
         cells = step_cells(view, step)
         steps.add_row(str(step.index + 1), step.id, step.stage_label, step.gop_label, step.lambda_label,
-                      cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"])
+                      cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"],
+                      *((cells["Slurm job"],) if slurm else ()))
     parts.append(steps)
     parts += [Text(f"warning: {line}") for line in latent_warnings(view)]
 

@@ -1,4 +1,4 @@
-"""How a training step is asked to stop: SIGINT/SIGTERM, and the death of its supervisors.
+"""How a training step is asked to stop: SIGINT/SIGTERM/SIGUSR1, and the death of its supervisors.
 
 The trainer notices by itself when it has been orphaned, so a trainer whose runner is
 gone does not go on training unsupervised:
@@ -36,6 +36,10 @@ from typing import Any, Iterator
 from dcvc_bench.faults import RUNNER_PID_ENV  # the runner gives the trainer its pid through it
 #: How often the trainer checks that its runner is still there.
 RUNNER_POLL_S = 2.0
+#: The signals that ask for a stop. SIGUSR1 is Slurm's warning before a time limit or a
+#: preemption (``#SBATCH --signal=USR1@<s>``, ``scancel --signal=USR1``): the same stop as
+#: SIGTERM. The job script has ``accelerate launch`` ignore it (see runner/slurm_script.py).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 #: The signal the kernel sends when the trainer's parent dies (PR_SET_PDEATHSIG).
 PARENT_DEATH_SIGNAL = signal.SIGUSR2
 _PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
@@ -60,7 +64,7 @@ class StopRequested:
     def install(self) -> dict[int, Any]:
         """Install the handlers (main thread only); returns the previous ones."""
         self._parent_pid = os.getppid()
-        previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
         previous[PARENT_DEATH_SIGNAL] = signal.signal(PARENT_DEATH_SIGNAL, self._parent_death)
         self.installed = True
         return previous

@@ -5,6 +5,7 @@ calls these under its lock."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Iterable
 
@@ -13,7 +14,7 @@ from dcvc_bench.curriculum import StartKind, Step, describe_start
 from dcvc_bench.curriculum.steps import IFRAME_SCOPE
 from dcvc_bench.evaldoc import as_float, as_int
 from dcvc_bench.runner.resume import Action, Decision
-from dcvc_bench.runner.status import RunView
+from dcvc_bench.runner.status import RunView, slurm_cell
 from dcvc_bench.tui.readers import CheckpointFile
 from dcvc_bench.tui.views import CheckpointRow, EvalRow, StepRow
 
@@ -25,6 +26,14 @@ def step_row(view: RunView, step: Step, decision: Decision) -> StepRow:
                        "nothing: skipped by user, never launched", "skipped by user")
     word = view.status_word(step)
     state = "interrupted" if word.startswith("interrupted") else word
+    row = _step_row(step, decision, record, state)
+    job = slurm_cell(record)  # a Slurm step: its job id and Slurm state, first in its note
+    if job == "-":
+        return row
+    return dataclasses.replace(row, note=f"Slurm job {job}" + (f"; {row.note}" if row.note else ""))
+
+
+def _step_row(step: Step, decision: Decision, record: Any, state: str) -> StepRow:
     if state == "done" and decision.action is Action.RUN:
         state = "will re-run"
     epochs_done = record.epochs_done if record is not None else 0
