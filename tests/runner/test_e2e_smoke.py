@@ -172,13 +172,19 @@ def test_run_survives_sigkill_of_the_whole_tree_at_a_random_moment(tmp_path):
     events_before = {sid: (run_dir / "steps" / sid / "events.jsonl").stat().st_size for sid in done_before}
     cut = next((r for r in ledger.records.values() if r.status == "running"), None)
     own_latest = None
+    cut_had_finished = False
     if cut is not None:
+        cut_events = run_dir / "steps" / cut.id / "events.jsonl"
+        # Killed after the trainer ended the step (final written, step_end done) but
+        # before the runner recorded it: the next run must not redo it.
+        cut_had_finished = any(e["event"] == "step_end" and e["status"] == "done"
+                               for e in read_events(cut_events))
         phase = cut.id[len(cut.track) + 1:]
         for latest in run_dir.glob(f"checkpoints/{cut.track}/*_latest.pth"):
             meta = read_meta(latest)
             if meta and meta["step_id"] == phase and not meta["finished"]:
                 own_latest = (latest, meta["epoch"])
-        cut_starts = len(step_starts(run_dir / "steps" / cut.id / "events.jsonl"))
+        cut_starts = len(step_starts(cut_events))
 
     second = dcvc_bench_run(tmp_path, "kill.toml")
     assert finish(second) == 0
@@ -190,7 +196,9 @@ def test_run_survives_sigkill_of_the_whole_tree_at_a_random_moment(tmp_path):
         again = os.stat(run_dir / "steps" / sid / "final.pth")
         assert (again.st_ino, again.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), sid
         assert (run_dir / "steps" / sid / "events.jsonl").stat().st_size == events_before[sid], sid
-    if own_latest is not None:  # the interrupted step resumed from its own latest epoch
+    if cut_had_finished:  # a finished step is never redone, even when the ledger missed its end
+        assert len(step_starts(run_dir / "steps" / cut.id / "events.jsonl")) == cut_starts, cut.id
+    elif own_latest is not None:  # the interrupted step resumed from its own latest epoch
         resumed = step_starts(run_dir / "steps" / cut.id / "events.jsonl")[cut_starts]
         assert (tmp_path / resumed["resumed_from"]).resolve() == own_latest[0].resolve()
         assert resumed["start_epoch"] == own_latest[1] and resumed["lr_reset"] is False
