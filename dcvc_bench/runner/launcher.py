@@ -215,6 +215,15 @@ class StepExit:
     def status(self) -> str | None:
         return self.step_end.get("status") if self.step_end else None
 
+    def record(self, event: dict[str, Any]) -> None:
+        """Note what the runner needs of one followed event (local step or Slurm job)."""
+        self.events += 1
+        kind = event.get("event")
+        if kind == "train":
+            self.last_train = event
+        elif kind == "step_end":
+            self.step_end = event
+
 
 @dataclass
 class StopRequest:
@@ -238,12 +247,7 @@ def follow(process: StepProcess, events_file: str | Path, on_event: Callable[[di
 
     def drain() -> None:
         for event in tail.poll():
-            result.events += 1
-            kind = event.get("event")
-            if kind == "train":
-                result.last_train = event
-            elif kind == "step_end":
-                result.step_end = event
+            result.record(event)
             on_event(event)
 
     try:

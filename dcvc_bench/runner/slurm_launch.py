@@ -48,6 +48,11 @@ class JobExit(StepExit):
     scheduler_state: Optional[str] = None
     saved_latest: bool = False  # the attempt wrote a `latest` checkpoint (it made progress)
 
+    def record(self, event: dict) -> None:
+        super().record(event)
+        if event.get("event") == "checkpoint" and event.get("kind") == "latest":
+            self.saved_latest = True
+
 
 class SlurmLauncher:
     """Submits and follows the steps of one `run` (one per track thread at a time)."""
@@ -112,14 +117,7 @@ class SlurmLauncher:
 
         def drain() -> None:
             for event in tail.poll():
-                result.events += 1
-                kind = event.get("event")
-                if kind == "train":
-                    result.last_train = event
-                elif kind == "step_end":
-                    result.step_end = event
-                elif kind == "checkpoint" and event.get("kind") == "latest":
-                    result.saved_latest = True
+                result.record(event)
                 on_event(event)
 
         while True:
