@@ -19,6 +19,7 @@ settings of ``[launcher.slurm]``::
     extra_sbatch = ["--exclusive", "--mail-type=END"]
     signal_s = 300             # USR1 this long before the time limit: save `latest`, end interrupted
     requeue = true             # the runner resubmits a step that a time limit or preemption ended
+    max_parallel = 4           # tracks with a job in flight at once (one job per track)
 
 Every value ends up in a shell file, so each is checked here to a narrow shape (names
 ``[A-Za-z0-9_.-]+``, times, counts, ``--flag`` / ``--flag=value`` with a plain value) and
@@ -49,6 +50,7 @@ _OWN_OPTIONS = frozenset({"job-name", "output", "error", "open-mode", "chdir", "
                           "requeue", "no-requeue", "ntasks-per-node", "parsable", "test-only", "wrap"})
 MAX_NODES = 1024
 MAX_SIGNAL_S = 65535  # sbatch --signal's limit
+MAX_PARALLEL = 256  # jobs in flight, one runner thread each
 _TIME_FORMATS = "minutes, minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes or " \
                 "days-hours:minutes:seconds"
 
@@ -121,6 +123,9 @@ class SlurmSpec(CurriculumModel):
     signal_s: Annotated[int, Field(ge=1, le=MAX_SIGNAL_S)] = 120
     requeue: bool = True
     port: Annotated[int, Field(ge=1024, le=65535)] = 29500  # main_process_port of a multi-node step
+    #: Tracks with a job in flight at once. Each track's steps stay in order (a step starts
+    #: from the one before it); different tracks are independent jobs. 1: one job at a time.
+    max_parallel: Annotated[int, Field(ge=1, le=MAX_PARALLEL)] = 1
 
     @field_validator("extra_sbatch")
     @classmethod

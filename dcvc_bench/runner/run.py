@@ -7,7 +7,8 @@ runner is asked to stop and save); decide every step (:mod:`~dcvc_bench.runner.r
 forgetting the history of steps whose config or lineage changed (the run-folder set-up
 before any step: :mod:`~dcvc_bench.runner.setup`); then run the tracks whose products
 other tracks read (the I-frame steps) and, once they are done, the others — one after
-another, or in parallel with one GPU each (``--gpus``).
+another, in parallel with one GPU each (``--gpus``), or as up to ``[launcher.slurm]
+max_parallel`` Slurm jobs at once.
 
 Each step is decided again right before it starts, so it sees what the steps before it
 wrote. Failures: a crash is retried from the step's own latest checkpoint up to
@@ -140,20 +141,27 @@ class Runner:
         read = {(a, s.track) for s in self.steps for a in s.inputs}
         feeds = [t for t, steps in tracks.items() if any(s.produces == a and t != reader for s in steps
                                                          for a, reader in read)]
-        results = self._run_tracks([tracks[t] for t in feeds], self.gpus[:1] if self.gpus else None)
+        results = self._run_tracks([tracks[t] for t in feeds], self.gpus[:1] if self.gpus else [None])
         waiting = [t for t in tracks if t not in feeds]
         if any(r.status not in ("done", "skipped") for r in results) or self.stop.graceful.is_set():
             if waiting and not self.stop.graceful.is_set():
                 self.display.message(f"not started: the steps of {', '.join(waiting)}, which read what the "
                                      f"steps of {', '.join(feeds)} produce (not all of those finished)")
             return sorted(results, key=lambda r: r.step.index)
-        results += self._run_tracks([tracks[t] for t in waiting], self.gpus)
+        results += self._run_tracks([tracks[t] for t in waiting], self._slots())
         return sorted(results, key=lambda r: r.step.index)
 
-    def _run_tracks(self, queue: list[list[Step]], gpus: list[int] | None) -> list[StepResult]:
-        """Tracks in worker threads (one per GPU, or a single one), the main thread waiting
-        and turning Ctrl-C into stop requests (signal handlers only set flags: printing
-        from a handler can deadlock on the output's lock)."""
+    def _slots(self) -> list[int | None]:
+        """Who runs the independent tracks at once: one thread per GPU of ``--gpus``, one per
+        Slurm job in flight (``max_parallel``), else a single one."""
+        if self.gpus:
+            return list(self.gpus)
+        return [None] * (self.cur.launcher.slurm.max_parallel if self.slurm is not None else 1)
+
+    def _run_tracks(self, queue: list[list[Step]], slots: list[int | None]) -> list[StepResult]:
+        """Tracks in worker threads (one per slot: a GPU or a Slurm job in flight), the main
+        thread waiting and turning Ctrl-C into stop requests (signal handlers only set
+        flags: printing from a handler can deadlock on the output's lock)."""
         if not queue:
             return []
         queue = list(queue)
@@ -173,9 +181,8 @@ class Runner:
                 errors.append(exc)
                 self.stop.graceful.set()
 
-        slots: list[int | None] = list(gpus[:len(queue)]) if gpus else [None]
-        threads = [threading.Thread(target=worker, args=(gpu,), name=f"track-gpu{gpu}", daemon=True)
-                   for gpu in slots]
+        threads = [threading.Thread(target=worker, args=(gpu,), name=f"track-{i}-gpu{gpu}", daemon=True)
+                   for i, gpu in enumerate(slots[:len(queue)])]
         for thread in threads:
             thread.start()
         announced = {"graceful": False, "kill": False}

@@ -262,3 +262,36 @@ def test_unknown_account_is_refused_before_submission(tmp_path):
         pytest.skip(f"this Slurm does not enforce accounts ({enforce.strip() or 'no AccountingStorageEnforce'})")
     line = _refusal(tmp_path, CURRICULUM.replace('time = "15"', 'time = "15"\naccount = "nosuchacct"'))
     assert "[launcher.slurm] account" in line and "Invalid account" in line
+
+
+def test_two_tracks_run_as_two_jobs_at_once(tmp_path):
+    """``max_parallel = 2``: the two tracks' steps are two Slurm jobs in flight together
+    (their trainers' lifetimes overlap), each writing its own checkpoint folder; with the
+    default of 1 the same curriculum would run them one after the other."""
+    text = CURRICULUM.replace("quality_index = 1\n", "quality_index = 1\n\n[[tracks]]\nlambda = 512\n"
+                              "quality_index = 2\n").replace("epochs = 3", "epochs = 2") \
+        .replace('signal_s = 60\n', 'signal_s = 60\nmax_parallel = 2\n')
+    (tmp_path / "c.toml").write_text(text)
+    run = tmp_path / "runs" / "sl"
+    code, out = finish(cli(tmp_path, "run", "c.toml"))
+    assert code == 0 and "all 2 steps done" in out
+    steps = ["l256-s1g2", "l512-s1g2"]
+    jobs = [record(run, s).job_id for s in steps]
+    assert all(jobs) and len(set(jobs)) == 2
+    assert all(slurm_field(j, "JobState") == "COMPLETED" for j in jobs)
+    spans = []
+    for step in steps:
+        ev = events(run, step)
+        (start,) = [e["t"] for e in ev if e["event"] == "step_start"]
+        (end,) = [e for e in ev if e["event"] == "step_end"]
+        assert end["status"] == "done"
+        spans.append((start, end["t"]))
+    (a0, a1), (b0, b1) = spans
+    assert a0 < b1 and b0 < a1, f"the two jobs did not overlap: {spans}"
+    from dcvc_bench.curriculum import expand, load_curriculum, run_paths
+
+    cur = load_curriculum(tmp_path / "c.toml")
+    paths = run_paths(cur)
+    finals = [paths.own_checkpoint(step, "final") for step in expand(cur, paths.data_dirs)]
+    assert len(finals) == 2 and finals[0].parent != finals[1].parent  # a checkpoint folder per track
+    assert all((tmp_path / f).is_file() for f in finals), finals

@@ -150,3 +150,16 @@ def test_usr1_is_a_stop_request():
         assert stop and stop.signal == signal.SIGUSR1 and stop.describe() == "by SIGUSR1"
     finally:
         stop.restore(previous)
+
+
+def test_max_parallel_is_bounded_and_plan_says_it(tmp_path):
+    assert "launcher.slurm.max_parallel:" in _refused("[launcher.slurm]\nmax_parallel = 0\n")
+    text = SMOKE.replace('lambda = 2048', 'lambda = 2048\nquality_index = 4\n\n[[tracks]]\nlambda = 512', 1) \
+        + '\n[launcher]\nkind = "slurm"\n[launcher.slurm]\nmax_parallel = 4\n'
+    assert len(_cur("", text).tracks) == 2
+    (tmp_path / "par.toml").write_text(text)
+    done = subprocess.run([sys.executable, "-m", "dcvc_bench.cli", "plan", "par.toml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "# Slurm: each step one job; 2 tracks, up to 2 of them with a job in flight at once " \
+           "([launcher.slurm] max_parallel = 4)" in done.stdout
