@@ -27,6 +27,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,9 +123,29 @@ def sidecar_path(pth: str | os.PathLike[str]) -> Path:
 def default_file_mode() -> int:
     """The mode a plain ``open()`` would give (0666 minus the umask); mkstemp uses 0600,
     which would hide run folders from colleagues on a shared machine."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the kernel says it
+    (``/proc/self/status``, Linux 4.7+). Elsewhere the only way is to set it and put it
+    back; that briefly gives other threads (the runner's track threads) umask 0, so it is
+    done under a lock, and files those threads create meanwhile could be world-writable:
+    the reason to prefer the kernel's answer."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        umask = os.umask(0o077)  # the strictest interim value, not 0
+        os.umask(umask)
+    return umask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 @contextmanager

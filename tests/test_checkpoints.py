@@ -191,3 +191,26 @@ def test_iframe_checkpoint_names_round_trip_and_never_parse_as_pframe_names():
         iframe_checkpoint_name("rvq", "p4", "global_best")
     with pytest.raises(ValueError):
         iframe_checkpoint_name("rvq", "../x", "latest")
+
+
+def test_atomic_files_get_the_umask_mode_without_the_umask_ever_changing(tmp_path, monkeypatch):
+    """The mode comes from the umask; reading it must not set it, even for a moment: the
+    runner's track threads create files meanwhile, and under umask 0 they would be
+    world-writable."""
+    import os
+    import stat
+
+    from dcvc_bench.checkpoints import atomic_file
+
+    old = os.umask(0o027)
+    try:
+        def no_umask_change(mask):
+            raise AssertionError(f"os.umask({mask:o}) called: every thread would have that umask meanwhile")
+
+        monkeypatch.setattr(os, "umask", no_umask_change)
+        with atomic_file(tmp_path / "ledger.json") as f:
+            f.write(b"{}")
+        assert stat.S_IMODE((tmp_path / "ledger.json").stat().st_mode) == 0o640
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
