@@ -2,13 +2,15 @@
 
 Everything here reads files (frozen curriculum, ledger, checkpoint sidecars, the lock's
 owner) and never writes, locks or imports torch, so it answers at once and can watch a
-folder that another terminal is running.
+folder that another terminal is running. The one question asked of anything else: when no
+runner holds the folder and a step is recorded as running in a Slurm job, ``squeue``
+says whether that job still runs (the runner is not the job).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +38,25 @@ class RunView:
     ledger: Ledger
     decisions: list[Decision]
     owner: dict[str, Any] | None   # the live `run` holding the folder, if any
+    #: Slurm's state now of the jobs of steps recorded as running while no runner holds
+    #: the folder (asked only then); a step absent here has no such job.
+    live_jobs: dict[str, str] = field(default_factory=dict)
 
     def status_word(self, step: Step) -> str:
         """The ledger status, corrected for a dead runner: a step recorded as running
-        with no live process is shown as interrupted."""
+        with no live process is shown as interrupted; one whose Slurm job runs on
+        without its runner says so."""
         record = self.ledger.get(step.id)
         if record is None:
             return "pending"
         if record.status == SKIPPED:
             return "skipped (by user)"
+        if record.status == "running" and record.job_id:  # the trainer is the job, on its node
+            if self.owner is not None:
+                return "running"
+            if step.id in self.live_jobs:
+                return "running (its Slurm job, without a runner)"
+            return "interrupted (runner gone)"
         if record.status == "running" and (self.owner is None or not pid_alive(record.pid)):
             return "interrupted (runner gone)"
         return record.status
@@ -59,8 +71,28 @@ def inspect_run(cur: Curriculum, paths: RunPaths) -> RunView:
     `status`; the file given to `plan`, which may have been edited since)."""
     steps = expand(cur, paths.data_dirs)
     ledger = Ledger.load(paths.run_dir / LEDGER_FILE)
-    return RunView(cur, paths, steps, ledger, decide(steps, ledger, paths, fingerprints(cur, steps)),
-                   lock_owner(paths.run_dir))
+    owner = lock_owner(paths.run_dir)
+    return RunView(cur, paths, steps, ledger, decide(steps, ledger, paths, fingerprints(cur, steps)), owner,
+                   {} if owner is not None else _orphaned_jobs(ledger))
+
+
+def _orphaned_jobs(ledger: Ledger) -> dict[str, str]:
+    """``{step id: Slurm state}`` of the steps recorded as running in a Slurm job that is
+    still pending or running (asked of ``squeue`` only for such steps)."""
+    running = {r.id: r.job_id for r in ledger.records.values() if r.status == "running" and r.job_id}
+    if not running:
+        return {}
+    from dcvc_bench.runner.slurm_jobs import SlurmError, job_state
+
+    found = {}
+    for step_id, job in running.items():
+        try:
+            state = job_state(job)
+        except (SlurmError, OSError):
+            continue
+        if state is not None and state.active:
+            found[step_id] = state.state
+    return found
 
 
 def open_run(run_dir: str | Path) -> RunView:
@@ -90,16 +122,23 @@ def step_cells(view: RunView, step: Step) -> dict[str, str]:
         "best loss": f"{record.best_loss:.4f}" if record.best_loss is not None else "-",
         "last eval": (f"ep {last_eval.get('epoch')}: {eval_summary(last_eval)}" if last_eval else "-"),
         "start": _start(step, record.start_kind),
-        "Slurm job": slurm_cell(record),
+        "Slurm job": slurm_cell(record, view.live_jobs.get(step.id)),
     }
 
 
-def slurm_cell(record: StepRecord | None) -> str:
-    """``12345 RUNNING``: the step's Slurm job and what Slurm last said of it (the ledger's
-    record; `status` asks no scheduler), ``-`` for a local step."""
+def slurm_cell(record: StepRecord | None, live: str | None = None) -> str:
+    """``12345 RUNNING``: the step's Slurm job and its state (``live``, asked of Slurm, for a
+    job without its runner; else what the runner last recorded), ``-`` for a local step."""
     if record is None or not record.job_id:
         return "-"
-    return f"{record.job_id} {record.scheduler_state or ''}".strip()
+    return f"{record.job_id} {live or record.scheduler_state or ''}".strip()
+
+
+def orphan_lines(view: RunView) -> list[str]:
+    """One line per Slurm job that runs on without its runner, with what to do."""
+    return [f"step {step_id} runs on as Slurm job {view.ledger.get(step_id).job_id} ({state}) without its "  # type: ignore[union-attr]
+            f"runner; `dcvc-bench run --launcher slurm` re-attaches to it (no second job), `scancel` stops it"
+            for step_id, state in view.live_jobs.items()]
 
 
 def _start(step: Step, kind: str | None) -> str:
@@ -195,6 +234,7 @@ def render_status(view: RunView) -> list[Any]:
                       cells["status"], cells["epochs"], cells["best loss"], cells["last eval"], cells["start"],
                       *((cells["Slurm job"],) if slurm else ()))
     parts.append(steps)
+    parts += [Text(line) for line in orphan_lines(view)]
     parts += [Text(f"warning: {line}") for line in latent_warnings(view)]
 
     rows = checkpoint_rows(view.paths, list(dict.fromkeys(s.track for s in view.steps)))

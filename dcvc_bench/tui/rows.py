@@ -25,9 +25,9 @@ def step_row(view: RunView, step: Step, decision: Decision) -> StepRow:
         return StepRow(step, "skipped", record.epochs_done if record is not None else 0, "-",
                        "nothing: skipped by user, never launched", "skipped by user")
     word = view.status_word(step)
-    state = "interrupted" if word.startswith("interrupted") else word
+    state = next((w for w in ("interrupted", "running") if word.startswith(w)), word)
     row = _step_row(step, decision, record, state)
-    job = slurm_cell(record)  # a Slurm step: its job id and Slurm state, first in its note
+    job = slurm_cell(record, view.live_jobs.get(step.id))  # a Slurm step: its job id and Slurm state, first in its note
     if job == "-":
         return row
     return dataclasses.replace(row, note=f"Slurm job {job}" + (f"; {row.note}" if row.note else ""))

@@ -138,6 +138,8 @@ def test_usr1_requeue_sigkill_reattach_complete(tmp_path):
     wait_for("epoch 1's latest", lambda: any(e["event"] == "checkpoint" and e.get("kind") == "latest"
                                              for e in events(run, first)), proc=proc)
     assert slurm_field(job1, "JobState") == "RUNNING"
+    row = step_row(status_of(tmp_path, run), first)  # not "runner gone": a job has no local pid
+    assert " running " in row and "runner gone" not in row, row
     subprocess.run(["scancel", "--signal=USR1", job1], check=True, timeout=30)
     # 2. it ends interrupted and is resubmitted as a new job
     job2 = wait_for("the resubmitted job", lambda: (r := record(run, first)) and r.job_id != job1 and r.job_id,
@@ -148,6 +150,12 @@ def test_usr1_requeue_sigkill_reattach_complete(tmp_path):
     proc.wait(timeout=30)
     time.sleep(2)
     assert slurm_field(job2, "JobState") in ("RUNNING", "COMPLETING", "COMPLETED")
+    if slurm_field(job2, "JobState") == "RUNNING":  # status asks Slurm: the job runs on without its runner
+        shown = status_of(tmp_path, run, width=300)
+        row = step_row(shown, first)
+        assert "running (its Slurm job," in row and f" {job2} RUNNING " in row, row  # the cell may wrap
+        assert f"step {first} runs on as Slurm job {job2} (RUNNING) without its runner; `dcvc-bench run " \
+               "--launcher slurm` re-attaches to it" in " ".join(shown.split())
     # 4. the next run re-attaches to it (no duplicate) and completes the curriculum
     code, out = finish(cli(tmp_path, "run", "c.toml"))
     assert code == 0
@@ -179,6 +187,17 @@ def test_usr1_requeue_sigkill_reattach_complete(tmp_path):
     status = subprocess.run([sys.executable, "-m", "dcvc_bench.cli", "status", str(run)], capture_output=True,
                             text=True, timeout=120, cwd=tmp_path)
     assert status.returncode == 0 and f"{job2} COMPLETED" in status.stdout
+
+
+def status_of(cwd: Path, run: Path, width: int = 200) -> str:
+    done = subprocess.run([sys.executable, "-m", "dcvc_bench.cli", "status", str(run)], capture_output=True,
+                          text=True, timeout=120, cwd=cwd, env={**os.environ, "COLUMNS": str(width)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def step_row(status: str, step: str) -> str:
+    return next(line for line in status.splitlines() if f" {step} " in line)
 
 
 def all_jobs() -> set[str]:
