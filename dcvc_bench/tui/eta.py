@@ -41,3 +41,15 @@ def took(starts: list[dict[str, Any]], ends: list[dict[str, Any]], now: float | 
         if end is not None:
             total, any_ = total + max(end - t0, 0), True
     return total if any_ else None
+
+
+def makespan(first: float, tracks: list[float], slots: int) -> float:
+    """How long work takes that runs ``first`` (the I-frame steps, one after another),
+    then ``tracks`` (each track's steps in order) on ``slots`` parallel runners: the
+    runner's own order (a free runner takes the next track), so the tracks are laid
+    out in order onto the runner that frees first."""
+    ends = [0.0] * max(1, slots)
+    for seconds in tracks:
+        i = ends.index(min(ends))
+        ends[i] += seconds
+    return first + max(ends)

@@ -252,28 +252,39 @@ class RunModel:
     def curriculum_eta(self) -> float | None:
         """Seconds until every step is done (0 when none is left; None before anything
         was measured). Measured: seconds per epoch per GOP frame of the latest attempt,
-        evaluation and checkpoints included; the running step uses its own speed."""
+        evaluation and checkpoints included; the running step uses its own speed. Tracks
+        run in parallel as the runner runs them: the I-frame steps first, then as many
+        tracks at once as are running now (``--gpus``), or as Slurm's ``max_parallel``
+        allows, whichever is more (:func:`~dcvc_bench.tui.eta.makespan`)."""
         view = self._view
         left = [(r, d) for r, d in zip(self.rows(), view.decisions)
                 if d.action is Action.RUN or r.state == "running"]
         if not left:
             return 0.0
         rate = self._seconds_per_gop_epoch()
-        total = 0.0
+        first, per_track = 0.0, {}
         for row, decision in left:
+            seconds = None
             if row.state == "running":
                 progress = self.progress(row.step.id)
                 if progress.eta_step_s is not None:
-                    total += progress.eta_step_s
+                    seconds = progress.eta_step_s
                     if rate is None and progress.iters_per_epoch and progress.seconds_per_iter:
                         rate = progress.iters_per_epoch * progress.seconds_per_iter / row.step.gop
-                    continue
-            if rate is None:
-                return None
-            resumes = decision.start is StartKind.RESUME_OWN_LATEST or row.state == "running"
-            epochs_left = row.step.epochs - (row.epochs_done if resumes else 0)
-            total += max(epochs_left, 0) * row.step.gop * rate
-        return total
+            if seconds is None:
+                if rate is None:
+                    return None
+                resumes = decision.start is StartKind.RESUME_OWN_LATEST or row.state == "running"
+                epochs_left = row.step.epochs - (row.epochs_done if resumes else 0)
+                seconds = max(epochs_left, 0) * row.step.gop * rate
+            if row.step.is_iframe:
+                first += seconds
+            else:
+                per_track[row.step.track] = per_track.get(row.step.track, 0.0) + seconds
+        running = len({r.step.track for r, _ in left if r.state == "running" and not r.step.is_iframe})
+        launcher = view.cur.launcher
+        slots = max(running, launcher.slurm.max_parallel if launcher.kind == "slurm" else 1)
+        return eta.makespan(first, list(per_track.values()), slots)
 
     def _seconds_per_gop_epoch(self) -> float | None:
         """Seconds per epoch per GOP frame of the most recent attempt that finished an

@@ -171,3 +171,12 @@ def test_a_skipped_step_row_and_what_skipping_would_change(run_dir):
                                          "to 1e-4 (weights + optimizer; l2048-s4g2/final.pth)")
     marked = [r.name for r in model.checkpoints("l2048") if r.next_start]
     assert marked == ["l2048-s4g2/final.pth"]
+
+
+def test_the_eta_of_parallel_tracks_is_the_longest_runner_not_the_sum():
+    from dcvc_bench.tui.eta import makespan
+
+    assert makespan(0.0, [100.0, 100.0], 1) == 200.0            # one runner: one after another
+    assert makespan(0.0, [100.0, 100.0], 2) == 100.0            # two Slurm jobs (or GPUs) at once
+    assert makespan(30.0, [100.0, 60.0, 50.0], 2) == 30.0 + 110.0  # I-frame steps first; 60 and 50 share a runner
+    assert makespan(0.0, [], 4) == 0.0
