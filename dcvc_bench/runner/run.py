@@ -336,17 +336,31 @@ class Runner:
         return events, offset, log_offset, attempt
 
     def _on_event(self, step: Step, event: dict[str, Any]) -> None:
-        """Mirror the trainer's progress into the ledger (once per epoch, not per iteration)."""
+        """Mirror the trainer's progress into the ledger (once per epoch, not per iteration).
+
+        These fields copy the step's ``events.jsonl``, which stays the record, so a write
+        the file system refuses here does not end the step: on a full disk it is often
+        the trainer's own half-written checkpoint that took the last bytes, and the
+        trainer's error, which names that file, is the one to report. The ledger keeps
+        the change in memory and writes it whole with its next update; the step's
+        outcome, recorded when it ends, stops the run if the disk still refuses."""
         self.display.step_event(step, event)
         kind = event.get("event")
+        changes: dict[str, Any] = {}
         if kind == "step_start" and isinstance(event.get("start_epoch"), int):
-            self.ledger.update(step.id, epochs_done=event["start_epoch"])
+            changes = {"epochs_done": event["start_epoch"]}
         elif kind == "checkpoint" and event.get("kind") == "latest" and isinstance(event.get("epoch"), int):
-            self.ledger.update(step.id, epochs_done=event["epoch"])
+            changes = {"epochs_done": event["epoch"]}
         elif kind == "checkpoint" and event.get("kind") == "best" and _is_number(event.get("loss")):
-            self.ledger.update(step.id, best_loss=float(event["loss"]))
+            changes = {"best_loss": float(event["loss"])}
         elif kind == "eval":
-            self.ledger.update(step.id, last_eval={k: event.get(k) for k in _EVAL_FIELDS})
+            changes = {"last_eval": {k: event.get(k) for k in _EVAL_FIELDS}}
+        if changes:
+            try:
+                self.ledger.update(step.id, **changes)
+            except WriteError as exc:
+                self.display.message(f"[{step.index + 1}/{len(self.steps)}] {step.id}: warning: the ledger's "
+                                     f"progress could not be written ({exc}); the step goes on")
         fault(f"event:{kind}" + (f":{event.get('kind')}" if kind == "checkpoint" else ""),
               self.live_groups.values())
 

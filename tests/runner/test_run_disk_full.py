@@ -10,6 +10,10 @@ tests/runner/test_run.py inject a real refusal, EFBIG, without root).
    reaches the log: still no retry, exit 2.
 4. Space freed: `run` completes; every checkpoint loads and matches its sidecar; no temp
    file is left anywhere.
+
+And the race a CI run hit: the trainer's checkpoint temp file takes the last bytes just
+as the runner mirrors an evaluation into the ledger. The step goes on; the trainer's own
+error (naming the checkpoint) is what is recorded, and the ledger says failed.
 """
 
 from __future__ import annotations
@@ -122,3 +126,68 @@ def test_a_full_disk_stops_the_run_with_one_line_and_exit_2_and_freeing_it_lets_
         assert read_meta(pth, verify=True) is not None, pth
         torch.load(pth, map_location="cpu", weights_only=True)
     assert not list(run_dir.rglob(".*.tmp"))
+
+
+#: A stand-in trainer that does what the real one did in a CI run (2026-12-02): its
+#: checkpoint's temp file takes the last bytes of the disk just after an evaluation, so the
+#: runner's ledger write for that evaluation is refused, then the trainer's own write fails
+#: and it removes its temp file (space is back) and says which file, exit 2.
+FILLS_THE_DISK = """\
+import os, shutil, sys, time
+from pathlib import Path
+from dcvc_bench.events import EventWriter
+argv = sys.argv[1:]
+flag = lambda name: argv[argv.index(name) + 1]
+events = EventWriter(flag("--events_file"))
+events.emit("step_start", step="s1g2", stage=1, gop=2, epochs=2, start_epoch=0, lr=1e-4, resumed_from=None,
+            lr_reset=False, **{"lambda": 2048.0})
+temp = Path(flag("--checkpoint_dir")) / ".model_latest.pth.tmp"
+temp.parent.mkdir(parents=True, exist_ok=True)
+with open(temp, "wb") as fh:  # all but one page: the eval line still fits, a ledger does not
+    try:
+        left = shutil.disk_usage(temp.parent).free - 4096
+        while left > 0:
+            left -= fh.write(b"\\0" * min(left, 1 << 20))
+    except OSError:
+        pass
+events.emit("eval", step="s1g2", epoch=1, psnr=30.0, bpp=0.5, ms_ssim=0.9, rd_loss=1.0, loss=1.0, i_frame={},
+            p_frame={}, ema=False)
+time.sleep(3)  # the runner reads the eval and tries to write its ledger: the disk is full
+temp.unlink()
+print(f"error: {temp.parent}/model_latest.pth: No space left on device (ENOSPC); "
+      "free space on that disk, then run again", file=sys.stderr, flush=True)
+sys.exit(2)
+"""
+
+
+def test_a_ledger_write_refused_while_the_trainer_fills_the_disk_does_not_hide_the_trainers_error(tmp_path, disk):
+    """The runner's progress write is refused (the trainer's temp file took the space):
+    the step goes on, the trainer's own error is what is recorded and reported (it names
+    the checkpoint), and the ledger says failed, not running."""
+    import io
+    import stat
+    import sys
+
+    from conftest import FakeRun
+    from dcvc_bench.runner.display import PlainDisplay
+    from dcvc_bench.runner.run import Runner
+
+    fake = FakeRun(disk)
+    for folder in fake.paths.data_dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "clip.mp4").write_bytes(b"")
+    python = tmp_path / "python"
+    python.write_text(f"#!{sys.executable}\n{FILLS_THE_DISK}")
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    out = io.StringIO()
+    try:
+        code = Runner(fake.cur, PlainDisplay(out), python=str(python), stop_grace_s=5).run()
+    finally:
+        print(out.getvalue(), *(p.read_text() for p in fake.paths.run_dir.glob("steps/*/stdout.log")))
+    text = out.getvalue()
+    assert code == 2, text
+    assert "warning: the ledger's progress could not be written" in text and "No space left on device" in text
+    first = fake.ledger().get("high-s1g2")
+    assert first.status == "failed" and first.attempts == 1, (first, text)  # no retry, not left "running"
+    assert first.message.startswith("the trainer could not write: ") and "model_latest.pth" in first.message
+    assert first.last_eval and first.last_eval["psnr"] == 30.0  # the refused progress was written with it
