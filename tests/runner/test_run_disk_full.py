@@ -160,7 +160,8 @@ sys.exit(2)
 """
 
 
-def test_a_ledger_write_refused_while_the_trainer_fills_the_disk_does_not_hide_the_trainers_error(tmp_path, disk):
+def test_a_ledger_write_refused_while_the_trainer_fills_the_disk_does_not_hide_the_trainers_error(tmp_path, disk,
+                                                                                                  fake_run):
     """The runner's progress write is refused (the trainer's temp file took the space):
     the step goes on, the trainer's own error is what is recorded and reported (it names
     the checkpoint), and the ledger says failed, not running."""
@@ -168,11 +169,10 @@ def test_a_ledger_write_refused_while_the_trainer_fills_the_disk_does_not_hide_t
     import stat
     import sys
 
-    from conftest import FakeRun
     from dcvc_bench.runner.display import PlainDisplay
     from dcvc_bench.runner.run import Runner
 
-    fake = FakeRun(disk)
+    fake = type(fake_run)(disk)  # tests/runner/conftest.py's FakeRun, its run folder on the small disk
     for folder in fake.paths.data_dirs:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "clip.mp4").write_bytes(b"")
