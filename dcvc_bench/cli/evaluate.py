@@ -13,6 +13,13 @@ from dcvc_bench.cli.app import app, guard
 _BASE = "Baselines (x265/x264 via ffmpeg)"
 _OUT = "Output"
 _METRICS = "Metrics"
+# Output and ffmpeg options, shared by `eval` and `eval-iframe`.
+_FFMPEG = typer.Option(None, "--ffmpeg", help="The ffmpeg executable (default: ffmpeg on PATH).", rich_help_panel=_BASE)
+_JSON = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT)
+_CSV = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT)
+_PLOT = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT)
+_LINEAR_BPP = typer.Option(False, "--linear-bpp", help="The RD PNG's BPP axis linear (default: logarithmic, so far-apart codecs stay readable).", rich_help_panel=_OUT)
+_RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT)
 # FID options, shared by `eval` and `eval-iframe`.
 _FID = typer.Option(None, "--fid/--no-fid", help="FID per RD point over all its frames. Default: when its weights "
                     "are here and enough frames are evaluated (else the reason is shown); --fid: required (exit 2 "
@@ -56,12 +63,12 @@ def eval_command(
     anchor_metric: str = typer.Option("psnr", "--anchor-metric", help="Distortion for --anchor-json BD-rates: psnr (YUV: 6:1:1), msssim, psnr_y, psnr_u, psnr_v, msssim_y, ...", rich_help_panel=_BASE),
     bd_method: Optional[str] = typer.Option(None, "--bd-method", help="pchip (bd-metric's BD_RATE as compare_bd_rate.py uses it; the default with --anchor-json) or akima (the bjontegaard package; the default otherwise).", rich_help_panel=_BASE, show_default=False),
     baselines_only: bool = typer.Option(False, "--baselines-only", help="Evaluate only the baselines (no checkpoint).", rich_help_panel=_BASE),
-    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", help="The ffmpeg executable (default: ffmpeg on PATH).", rich_help_panel=_BASE),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
-    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
-    linear_bpp: bool = typer.Option(False, "--linear-bpp", help="The RD PNG's BPP axis linear (default: logarithmic, so far-apart codecs stay readable).", rich_help_panel=_OUT),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
+    ffmpeg: Optional[str] = _FFMPEG,
+    json_out: Optional[Path] = _JSON,
+    csv_out: Optional[Path] = _CSV,
+    plot_out: Optional[Path] = _PLOT,
+    linear_bpp: bool = _LINEAR_BPP,
+    runs_dir: Path = _RUNS_DIR,
     fid: Optional[bool] = _FID,
     fid_weights: Optional[Path] = _FID_WEIGHTS,
     fid_dims: int = _FID_DIMS,
@@ -112,12 +119,12 @@ def eval_iframe_command(
     qp: Optional[str] = typer.Option(None, "--qp", help="Constant QPs, e.g. 22,27,32,37 (the default): one baseline RD point each.", rich_help_panel=_BASE),
     crf: Optional[str] = typer.Option(None, "--crf", help="CRF values instead of QPs.", rich_help_panel=_BASE),
     anchor: Optional[str] = typer.Option(None, "--anchor", help="Curve the BD-rates are measured against (default: x265 when run).", rich_help_panel=_BASE),
-    ffmpeg: Optional[str] = typer.Option(None, "--ffmpeg", help="The ffmpeg executable (default: ffmpeg on PATH).", rich_help_panel=_BASE),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here.", rich_help_panel=_OUT),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Also write one CSV row per codec and clip here.", rich_help_panel=_OUT),
-    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Also write the RD curves PNG here.", rich_help_panel=_OUT),
-    linear_bpp: bool = typer.Option(False, "--linear-bpp", help="The RD PNG's BPP axis linear (default: logarithmic, so far-apart codecs stay readable).", rich_help_panel=_OUT),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where to look for the most recent run.", rich_help_panel=_OUT),
+    ffmpeg: Optional[str] = _FFMPEG,
+    json_out: Optional[Path] = _JSON,
+    csv_out: Optional[Path] = _CSV,
+    plot_out: Optional[Path] = _PLOT,
+    linear_bpp: bool = _LINEAR_BPP,
+    runs_dir: Path = _RUNS_DIR,
     fid: Optional[bool] = _FID,
     fid_weights: Optional[Path] = _FID_WEIGHTS,
     fid_dims: int = _FID_DIMS,
