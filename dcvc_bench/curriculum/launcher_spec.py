@@ -157,6 +157,12 @@ class LauncherSpec(CurriculumModel):
     kind: Literal["local", "slurm"] = "local"
     slurm: SlurmSpec = Field(default_factory=SlurmSpec)
 
+    @property
+    def parallel_tracks(self) -> int:
+        """Tracks this launcher runs at once on its own: Slurm's ``max_parallel`` jobs, or
+        one local subprocess at a time (``run --gpus`` adds one per GPU)."""
+        return self.slurm.max_parallel if self.kind == "slurm" else 1
+
 
 def check_launcher(cur: "object") -> None:
     """Cross-table rules of ``[launcher.slurm]`` and ``[accelerate]``."""

@@ -80,7 +80,7 @@ def plan_command(curriculum: str | Path | None, as_json: bool = False, launcher:
     if cur.launcher.kind == "slurm":
         tracks = len({s.track for s in steps if not s.is_iframe})
         print(f"\n# Slurm: each step one job; {tracks} track{'s' * (tracks != 1)}, up to "
-              f"{min(cur.launcher.slurm.max_parallel, tracks)} of them with a job in flight at once "
+              f"{min(cur.launcher.parallel_tracks, tracks)} of them with a job in flight at once "
               f"([launcher.slurm] max_parallel = {cur.launcher.slurm.max_parallel})"
               + ("; the I-frame steps first, one at a time" if any(s.is_iframe for s in steps) else ""))
     for row in rows:

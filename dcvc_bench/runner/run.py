@@ -156,7 +156,7 @@ class Runner:
         Slurm job in flight (``max_parallel``), else a single one."""
         if self.gpus:
             return list(self.gpus)
-        return [None] * (self.cur.launcher.slurm.max_parallel if self.slurm is not None else 1)
+        return [None] * self.cur.launcher.parallel_tracks
 
     def _run_tracks(self, queue: list[list[Step]], slots: list[int | None]) -> list[StepResult]:
         """Tracks in worker threads (one per slot: a GPU or a Slurm job in flight), the main

@@ -282,9 +282,7 @@ class RunModel:
             else:
                 per_track[row.step.track] = per_track.get(row.step.track, 0.0) + seconds
         running = len({r.step.track for r, _ in left if r.state == "running" and not r.step.is_iframe})
-        launcher = view.cur.launcher
-        slots = max(running, launcher.slurm.max_parallel if launcher.kind == "slurm" else 1)
-        return eta.makespan(first, list(per_track.values()), slots)
+        return eta.makespan(first, list(per_track.values()), max(running, view.cur.launcher.parallel_tracks))
 
     def _seconds_per_gop_epoch(self) -> float | None:
         """Seconds per epoch per GOP frame of the most recent attempt that finished an
