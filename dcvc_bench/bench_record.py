@@ -7,7 +7,7 @@ A record (``--json FILE``, written atomically)::
 
     {"format": "dcvc-bench-bench", "version": 1, "bench": "train" | "infer" | ...,
      "config": {...what was measured: preset, crop, batch, ...},
-     "path": "fast" | "plain",          # which code path ran
+     "path": "plain" | "channels_last" | "channels_last+fused" | ...,   # which code path ran
      "unit": "ms/P-frame",              # what each entry of "runs" is; lower is faster
      "runs": [..], "median": .., "min": ..,
      "threads": 2, "cores": 2, "load": [1-min, 5-min, 15-min] at the start and end,

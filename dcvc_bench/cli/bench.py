@@ -51,7 +51,7 @@ def bench_train(
 
         run_train_benchmark(preset=preset, crop=crop, batch=batch, gop=gop, stage=stage,
                             iters=iters, device=device, gop_opt=gop_opt, runs=runs, threads=threads,
-                            plain=plain, memory_format=memory_format, json_path=json_path,
+                            plain=plain, memory_format=memory_format, fuse=fuse, json_path=json_path,
                             compare_to=compare_to, echo=typer.echo)
         return 0
 
@@ -67,8 +67,9 @@ def bench_infer(
     frames: int = typer.Option(1, help="P-frames per timed run."),
     runs: int = typer.Option(3, help="Timed runs (after one warm-up P-frame); median and min are printed."),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: what torch uses)."),
-    plain: bool = typer.Option(False, "--plain", help="Today's eager NCHW path instead of the default channels_last one."),
+    plain: bool = typer.Option(False, "--plain", help="Today's eager NCHW path, unfused, instead of the default channels_last fused one."),
     memory_format: Optional[str] = typer.Option(None, "--memory-format", help="channels_last (default) or contiguous."),
+    fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Fuse each conv's activation / residual add into its kernel (default; no effect with --plain)."),
     json_path: Optional[str] = typer.Option(None, "--json", help="Write the record to this file."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Print the ratio against a record saved with --json."),
 ) -> None:
@@ -79,7 +80,7 @@ def bench_infer(
         from dcvc_bench.codec.infer_bench import run_infer_benchmark
 
         run_infer_benchmark(preset=preset, size=parse_size(size), frames=frames, runs=runs, threads=threads,
-                            plain=plain, memory_format=memory_format, json_path=json_path, compare_to=compare_to, echo=typer.echo)
+                            plain=plain, memory_format=memory_format, fuse=fuse, json_path=json_path, compare_to=compare_to, echo=typer.echo)
         return 0
 
     guard(body)

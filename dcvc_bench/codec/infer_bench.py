@@ -7,8 +7,11 @@ input is a synthetic clip (:func:`dcvc_bench.data.synth.clip_frames`: a panning
 background with moving objects), so any size works without data; weights are random
 (timings are representative: the same arithmetic runs; rates are not).
 
-The default layout is channels_last (:data:`~dcvc_bench.models.fastpath.INFER_DEFAULT`);
-``plain`` runs today's eager NCHW path. Figures are printed, never asserted.
+The default path is channels_last (:data:`~dcvc_bench.models.fastpath.INFER_DEFAULT`)
+with each conv's activation or residual add fused into its kernel
+(:mod:`dcvc_bench.models.fusion`; the unfused channels_last network's outputs within
+float rounding); ``fuse=False`` leaves the convs unfused, ``plain`` runs today's eager NCHW
+path, unfused. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dcvc_bench.models.video_net import DCVC
 
 def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs: int,
                         threads: int | None = None, plain: bool = False, memory_format: str | None = None,
+                        fuse: bool = True,
                         json_path: str | None = None, compare_to: str | None = None,
                         echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Time ``runs`` runs of ``frames`` P-frame forwards each, after one warm-up forward.
@@ -33,6 +37,7 @@ def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs
     from dcvc_bench.bench_record import finish, load_record, machine_load, make_record
     from dcvc_bench.data.synth import clip_frames
     from dcvc_bench.errors import UserError
+    from dcvc_bench.models.fusion import fuse_for_inference
 
     if runs < 1:
         raise UserError(f"--runs: must be at least 1, got {runs}")
@@ -51,6 +56,10 @@ def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs
     net = DCVC(preset)
     net.eval()
     prepare_model(net, memory_format)
+    fuse = fuse and not plain
+    if fuse:
+        fuse_for_inference(net)
+    path = "plain" if plain else memory_format + ("+fused" if fuse else "")
     width, height = size
     clip = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float().div_(255.0)
             for f in clip_frames(frames + 2, (width, height), np.random.default_rng(0))]
@@ -70,11 +79,11 @@ def run_infer_benchmark(*, preset: str, size: tuple[int, int], frames: int, runs
     params = sum(p.numel() for p in net.parameters())
     med = statistics.median(times)
     echo(f"estimation inference, preset {preset} ({params / 1e6:.2f} M params), {width}x{height}, "
-         f"{frames} P-frame(s) per run, {memory_format}, bpp {float(out['bpp']):.3f} (random weights)")
+         f"{frames} P-frame(s) per run, {path}, bpp {float(out['bpp']):.3f} (random weights)")
     echo(f"{med * 1000:.0f} ms/P-frame at the median ({1 / med:.2f} P-frames/s)")
     config = {"preset": preset, "width": width, "height": height, "frames": frames}
-    record = make_record(bench="infer", config=config, path="plain" if memory_format == PLAIN else memory_format,
+    record = make_record(bench="infer", config=config, path=path,
                          unit="ms/P-frame", runs=[t * 1000 for t in times],
                          threads=torch.get_num_threads(), load_start=load_start,
-                         torch_version=torch.__version__, extra={"memory_format": memory_format})
+                         torch_version=torch.__version__, extra={"memory_format": memory_format, "fused": fuse})
     return finish(record, json_path=json_path, compare_to=compare_to, echo=echo)

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from compressai.layers import GDN, MaskedConv2d
 
+from dcvc_bench.models.fusion import conv_add
+
 __all__ = [
     "GDN",
     "MaskedConv2d",
@@ -31,6 +33,11 @@ class ResBlock(nn.Module):
     keeps the block close to identity at the start of training.
     """
 
+    #: For inference fusion (models/fusion.py): conv1 takes relu2 into its kernel, conv2 the
+    #: residual add. relu1 acts on the block's input, which the sum needs unactivated.
+    FUSE_PAIRS = (("conv1", "relu2"),)
+    FUSE_ADD = ("conv2",)
+
     def __init__(self, channels: int, kernel_size: int = 3):
         super().__init__()
         self.relu1 = nn.ReLU()
@@ -42,7 +49,7 @@ class ResBlock(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(self.relu2(self.conv1(self.relu1(x))))
+        return conv_add(self.conv2, self.relu2(self.conv1(self.relu1(x))), x)
 
 
 class ResBlock_LeakyReLU_0_Point_1(nn.Module):  # noqa: N801 - DCVC's name

@@ -40,6 +40,10 @@ def flow_warp(im: Tensor, flow: Tensor) -> Tensor:
     warped = F.grid_sample(
         im.float(), grid, mode="bilinear", padding_mode="border", align_corners=True
     )
+    if not im.is_contiguous() and im.is_contiguous(memory_format=torch.channels_last):
+        # grid_sample writes NCHW whatever its input; hand a channels_last network its own
+        # layout, or every conv and cat downstream converts the frame-sized tensor again.
+        warped = warped.contiguous(memory_format=torch.channels_last)
     return warped.to(im.dtype)
 
 
@@ -50,6 +54,9 @@ SPYNET_WIDTHS = (32, 64, 32, 16)
 class MEBasic(nn.Module):
     """One pyramid level: five 7x7 convs (8→32→64→32→16→2 at full width) predict a flow
     residual from (frame, warped reference, current flow)."""
+
+    #: For inference fusion (models/fusion.py): the shared ReLU goes into convs 1-4.
+    FUSE_PAIRS = (("conv1", "relu"), ("conv2", "relu"), ("conv3", "relu"), ("conv4", "relu"))
 
     def __init__(self, widths: tuple[int, int, int, int] = SPYNET_WIDTHS):
         super().__init__()

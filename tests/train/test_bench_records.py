@@ -30,7 +30,7 @@ def test_infer_record_and_ratio(tmp_path):
                  "--json", str(b), "--compare-to", str(a))
     assert res.returncode == 0, res.stderr[-2000:]
     fast = json.loads(b.read_text())
-    assert fast["path"] == "channels_last"
+    assert fast["path"] == "channels_last+fused" and fast["fused"] is True and rec["fused"] is False
     assert fast["compared_to"]["ratio"] == round(rec["median"] / fast["median"], 4)
     assert f"vs {a} (plain path" in res.stdout
 
