@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from dcvc_bench.runner.outcome import classify
 from dcvc_bench.runner.repair import repair_run_folder, repair_track
 from dcvc_bench.runner.setup import close_leftovers, prepare_ledger
 from dcvc_bench.runner.slurm_launch import JobExit, SlurmLauncher, live_jobs, resubmits
+from dcvc_bench.runner.tracks import feeding_tracks, run_in_slots
 from dcvc_bench.runner.resume import Action, Decision, Fingerprint, decide, fingerprints, probe
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -134,21 +134,17 @@ class Runner:
     # -- tracks -------------------------------------------------------------------------
     def _execute(self) -> list[StepResult]:
         """The tracks whose products other tracks read (the I-frame steps) first, one after
-        another; once each of their steps is done, the other tracks."""
-        tracks: dict[str, list[Step]] = {}
-        for step in self.steps:
-            tracks.setdefault(step.track, []).append(step)
-        read = {(a, s.track) for s in self.steps for a in s.inputs}
-        feeds = [t for t, steps in tracks.items() if any(s.produces == a and t != reader for s in steps
-                                                         for a, reader in read)]
-        results = self._run_tracks([tracks[t] for t in feeds], self.gpus[:1] if self.gpus else [None])
-        waiting = [t for t in tracks if t not in feeds]
+        another; once each of their steps is done, the other tracks (runner.tracks)."""
+        tracks, feeds, waiting = feeding_tracks(self.steps)
+        results = run_in_slots([tracks[t] for t in feeds], self.gpus[:1] if self.gpus else [None],
+                               self._run_track, self.stop, self.display)
         if any(r.status not in ("done", "skipped") for r in results) or self.stop.graceful.is_set():
             if waiting and not self.stop.graceful.is_set():
                 self.display.message(f"not started: the steps of {', '.join(waiting)}, which read what the "
                                      f"steps of {', '.join(feeds)} produce (not all of those finished)")
             return sorted(results, key=lambda r: r.step.index)
-        results += self._run_tracks([tracks[t] for t in waiting], self._slots())
+        results += run_in_slots([tracks[t] for t in waiting], self._slots(), self._run_track, self.stop,
+                                self.display)
         return sorted(results, key=lambda r: r.step.index)
 
     def _slots(self) -> list[int | None]:
@@ -157,47 +153,6 @@ class Runner:
         if self.gpus:
             return list(self.gpus)
         return [None] * self.cur.launcher.parallel_tracks
-
-    def _run_tracks(self, queue: list[list[Step]], slots: list[int | None]) -> list[StepResult]:
-        """Tracks in worker threads (one per slot: a GPU or a Slurm job in flight), the main
-        thread waiting and turning Ctrl-C into stop requests (signal handlers only set
-        flags: printing from a handler can deadlock on the output's lock)."""
-        if not queue:
-            return []
-        queue = list(queue)
-        queue_lock = threading.Lock()
-        results: list[StepResult] = []
-        errors: list[BaseException] = []
-
-        def worker(gpu: int | None) -> None:
-            try:
-                while not self.stop.graceful.is_set():
-                    with queue_lock:
-                        if not queue:
-                            return
-                        track = queue.pop(0)
-                    results.extend(self._run_track(track, gpu))
-            except BaseException as exc:  # re-raised in the main thread
-                errors.append(exc)
-                self.stop.graceful.set()
-
-        threads = [threading.Thread(target=worker, args=(gpu,), name=f"track-{i}-gpu{gpu}", daemon=True)
-                   for i, gpu in enumerate(slots[:len(queue)])]
-        for thread in threads:
-            thread.start()
-        announced = {"graceful": False, "kill": False}
-        while any(t.is_alive() for t in threads):
-            time.sleep(0.1)
-            if self.stop.graceful.is_set() and not announced["graceful"] and not errors:
-                announced["graceful"] = True
-                self.display.message("stopping: the running step saves its latest checkpoint and exits "
-                                     "(Ctrl-C again to kill it now)")
-            if self.stop.kill.is_set() and not announced["kill"]:
-                announced["kill"] = True
-                self.display.message("killing the running step now")
-        if errors:
-            raise errors[0]
-        return results
 
     def _run_track(self, steps: list[Step], gpu: int | None) -> list[StepResult]:
         results = []
