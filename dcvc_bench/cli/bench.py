@@ -51,7 +51,7 @@ def bench_train(
 
         run_train_benchmark(preset=preset, crop=crop, batch=batch, gop=gop, stage=stage,
                             iters=iters, device=device, gop_opt=gop_opt, runs=runs, threads=threads,
-                            plain=plain, memory_format=memory_format, fuse=fuse, json_path=json_path,
+                            plain=plain, memory_format=memory_format, json_path=json_path,
                             compare_to=compare_to, echo=typer.echo)
         return 0
 
