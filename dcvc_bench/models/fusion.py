@@ -14,7 +14,7 @@ on this CPU a channels_last P-frame forward gives the unfused outputs bit for bi
 :func:`fuse_for_inference` rewrites a network in place without changing what a checkpoint
 holds: a fused conv stays a ``Conv2d`` with the same parameters under the same name (its
 class becomes :class:`FusedConv2d`), and the activation it absorbed, which has no state,
-becomes an ``nn.Identity`` in its slot. Which pairs fuse: a ``Conv2d`` followed by a ReLU
+moves into it (``act``), leaving an ``nn.Identity`` in its slot. Which pairs fuse: a ``Conv2d`` followed by a ReLU
 or LeakyReLU in an ``nn.Sequential``, and the pairs a module lists in ``FUSE_PAIRS``
 (``(conv attribute, activation attribute)``; see ``ResBlock`` and ``MEBasic``). Residual
 adds fuse where a block calls :func:`conv_add`.
@@ -36,41 +36,43 @@ __all__ = ["FusedConv2d", "conv_add", "fuse_for_inference", "fused_count"]
 _ACTS = (nn.ReLU, nn.LeakyReLU)
 
 
-def _post_op(act: nn.Module) -> tuple[str, list]:
-    """oneDNN's name and scalars for ``act``."""
+def _post_op(act: Optional[nn.Module]) -> tuple[str, list]:
+    """oneDNN's post-op name and scalars for ``act`` (None: no activation)."""
+    if act is None:
+        return "none", [None]
     if isinstance(act, nn.LeakyReLU):
         return "leaky_relu", [act.negative_slope]
     return "relu", [None]
 
 
 class FusedConv2d(nn.Conv2d):
-    """A ``Conv2d`` whose activation (``post``: an oneDNN post-op name and its scalars, or
-    None) is applied in the conv's kernel where that kernel applies, after it elsewhere."""
+    """A ``Conv2d`` that owns the activation it absorbed (``act``, stateless, or None) and
+    applies it in the conv's kernel where that kernel applies, after the conv elsewhere."""
 
-    post: Optional[tuple[str, list]]
+    act: Optional[nn.Module]
+
+    @property
+    def post(self) -> Optional[tuple[str, list]]:
+        """The oneDNN post-op of ``act``, or None without one."""
+        return None if self.act is None else _post_op(self.act)
 
     def _kernel_applies(self, x: Tensor) -> bool:
         return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4
                 and x.dtype == torch.float32 and self.weight.dtype == torch.float32
                 and not torch.is_autocast_enabled("cpu"))
 
-    def _activate(self, y: Tensor) -> Tensor:
-        if self.post is None:
-            return y
-        name, scalars = self.post
-        return torch.relu(y) if name == "relu" else nn.functional.leaky_relu(y, scalars[0])
-
     def forward(self, x: Tensor) -> Tensor:
         if not self._kernel_applies(x):
-            return self._activate(super().forward(x))
-        name, scalars = self.post if self.post is not None else ("none", [None])
+            y = super().forward(x)
+            return y if self.act is None else self.act(y)
+        name, scalars = _post_op(self.act)
         return torch.ops.mkldnn._convolution_pointwise(
             x, self.weight, self.bias, list(self.padding), list(self.stride), list(self.dilation),
             self.groups, name, scalars, "")
 
     def forward_add(self, x: Tensor, other: Tensor) -> Tensor:
-        """``other + conv(x)`` (no activation may follow: ``post`` must be None)."""
-        if self.post is not None or not self._kernel_applies(x) or other.shape[1] != self.out_channels:
+        """``other + conv(x)`` (no activation may follow: ``act`` must be None)."""
+        if self.act is not None or not self._kernel_applies(x) or other.shape[1] != self.out_channels:
             return other + self.forward(x)
         return torch.ops.mkldnn._convolution_pointwise(
             x, other, self.weight, self.bias, list(self.padding), list(self.stride), list(self.dilation),
@@ -93,7 +95,7 @@ def _fusable(conv: nn.Module) -> bool:
 
 def _fuse(conv: nn.Conv2d, act: Optional[nn.Module]) -> None:
     conv.__class__ = FusedConv2d
-    conv.post = None if act is None else _post_op(act)
+    conv.act = act  # a submodule without state: the state dict keeps its keys
 
 
 def fuse_for_inference(net: nn.Module) -> nn.Module:
